@@ -1,0 +1,10 @@
+//! spamtap: a passive sensor that finds spam senders, mass-mail clients and SOCKS proxies from
+//! packets.
+//!
+//! The modules follow a packet's path: [`capture`] -> [`decode`] -> [`flow`] ->
+//! [`reassembly`] -> [`protocols`] -> [`output`], wired together by [`runtime`].
+
+pub mod decode;
+pub mod flow;
+pub mod reassembly;
+pub mod timestamp;

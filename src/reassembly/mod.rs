@@ -1,0 +1,497 @@
+//! Per-direction TCP stream reassembly: turns segments into in-order bytes and explicit gaps.
+//!
+//! In-order data is handed on straight from the packet, without a copy. Only segments that arrive
+//! ahead of a hole are copied, into a per-stream ring buffer whose filled ranges are tracked by
+//! smoltcp's [`Assembler`]; the ring is allocated when the first hole appears, charged to the
+//! worker's [`MemoryBudget`], and freed when the hole closes.
+//!
+//! A hole becomes a [`Chunk::Gap`] of its exact size when it can no longer be filled: the peer
+//! acknowledged past it, the held data would overflow the window, or the stream ends. Bytes
+//! already delivered are never delivered again: retransmissions are dropped, overlaps trimmed,
+//! and overlapping held bytes that disagree are counted as conflicts (the first copy wins).
+//!
+//! Sequence numbers are compared by wrapping difference; smoltcp's `TcpSeqNumber` arithmetic
+//! panics on values a hostile peer can send, so it is not used for that.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use serde::Serialize;
+use smoltcp::storage::{Assembler, RingBuffer};
+
+/// What a stream hands to the application layer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    Data(&'a [u8]),
+    /// This many bytes of the stream were never seen.
+    Gap(u64),
+}
+
+/// Reassembly counters, summed over all streams of a worker.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReassemblyStats {
+    /// Segments that arrived ahead of a hole.
+    pub out_of_order: u64,
+    /// Segments whose every byte had already been delivered.
+    pub retransmissions: u64,
+    /// Segments partly overlapping delivered or held bytes (the overlap is trimmed).
+    pub overlaps: u64,
+    /// Overlaps whose bytes differ from the copy already held.
+    pub conflicts: u64,
+    /// Gaps handed to the application layer, and their total size.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Segments and bytes dropped because a window, hole count or memory cap was reached.
+    pub segments_over_cap: u64,
+    pub bytes_over_cap: u64,
+}
+
+impl ReassemblyStats {
+    pub fn add(&mut self, o: &ReassemblyStats) {
+        self.out_of_order += o.out_of_order;
+        self.retransmissions += o.retransmissions;
+        self.overlaps += o.overlaps;
+        self.conflicts += o.conflicts;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.segments_over_cap += o.segments_over_cap;
+        self.bytes_over_cap += o.bytes_over_cap;
+    }
+}
+
+/// Bytes of out-of-order buffers a worker may hold at once.
+#[derive(Clone)]
+pub struct MemoryBudget {
+    used: Rc<Cell<usize>>,
+    cap: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(cap: usize) -> Self {
+        MemoryBudget {
+            used: Rc::new(Cell::new(0)),
+            cap,
+        }
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    fn charge(&self, bytes: usize) -> Option<Charge> {
+        let used = self.used.get();
+        if used.saturating_add(bytes) > self.cap {
+            return None;
+        }
+        self.used.set(used + bytes);
+        Some(Charge {
+            used: Rc::clone(&self.used),
+            bytes,
+        })
+    }
+}
+
+/// Returns its bytes to the budget when dropped, whichever way the stream ends.
+struct Charge {
+    used: Rc<Cell<usize>>,
+    bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.used.set(self.used.get().saturating_sub(self.bytes));
+    }
+}
+
+/// Out-of-order bytes waiting for a hole to fill.
+struct Held {
+    ring: RingBuffer<'static, u8>,
+    ranges: Assembler,
+    _charge: Charge,
+}
+
+/// One TCP segment as reassembly sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    pub seq: u32,
+    pub syn: bool,
+    pub fin: bool,
+    pub payload: &'a [u8],
+    /// Bytes after `payload` that the segment carried but the capture did not keep.
+    pub missing: u32,
+}
+
+/// One direction of a TCP connection.
+pub struct Stream {
+    /// Sequence number of the next byte to deliver (valid once `synced`).
+    next_seq: u32,
+    synced: bool,
+    /// Sequence number of the FIN, once seen.
+    fin_at: Option<u32>,
+    finished: bool,
+    held: Option<Box<Held>>,
+    /// Bytes that arrived beyond the window since the stream last moved.
+    stalled: u64,
+    delivered: u64,
+    gap_bytes: u64,
+    window: usize,
+}
+
+/// Wrapping distance from `from` to `to`, negative when `to` is behind.
+fn seq_delta(to: u32, from: u32) -> i64 {
+    i64::from(to.wrapping_sub(from) as i32)
+}
+
+impl Stream {
+    /// `window`: the most out-of-order bytes this stream may hold ahead of a hole.
+    pub fn new(window: usize) -> Self {
+        Stream {
+            next_seq: 0,
+            synced: false,
+            fin_at: None,
+            finished: false,
+            held: None,
+            stalled: 0,
+            delivered: 0,
+            gap_bytes: 0,
+            window: window.max(1),
+        }
+    }
+
+    /// Bytes handed on as data so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Bytes handed on as gaps so far.
+    pub fn gap_bytes(&self) -> u64 {
+        self.gap_bytes
+    }
+
+    /// True once the FIN was reached with every byte before it accounted for.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    pub fn on_segment(
+        &mut self,
+        seg: Segment<'_>,
+        memory: &MemoryBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
+        let mut seq = seg.seq;
+        if seg.syn {
+            // A SYN (re)sets the start unless data already flowed: a late duplicate SYN must
+            // not rewind a running stream.
+            if !self.synced || (self.delivered == 0 && self.gap_bytes == 0 && self.held.is_none())
+            {
+                self.next_seq = seq.wrapping_add(1);
+                self.synced = true;
+            }
+            seq = seq.wrapping_add(1);
+        }
+        if !self.synced {
+            // Picked up mid-stream: the first segment seen starts the stream.
+            self.next_seq = seq;
+            self.synced = true;
+        }
+        let len = seg.payload.len() as u64 + u64::from(seg.missing);
+        if self.finished {
+            if len > 0 {
+                stats.retransmissions += 1;
+            }
+            return;
+        }
+        if seg.fin && self.fin_at.is_none() {
+            self.fin_at = Some(seq.wrapping_add(len as u32));
+        }
+        if len > 0 {
+            self.accept(seq, seg.payload, seg.missing, memory, stats, sink);
+        }
+        self.check_fin();
+    }
+
+    /// The other direction acknowledged up to `ack`: a hole below it was received by the peer
+    /// but not by us, so it can never be filled from the capture.
+    pub fn on_peer_ack(
+        &mut self,
+        ack: u32,
+        stats: &mut ReassemblyStats,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
+        if !self.synced {
+            return;
+        }
+        while let Some(first) = self.first_held_offset() {
+            let acked = seq_delta(ack, self.next_seq);
+            if acked <= 0 || (acked as u64) < first {
+                break;
+            }
+            self.skip_first_hole(stats, sink);
+        }
+        self.check_fin();
+    }
+
+    /// The stream is over (FIN, RST, timeout or shutdown): everything held is handed on, with
+    /// gaps for the holes, and a missing stretch before a seen FIN becomes a final gap.
+    pub fn flush(&mut self, stats: &mut ReassemblyStats, sink: &mut impl FnMut(Chunk<'_>)) {
+        while self.held.is_some() {
+            self.skip_first_hole(stats, sink);
+        }
+        if let (Some(fin_at), false) = (self.fin_at, self.finished) {
+            let missing = seq_delta(fin_at, self.next_seq);
+            if missing > 0 {
+                self.gap(missing as u64, stats, sink);
+                self.next_seq = fin_at;
+            }
+        }
+        self.check_fin();
+    }
+
+    fn accept(
+        &mut self,
+        seq: u32,
+        mut payload: &[u8],
+        mut missing: u32,
+        memory: &MemoryBudget,
+        stats: &mut ReassemblyStats,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
+        let total = payload.len() as u64 + u64::from(missing);
+        let mut rel = seq_delta(seq, self.next_seq);
+        if rel < 0 {
+            let behind = rel.unsigned_abs();
+            if behind >= total {
+                stats.retransmissions += 1;
+                return;
+            }
+            stats.overlaps += 1;
+            let cut = behind as usize;
+            if cut <= payload.len() {
+                payload = &payload[cut..];
+            } else {
+                missing -= (cut - payload.len()) as u32;
+                payload = &[];
+            }
+            rel = 0;
+        }
+        let rel = rel as u64;
+
+        if rel == 0 && self.held.is_none() {
+            self.deliver(payload, sink);
+            if missing > 0 {
+                self.gap(u64::from(missing), stats, sink);
+            }
+            return;
+        }
+
+        if rel > 0 {
+            stats.out_of_order += 1;
+        }
+        let end = rel + payload.len() as u64;
+        if end > self.window as u64 {
+            if self.held.is_some() {
+                // Make room: what is held can no longer wait for its hole.
+                while self.held.is_some() {
+                    self.skip_first_hole(stats, sink);
+                }
+                let rel = seq_delta(seq, self.next_seq);
+                if rel > 0 && rel as u64 + payload.len() as u64 > self.window as u64 {
+                    return self.resync(rel as u64, payload, missing, stats, sink);
+                }
+                return self.accept(seq, payload, missing, memory, stats, sink);
+            }
+            self.stalled += total;
+            if self.stalled > self.window as u64 {
+                // Far more data beyond the window than it could hold: the capture lost a
+                // stretch larger than the window.
+                self.resync(rel, payload, missing, stats, sink);
+            } else {
+                stats.segments_over_cap += 1;
+                stats.bytes_over_cap += payload.len() as u64;
+            }
+            return;
+        }
+        if payload.is_empty() {
+            // Only a truncated tail out of order: it stays a hole and becomes a gap later.
+            return;
+        }
+
+        let window = self.window;
+        if self.held.is_none() {
+            let Some(charge) = memory.charge(window) else {
+                stats.segments_over_cap += 1;
+                stats.bytes_over_cap += payload.len() as u64;
+                return;
+            };
+            self.held = Some(Box::new(Held {
+                ring: RingBuffer::new(vec![0u8; window]),
+                ranges: Assembler::new(),
+                _charge: charge,
+            }));
+        }
+        let Some(held) = self.held.as_deref_mut() else {
+            return;
+        };
+        let rel = rel as usize;
+        // Ranges already held that this segment overlaps, captured before `add` merges them.
+        let mut overlapped: [(usize, usize); 32] = [(0, 0); 32];
+        let mut n_overlapped = 0;
+        for (start, end) in held.ranges.iter_data() {
+            if start < rel + payload.len() && end > rel && n_overlapped < overlapped.len() {
+                overlapped[n_overlapped] = (start, end);
+                n_overlapped += 1;
+            }
+        }
+        if held.ranges.add(rel, payload.len()).is_err() {
+            stats.segments_over_cap += 1;
+            stats.bytes_over_cap += payload.len() as u64;
+            self.release_if_empty();
+            return;
+        }
+        let mut conflict = false;
+        let mut pos = rel;
+        for &(start, end) in &overlapped[..n_overlapped] {
+            let (start, end) = (start.max(rel), end.min(rel + payload.len()));
+            if pos < start {
+                let _ = held.ring.write_unallocated(pos, &payload[pos - rel..start - rel]);
+            }
+            conflict |= !ring_matches(&mut held.ring, start, &payload[start - rel..end - rel]);
+            pos = pos.max(end);
+        }
+        if pos < rel + payload.len() {
+            let _ = held.ring.write_unallocated(pos, &payload[pos - rel..]);
+        }
+        if n_overlapped > 0 {
+            stats.overlaps += 1;
+        }
+        if conflict {
+            stats.conflicts += 1;
+        }
+        self.deliver_front(0, sink);
+    }
+
+    /// Gives up on the `rel` bytes before this segment and continues from it.
+    fn resync(
+        &mut self,
+        rel: u64,
+        payload: &[u8],
+        missing: u32,
+        stats: &mut ReassemblyStats,
+        sink: &mut impl FnMut(Chunk<'_>),
+    ) {
+        self.gap(rel, stats, sink);
+        self.deliver(payload, sink);
+        if missing > 0 {
+            self.gap(u64::from(missing), stats, sink);
+        }
+    }
+
+    fn deliver(&mut self, data: &[u8], sink: &mut impl FnMut(Chunk<'_>)) {
+        if data.is_empty() {
+            return;
+        }
+        sink(Chunk::Data(data));
+        self.next_seq = self.next_seq.wrapping_add(data.len() as u32);
+        self.delivered += data.len() as u64;
+        self.stalled = 0;
+    }
+
+    fn gap(&mut self, len: u64, stats: &mut ReassemblyStats, sink: &mut impl FnMut(Chunk<'_>)) {
+        if len == 0 {
+            return;
+        }
+        sink(Chunk::Gap(len));
+        stats.gaps += 1;
+        stats.gap_bytes += len;
+        self.gap_bytes += len;
+        self.next_seq = self.next_seq.wrapping_add(len as u32);
+        self.stalled = 0;
+    }
+
+    fn first_held_offset(&self) -> Option<u64> {
+        let held = self.held.as_deref()?;
+        held.ranges.iter_data().next().map(|(start, _)| start as u64)
+    }
+
+    /// Gives up on the hole before the first held range: a gap, then the data after it.
+    fn skip_first_hole(&mut self, stats: &mut ReassemblyStats, sink: &mut impl FnMut(Chunk<'_>)) {
+        let Some(start) = self.first_held_offset() else {
+            self.held = None;
+            return;
+        };
+        if start > 0 {
+            if let Some(held) = self.held.as_deref_mut() {
+                // Filling the hole merges it with the first range; cannot add holes.
+                let _ = held.ranges.add(0, start as usize);
+            }
+            sink(Chunk::Gap(start));
+            stats.gaps += 1;
+            stats.gap_bytes += start;
+            self.gap_bytes += start;
+        }
+        self.deliver_front(start as usize, sink);
+    }
+
+    /// Hands on the contiguous bytes at the front of the held buffer, skipping `skip` of them
+    /// (a hole just reported as a gap).
+    fn deliver_front(&mut self, skip: usize, sink: &mut impl FnMut(Chunk<'_>)) {
+        let Some(held) = self.held.as_deref_mut() else {
+            return;
+        };
+        let n = held.ranges.remove_front();
+        if n == 0 {
+            return;
+        }
+        held.ring.enqueue_unallocated(n);
+        held.ring.dequeue_allocated(skip);
+        while !held.ring.is_empty() {
+            let (taken, ()) = held.ring.dequeue_many_with(|buf| {
+                sink(Chunk::Data(buf));
+                (buf.len(), ())
+            });
+            if taken == 0 {
+                break;
+            }
+        }
+        self.next_seq = self.next_seq.wrapping_add(n as u32);
+        self.delivered += (n - skip.min(n)) as u64;
+        self.stalled = 0;
+        self.release_if_empty();
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.held.as_ref().is_some_and(|h| h.ranges.is_empty()) {
+            self.held = None;
+        }
+    }
+
+    fn check_fin(&mut self) {
+        if let Some(fin_at) = self.fin_at {
+            if !self.finished && self.held.is_none() && self.next_seq == fin_at {
+                self.finished = true;
+                self.next_seq = fin_at.wrapping_add(1);
+            }
+        }
+    }
+}
+
+/// Whether the held bytes at `offset` equal `data` (the ring may wrap, so compare piecewise).
+fn ring_matches(ring: &mut RingBuffer<'static, u8>, offset: usize, data: &[u8]) -> bool {
+    let mut done = 0;
+    while done < data.len() {
+        let held = ring.get_unallocated(offset + done, data.len() - done);
+        if held.is_empty() {
+            return false;
+        }
+        if *held != data[done..done + held.len()] {
+            return false;
+        }
+        done += held.len();
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

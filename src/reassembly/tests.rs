@@ -1,0 +1,332 @@
+//! Every reassembly case the sensor relies on, one test each.
+
+use super::*;
+
+/// Collects what a stream hands on: data concatenated, gaps as `[gap N]`.
+#[derive(Default)]
+struct Out {
+    text: Vec<u8>,
+}
+
+impl Out {
+    fn sink(&mut self) -> impl FnMut(Chunk<'_>) + '_ {
+        |chunk| match chunk {
+            Chunk::Data(d) => self.text.extend_from_slice(d),
+            Chunk::Gap(n) => self.text.extend_from_slice(format!("[gap {n}]").as_bytes()),
+        }
+    }
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text).unwrap()
+    }
+}
+
+struct Harness {
+    stream: Stream,
+    memory: MemoryBudget,
+    stats: ReassemblyStats,
+    out: Out,
+}
+
+impl Harness {
+    fn new(window: usize) -> Self {
+        Harness {
+            stream: Stream::new(window),
+            memory: MemoryBudget::new(1 << 20),
+            stats: ReassemblyStats::default(),
+            out: Out::default(),
+        }
+    }
+
+    fn syn(&mut self, isn: u32) -> &mut Self {
+        self.seg(Segment {
+            seq: isn,
+            syn: true,
+            fin: false,
+            payload: b"",
+            missing: 0,
+        })
+    }
+
+    fn data(&mut self, seq: u32, payload: &[u8]) -> &mut Self {
+        self.seg(Segment {
+            seq,
+            syn: false,
+            fin: false,
+            payload,
+            missing: 0,
+        })
+    }
+
+    fn fin(&mut self, seq: u32) -> &mut Self {
+        self.seg(Segment {
+            seq,
+            syn: false,
+            fin: true,
+            payload: b"",
+            missing: 0,
+        })
+    }
+
+    fn seg(&mut self, seg: Segment<'_>) -> &mut Self {
+        self.stream
+            .on_segment(seg, &self.memory, &mut self.stats, &mut self.out.sink());
+        self
+    }
+
+    fn ack(&mut self, ack: u32) -> &mut Self {
+        self.stream
+            .on_peer_ack(ack, &mut self.stats, &mut self.out.sink());
+        self
+    }
+
+    fn flush(&mut self) -> &mut Self {
+        self.stream.flush(&mut self.stats, &mut self.out.sink());
+        self
+    }
+
+    fn text(&self) -> &str {
+        self.out.as_str()
+    }
+}
+
+#[test]
+fn in_order_after_syn() {
+    let mut h = Harness::new(1024);
+    h.syn(100).data(101, b"HELO a\r\n").data(109, b"MAIL\r\n");
+    assert_eq!(h.text(), "HELO a\r\nMAIL\r\n");
+    assert_eq!(h.stream.delivered(), 14);
+    assert_eq!(h.stats, ReassemblyStats::default());
+}
+
+#[test]
+fn out_of_order_is_held_then_delivered_in_order() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(4, b"BBB").data(7, b"CCC");
+    assert_eq!(h.text(), "");
+    assert!(h.memory.used() > 0);
+    h.data(1, b"AAA");
+    assert_eq!(h.text(), "AAABBBCCC");
+    assert_eq!(h.stats.out_of_order, 2);
+    assert_eq!(h.memory.used(), 0, "buffer freed once the hole closed");
+}
+
+#[test]
+fn retransmission_is_dropped() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"hello").data(1, b"hello").data(3, b"ll");
+    assert_eq!(h.text(), "hello");
+    assert_eq!(h.stats.retransmissions, 2);
+}
+
+#[test]
+fn overlap_with_delivered_bytes_is_trimmed() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"hello").data(4, b"lo world");
+    assert_eq!(h.text(), "hello world");
+    assert_eq!(h.stats.overlaps, 1);
+}
+
+#[test]
+fn overlap_with_held_bytes_keeps_first_copy_and_counts_conflict() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(6, b"WORLD").data(4, b"xxWOXLD!");
+    assert_eq!(h.stats.overlaps, 1);
+    assert_eq!(h.stats.conflicts, 1);
+    h.data(1, b"abc");
+    assert_eq!(h.text(), "abcxxWORLD!");
+}
+
+#[test]
+fn identical_overlap_with_held_bytes_is_not_a_conflict() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(6, b"WORLD").data(6, b"WORLD").data(1, b"hello");
+    assert_eq!(h.text(), "helloWORLD");
+    assert_eq!((h.stats.overlaps, h.stats.conflicts), (1, 0));
+}
+
+#[test]
+fn peer_ack_past_a_hole_makes_it_a_gap() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"abc").data(10, b"XYZ");
+    h.ack(5);
+    assert_eq!(h.text(), "abc", "ack below the held data proves nothing");
+    h.ack(13);
+    assert_eq!(h.text(), "abc[gap 6]XYZ");
+    assert_eq!((h.stats.gaps, h.stats.gap_bytes), (1, 6));
+    h.data(13, b"!");
+    assert_eq!(h.text(), "abc[gap 6]XYZ!");
+}
+
+#[test]
+fn late_hole_filler_after_gap_is_a_retransmission() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"abc").data(10, b"XYZ").ack(13).data(4, b"defghi");
+    assert_eq!(h.text(), "abc[gap 6]XYZ");
+    assert_eq!(h.stats.retransmissions, 1);
+}
+
+#[test]
+fn flush_turns_every_hole_into_a_gap() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(5, b"B").data(10, b"C").flush();
+    assert_eq!(h.text(), "[gap 4]B[gap 4]C");
+    assert_eq!(h.stats.gaps, 2);
+    assert_eq!(h.memory.used(), 0);
+}
+
+#[test]
+fn fin_after_all_data_finishes_the_stream() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"bye").fin(4);
+    assert!(h.stream.is_finished());
+    h.data(4, b"late");
+    assert_eq!(h.text(), "bye");
+}
+
+#[test]
+fn fin_with_data_before_it_missing_becomes_gap_on_flush() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"ab").fin(10);
+    assert!(!h.stream.is_finished());
+    h.flush();
+    assert_eq!(h.text(), "ab[gap 7]");
+    assert!(h.stream.is_finished());
+}
+
+#[test]
+fn fin_carried_on_data_segment() {
+    let mut h = Harness::new(1024);
+    h.syn(0).seg(Segment {
+        seq: 1,
+        syn: false,
+        fin: true,
+        payload: b"QUIT\r\n",
+        missing: 0,
+    });
+    assert_eq!(h.text(), "QUIT\r\n");
+    assert!(h.stream.is_finished());
+}
+
+#[test]
+fn midstream_pickup_starts_at_first_segment() {
+    let mut h = Harness::new(1024);
+    h.data(5_000, b"RCPT TO:<a@b>\r\n").data(5_015, b"DATA\r\n");
+    assert_eq!(h.text(), "RCPT TO:<a@b>\r\nDATA\r\n");
+}
+
+#[test]
+fn sequence_wraparound() {
+    let mut h = Harness::new(1024);
+    let isn = u32::MAX - 3;
+    h.syn(isn).data(isn.wrapping_add(1), b"abc");
+    // The next segment straddles 2^32, and one beyond it arrives first.
+    h.data(2, b"ef").data(isn.wrapping_add(4), b"d\x00");
+    assert_eq!(h.text(), "abcd\x00ef");
+    assert_eq!(h.stats.out_of_order, 1);
+}
+
+#[test]
+fn snaplen_truncated_segment_yields_data_then_gap() {
+    let mut h = Harness::new(1024);
+    h.syn(0).seg(Segment {
+        seq: 1,
+        syn: false,
+        fin: false,
+        payload: b"MAIL",
+        missing: 96,
+    });
+    h.data(101, b"next");
+    assert_eq!(h.text(), "MAIL[gap 96]next");
+}
+
+#[test]
+fn data_beyond_window_is_counted_then_resynced() {
+    let mut h = Harness::new(16);
+    h.syn(0).data(1, b"a").data(1_000, b"far away");
+    assert_eq!(h.text(), "a");
+    assert_eq!(h.stats.segments_over_cap, 1);
+    assert_eq!(h.stats.bytes_over_cap, 8);
+    // More data keeps arriving far ahead: the capture lost more than the window holds.
+    h.data(1_008, b"0123456789");
+    assert_eq!(h.text(), "a[gap 1006]0123456789");
+    h.data(1_018, b"!");
+    assert_eq!(h.text(), "a[gap 1006]0123456789!");
+}
+
+#[test]
+fn held_data_is_flushed_when_the_window_overflows() {
+    let mut h = Harness::new(16);
+    h.syn(0).data(5, b"held").data(15, b"overflowing");
+    assert_eq!(h.text(), "[gap 4]held[gap 6]overflowing");
+}
+
+#[test]
+fn memory_budget_caps_buffering() {
+    let mut h = Harness::new(1024);
+    h.memory = MemoryBudget::new(100);
+    h.syn(0).data(50, b"x");
+    assert_eq!(h.stats.segments_over_cap, 1);
+    assert_eq!(h.memory.used(), 0);
+}
+
+#[test]
+fn too_many_holes_is_counted_not_fatal() {
+    let mut h = Harness::new(4096);
+    h.syn(0);
+    for i in 0..40u32 {
+        h.data(10 + i * 10, b"x");
+    }
+    assert!(h.stats.segments_over_cap > 0);
+    h.flush();
+    assert_eq!(h.memory.used(), 0);
+}
+
+#[test]
+fn duplicate_syn_does_not_rewind_a_running_stream() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"abc").syn(0).data(4, b"d");
+    assert_eq!(h.text(), "abcd");
+}
+
+#[test]
+fn random_segment_orders_reassemble_exactly() {
+    // Deterministic pseudo-random shuffles of one message: the output must always equal it.
+    let message: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut state = 0x1234_5678u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    for _ in 0..200 {
+        let mut segs = Vec::new();
+        let mut pos = 0usize;
+        while pos < message.len() {
+            let len = 1 + (next() as usize % 200);
+            let end = (pos + len).min(message.len());
+            segs.push((pos, end));
+            // Sometimes a duplicate or an overlapping resend.
+            if next() % 5 == 0 {
+                segs.push((pos.saturating_sub(5), end));
+            }
+            pos = end;
+        }
+        for i in (1..segs.len()).rev() {
+            if next() % 3 == 0 {
+                let j = next() as usize % (i + 1);
+                segs.swap(i, j);
+            }
+        }
+        let isn = next();
+        let mut h = Harness::new(8192);
+        h.syn(isn);
+        for (s, e) in segs {
+            h.data(isn.wrapping_add(1 + s as u32), &message[s..e]);
+        }
+        h.flush();
+        assert_eq!(h.out.text, message);
+        assert_eq!(h.stats.conflicts, 0);
+        assert_eq!(h.memory.used(), 0);
+    }
+}

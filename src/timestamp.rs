@@ -1,0 +1,90 @@
+//! Packet time: the one clock every timer, window and event timestamp in spamtap runs on.
+//!
+//! Wall-clock time is never consulted for anything that reaches an event, so replaying a capture
+//! gives the same events as the live run it was recorded from.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the Unix epoch, as stamped on a captured packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    pub const MICROS_PER_SEC: u64 = 1_000_000;
+
+    /// From a pcap `timeval`; times before the epoch are clamped to it.
+    pub fn from_timeval(sec: i64, usec: i64) -> Self {
+        let micros = sec
+            .saturating_mul(Self::MICROS_PER_SEC as i64)
+            .saturating_add(usec);
+        Timestamp(micros.max(0) as u64)
+    }
+
+    pub fn from_secs(secs: u64) -> Self {
+        Timestamp(secs.saturating_mul(Self::MICROS_PER_SEC))
+    }
+
+    pub fn micros(self) -> u64 {
+        self.0
+    }
+
+    pub fn secs(self) -> u64 {
+        self.0 / Self::MICROS_PER_SEC
+    }
+
+    pub fn saturating_add_secs(self, secs: u64) -> Self {
+        Timestamp(
+            self.0
+                .saturating_add(secs.saturating_mul(Self::MICROS_PER_SEC)),
+        )
+    }
+
+    /// Seconds from `earlier` to `self`, never negative.
+    pub fn secs_since(self, earlier: Timestamp) -> f64 {
+        self.0.saturating_sub(earlier.0) as f64 / Self::MICROS_PER_SEC as f64
+    }
+
+    /// RFC 3339, UTC, microsecond precision: `2026-11-22T17:26:49.123456Z`.
+    pub fn rfc3339(self) -> String {
+        let t = UNIX_EPOCH + Duration::from_micros(self.0);
+        humantime::format_rfc3339_micros(t).to_string()
+    }
+
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(self.0)
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_micros(self.to_system_time()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_with_microseconds() {
+        let t = Timestamp::from_timeval(1_700_000_000, 42);
+        assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.000042Z");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2023-11-14T22:13:20.000042Z\""
+        );
+    }
+
+    #[test]
+    fn negative_times_clamp_to_epoch() {
+        assert_eq!(Timestamp::from_timeval(-5, 0), Timestamp(0));
+    }
+
+    #[test]
+    fn duration_never_negative() {
+        let a = Timestamp::from_secs(10);
+        let b = Timestamp::from_secs(12);
+        assert_eq!(b.secs_since(a), 2.0);
+        assert_eq!(a.secs_since(b), 0.0);
+    }
+}
