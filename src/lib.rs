@@ -6,5 +6,8 @@
 
 pub mod decode;
 pub mod flow;
+pub mod output;
+pub mod pcapgen;
+pub mod protocols;
 pub mod reassembly;
 pub mod timestamp;

@@ -1,0 +1,51 @@
+//! Output: event types, and the writer that turns them into NDJSON lines.
+
+mod event;
+
+pub use event::{
+    CaptureStats, EndReason, Event, EventBody, EventCounts, FlowIdentity, FlowRecord, FlowState,
+    FlowStats, Origin, StatsRecord, TcpSummary,
+};
+
+/// Where the flow stage puts its events.
+pub trait EventSink {
+    fn emit(&mut self, event: &Event<'_>);
+}
+
+/// Serialises events into a reusable byte buffer, one JSON object per line, and counts them by
+/// type. Workers serialise in parallel; the output thread only writes the bytes.
+#[derive(Default)]
+pub struct EventWriter {
+    buf: Vec<u8>,
+    counts: EventCounts,
+}
+
+impl EventWriter {
+    pub fn counts(&self) -> &EventCounts {
+        &self.counts
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Hands over the serialised lines, leaving an empty buffer of the same capacity behind.
+    pub fn take(&mut self) -> Vec<u8> {
+        let capacity = self.buf.capacity();
+        std::mem::replace(&mut self.buf, Vec::with_capacity(capacity))
+    }
+}
+
+impl EventSink for EventWriter {
+    fn emit(&mut self, event: &Event<'_>) {
+        // Strings are escaped by serde_json, so any byte content is valid JSON. Serialising
+        // these types cannot fail; if it ever did, no half line is left behind.
+        let start = self.buf.len();
+        if serde_json::to_writer(&mut self.buf, event).is_ok() {
+            self.buf.push(b'\n');
+            *self.counts.entry(event.body.event_type()).or_default() += 1;
+        } else {
+            self.buf.truncate(start);
+        }
+    }
+}
