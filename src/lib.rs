@@ -4,10 +4,13 @@
 //! The modules follow a packet's path: [`capture`] -> [`decode`] -> [`flow`] ->
 //! [`reassembly`] -> [`protocols`] -> [`output`], wired together by [`runtime`].
 
+pub mod capture;
+pub mod cli;
 pub mod decode;
 pub mod flow;
 pub mod output;
 pub mod pcapgen;
 pub mod protocols;
 pub mod reassembly;
+pub mod runtime;
 pub mod timestamp;

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use crate::decode::TcpSegment;
+use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::{Direction, FlowKey, FlowTable, Side};
 use crate::output::{
     EndReason, Event, EventBody, EventSink, FlowIdentity, FlowRecord, FlowState, FlowStats,
@@ -96,8 +96,12 @@ impl Flow {
         self.rst || (self.fin[0] && self.fin[1])
     }
 
+    /// Whether the server answered: seen directly, or implied by the client ACKing (which it
+    /// can only do after a SYN-ACK) when the capture holds one direction.
     fn answered(&self) -> bool {
-        self.syn_ack || self.pkts[Direction::Stoc.index()] > 0
+        self.syn_ack
+            || self.pkts[Direction::Stoc.index()] > 0
+            || self.flags[Direction::Ctos.index()] & TcpFlags::ACK != 0
     }
 
     fn timeout(&self, t: &Timeouts) -> u64 {

@@ -44,13 +44,14 @@ impl Link {
         Link::Ethernet { vlan: Vec::new() }
     }
 
-    /// The pcap `LINKTYPE_*` number.
-    pub fn linktype(&self) -> i32 {
+    /// The libpcap `DLT_*` number (libpcap writes the matching `LINKTYPE_*` in the file).
+    pub fn dlt(&self) -> i32 {
         match self {
             Link::Ethernet { .. } => 1,
             Link::LinuxSll => 113,
             Link::LinuxSll2 => 276,
-            Link::RawIp => 101,
+            // DLT_RAW is 12 on Linux; the file says LINKTYPE_RAW (101).
+            Link::RawIp => 12,
             Link::Null => 0,
         }
     }
@@ -423,7 +424,7 @@ impl Session {
 
 /// Source address of a frame this generator built, by decoding it again.
 fn source_of(link: &Link, data: &[u8]) -> Option<(IpAddr, u16)> {
-    let link_type = crate::decode::LinkType::from_linktype(link.linktype())?;
+    let link_type = crate::decode::LinkType::from_linktype(link.dlt())?;
     let mut stats = crate::decode::DecodeStats::default();
     match crate::decode::decode(link_type, data, &mut stats) {
         crate::decode::Decoded::Tcp(seg) => Some((seg.src, seg.src_port)),
@@ -511,7 +512,7 @@ pub struct PcapWriter {
 
 impl PcapWriter {
     pub fn create(path: &Path, link: &Link) -> Result<Self, pcap::Error> {
-        let dead = pcap::Capture::dead(pcap::Linktype(link.linktype()))?;
+        let dead = pcap::Capture::dead(pcap::Linktype(link.dlt()))?;
         Ok(PcapWriter {
             file: dead.savefile(path)?,
         })

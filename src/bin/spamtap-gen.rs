@@ -1,0 +1,80 @@
+//! `spamtap-gen`: writes the deterministic test captures of `pcaps/`, or benchmark traffic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use spamtap::pcapgen::{Link, PcapWriter, bench_mix, scenarios, write_pcap};
+
+#[derive(Parser)]
+#[command(
+    name = "spamtap-gen",
+    about = "Writes spamtap's generated test captures",
+    after_help = "Examples:\n  spamtap-gen scenarios pcaps/\n  spamtap-gen bench --size-mb 500 /tmp/bench.pcap"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write every named scenario as DIR/<name>.pcap.
+    Scenarios {
+        dir: PathBuf,
+        /// Print the scenario names and what each shows, and write nothing.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Write mixed mail and bulk traffic of about the given size, for the benchmark.
+    Bench {
+        #[arg(long = "size-mb", default_value_t = 500)]
+        size_mb: u64,
+        output: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Scenarios { dir, list } => {
+            let mut result = Ok(());
+            for s in scenarios() {
+                if list {
+                    println!("{:<16} {}", s.name, s.about);
+                    continue;
+                }
+                let path = dir.join(format!("{}.pcap", s.name));
+                if let Err(e) = write_pcap(&path, &s.link, &s.frames) {
+                    result = Err(format!("{}: {e}", path.display()));
+                    break;
+                }
+                println!("{} ({} frames): {}", path.display(), s.frames.len(), s.about);
+            }
+            result
+        }
+        Command::Bench { size_mb, output } => PcapWriter::create(&output, &Link::ethernet())
+            .map_err(|e| format!("{}: {e}", output.display()))
+            .and_then(|mut writer| {
+                let summary = bench_mix(&mut writer, size_mb * 1024 * 1024);
+                writer
+                    .finish()
+                    .map_err(|e| format!("{}: {e}", output.display()))?;
+                println!(
+                    "{}: {} frames, {} bytes, {} TCP sessions",
+                    output.display(),
+                    summary.frames,
+                    summary.bytes,
+                    summary.sessions
+                );
+                Ok(())
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spamtap-gen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Capture: packets from pcap/pcapng files or a live interface, through libpcap.
+//!
+//! This stage only reads: it hands each frame, with its packet time, link type and input index,
+//! to a [`PacketHandler`]. Errors a user can cause (missing file, not a capture, bad BPF,
+//! unknown interface, no permission) become a [`CaptureError`] that names the file or the fix.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pcap::{Active, Capture, Offline};
+
+use crate::decode::LinkType;
+use crate::timestamp::Timestamp;
+
+/// Receives what the capture reads.
+pub trait PacketHandler {
+    /// One frame: `data` is what was captured, `wire_len` its length on the wire.
+    fn packet(&mut self, input: usize, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32);
+    /// A live read timed out with nothing to read; a chance to flush partial batches.
+    fn idle(&mut self) {}
+    /// A file ended early, in the middle of a record.
+    fn truncated(&mut self, path: &Path, records: u64, message: &str);
+    /// Counters kept by the kernel and libpcap (live only): refreshed every few thousand
+    /// packets, when idle, and once at the end.
+    fn kernel_stats(&mut self, _stats: KernelStats) {}
+}
+
+/// libpcap's `pcap_stats` for a live capture.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
+
+/// Options for `spamtap live`.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub iface: String,
+    pub snaplen: i32,
+    pub buffer_bytes: i32,
+    pub promiscuous: bool,
+}
+
+#[derive(Debug)]
+pub enum CaptureError {
+    OpenFile { path: PathBuf, message: String },
+    NotACapture { path: PathBuf, message: String },
+    Corrupt { path: PathBuf, record: u64, offset: Option<u64>, message: String },
+    UnsupportedLinkType { input: String, linktype: i32, name: String },
+    Filter { expr: String, message: String },
+    NoSuchInterface { iface: String, known: Vec<String> },
+    Permission { iface: String, message: String },
+    Live { iface: String, message: String },
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::OpenFile { path, message } => {
+                write!(f, "cannot open {}: {message}", path.display())
+            }
+            CaptureError::NotACapture { path, message } => write!(
+                f,
+                "{} is not a pcap or pcapng capture ({message})",
+                path.display()
+            ),
+            CaptureError::Corrupt { path, record, offset, message } => {
+                write!(f, "{}: corrupt at record {record}", path.display())?;
+                if let Some(offset) = offset {
+                    write!(f, " (byte offset {offset})")?;
+                }
+                write!(f, ": {message}")
+            }
+            CaptureError::UnsupportedLinkType { input, linktype, name } => write!(
+                f,
+                "{input}: link type {linktype} ({name}) is not supported; spamtap reads Ethernet, \
+                 Linux SLL/SLL2, raw IP and BSD loopback"
+            ),
+            CaptureError::Filter { expr, message } => {
+                write!(f, "invalid BPF filter {expr:?}: {message}")
+            }
+            CaptureError::NoSuchInterface { iface, known } => {
+                write!(f, "no interface named {iface:?}")?;
+                if !known.is_empty() {
+                    write!(f, "; interfaces here: {}", known.join(", "))?;
+                }
+                Ok(())
+            }
+            CaptureError::Permission { iface, message } => write!(
+                f,
+                "no permission to capture on {iface:?} ({message}); run as root, or grant the \
+                 binary the capability once: sudo setcap cap_net_raw,cap_net_admin+eip $(command -v spamtap)"
+            ),
+            CaptureError::Live { iface, message } => {
+                write!(f, "cannot capture on {iface:?}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+fn message(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads each file in turn to its end, or until `stop` is set.
+pub fn read_files(
+    paths: &[PathBuf],
+    bpf: Option<&str>,
+    stop: &AtomicBool,
+    handler: &mut impl PacketHandler,
+) -> Result<(), CaptureError> {
+    // Open every file first: a typo in the last of ten names should not cost a long replay.
+    for path in paths {
+        open_file(path, bpf)?;
+    }
+    for (input, path) in paths.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let (mut cap, link) = open_file(path, bpf)?;
+        // Record offsets are only known for classic pcap (fixed 16-byte record headers).
+        let mut offset = if is_classic_pcap(path) { Some(24u64) } else { None };
+        let mut records = 0u64;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match cap.next_packet() {
+                Ok(p) => {
+                    records += 1;
+                    let ts = Timestamp::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
+                    offset = offset.map(|o| o + 16 + u64::from(p.header.caplen));
+                    handler.packet(input, link, ts, p.data, p.header.len);
+                }
+                Err(pcap::Error::NoMorePackets) => break,
+                Err(e) => {
+                    let m = message(&e);
+                    if m.contains("truncated") {
+                        handler.truncated(path, records, &m);
+                        break;
+                    }
+                    return Err(CaptureError::Corrupt {
+                        path: path.clone(),
+                        record: records + 1,
+                        offset,
+                        message: m,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_classic_pcap(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map(|()| {
+            matches!(
+                u32::from_le_bytes(magic),
+                0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1
+            )
+        })
+        .unwrap_or(false)
+}
+
+fn open_file(path: &Path, bpf: Option<&str>) -> Result<(Capture<Offline>, LinkType), CaptureError> {
+    // libpcap's messages for a missing or unreadable file are terse; ask the OS first.
+    File::open(path).map_err(|e| CaptureError::OpenFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if path.is_dir() {
+        return Err(CaptureError::OpenFile {
+            path: path.to_path_buf(),
+            message: "is a directory".into(),
+        });
+    }
+    let mut cap = Capture::from_file(path).map_err(|e| CaptureError::NotACapture {
+        path: path.to_path_buf(),
+        message: message(&e),
+    })?;
+    let link = link_type(&path.display().to_string(), cap.get_datalink())?;
+    if let Some(expr) = bpf {
+        cap.filter(expr, true).map_err(|e| CaptureError::Filter {
+            expr: expr.to_string(),
+            message: message(&e),
+        })?;
+    }
+    Ok((cap, link))
+}
+
+fn link_type(input: &str, linktype: pcap::Linktype) -> Result<LinkType, CaptureError> {
+    LinkType::from_linktype(linktype.0).ok_or_else(|| CaptureError::UnsupportedLinkType {
+        input: input.to_string(),
+        linktype: linktype.0,
+        name: linktype.get_name().unwrap_or_else(|_| "unknown".into()),
+    })
+}
+
+/// Opens an interface for live capture, with errors that say what to do.
+pub fn open_live(opts: &LiveOptions, bpf: Option<&str>) -> Result<(Capture<Active>, LinkType), CaptureError> {
+    let devices = pcap::Device::list().unwrap_or_default();
+    if !devices.is_empty() && !devices.iter().any(|d| d.name == opts.iface) {
+        return Err(CaptureError::NoSuchInterface {
+            iface: opts.iface.clone(),
+            known: devices.into_iter().map(|d| d.name).collect(),
+        });
+    }
+    let inactive = Capture::from_device(opts.iface.as_str()).map_err(|e| CaptureError::Live {
+        iface: opts.iface.clone(),
+        message: message(&e),
+    })?;
+    let mut cap = inactive
+        .promisc(opts.promiscuous)
+        .snaplen(opts.snaplen)
+        .buffer_size(opts.buffer_bytes)
+        .timeout(100)
+        .immediate_mode(true)
+        .open()
+        .map_err(|e| {
+            let m = message(&e);
+            let lower = m.to_lowercase();
+            if lower.contains("permission") || lower.contains("not permitted") {
+                CaptureError::Permission {
+                    iface: opts.iface.clone(),
+                    message: m,
+                }
+            } else if lower.contains("no such device") || lower.contains("doesn't exist") {
+                CaptureError::NoSuchInterface {
+                    iface: opts.iface.clone(),
+                    known: Vec::new(),
+                }
+            } else {
+                CaptureError::Live {
+                    iface: opts.iface.clone(),
+                    message: m,
+                }
+            }
+        })?;
+    let link = link_type(&opts.iface, cap.get_datalink())?;
+    if let Some(expr) = bpf {
+        cap.filter(expr, true).map_err(|e| CaptureError::Filter {
+            expr: expr.to_string(),
+            message: message(&e),
+        })?;
+    }
+    Ok((cap, link))
+}
+
+/// Captures until `stop` is set. Input index 0 is the interface.
+pub fn read_live(
+    mut cap: Capture<Active>,
+    link: LinkType,
+    iface: &str,
+    stop: &AtomicBool,
+    handler: &mut impl PacketHandler,
+) -> Result<(), CaptureError> {
+    const STATS_EVERY: u32 = 4096;
+    let mut since_stats = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        match cap.next_packet() {
+            Ok(p) => {
+                let ts = Timestamp::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
+                handler.packet(0, link, ts, p.data, p.header.len);
+                since_stats += 1;
+            }
+            Err(pcap::Error::TimeoutExpired) => {
+                handler.idle();
+                since_stats = STATS_EVERY;
+            }
+            Err(e) => {
+                return Err(CaptureError::Live {
+                    iface: iface.to_string(),
+                    message: message(&e),
+                });
+            }
+        }
+        if since_stats >= STATS_EVERY {
+            since_stats = 0;
+            report_kernel_stats(&mut cap, handler);
+        }
+    }
+    report_kernel_stats(&mut cap, handler);
+    Ok(())
+}
+
+fn report_kernel_stats(cap: &mut Capture<Active>, handler: &mut impl PacketHandler) {
+    if let Ok(k) = cap.stats() {
+        handler.kernel_stats(KernelStats {
+            received: u64::from(k.received),
+            dropped: u64::from(k.dropped),
+            if_dropped: u64::from(k.if_dropped),
+        });
+    }
+}

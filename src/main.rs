@@ -1,0 +1,81 @@
+//! The `spamtap` binary: parse the command line, set up signals, run.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+
+use spamtap::capture::LiveOptions;
+use spamtap::cli::{Cli, Command, CommonArgs};
+use spamtap::flow::TrackerConfig;
+use spamtap::runtime::{Input, RunConfig, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match start(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("spamtap: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli) -> Result<(), String> {
+    let (input, common) = match cli.command {
+        Command::Replay { pcaps, common } => (Input::Files(pcaps), common),
+        Command::Live {
+            iface,
+            snaplen,
+            buffer_mib,
+            common,
+        } => (
+            Input::Live(LiveOptions {
+                iface,
+                snaplen,
+                buffer_bytes: buffer_mib * 1024 * 1024,
+                promiscuous: true,
+            }),
+            common,
+        ),
+    };
+    let config = run_config(input, common)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while draining exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    }
+    run(config, stop).map_err(|e| e.to_string())
+}
+
+fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
+    if let Some(dir) = &common.rules {
+        std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read rules directory {}: {e}", dir.display()))?;
+    }
+    let workers = match common.workers {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get().saturating_sub(1))
+            .unwrap_or(1)
+            .max(1),
+    };
+    let sensor = common
+        .sensor
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    Ok(RunConfig {
+        input,
+        bpf: common.bpf,
+        workers,
+        sensor,
+        stats_interval: common.stats_interval,
+        output: common.output,
+        tracker: TrackerConfig {
+            max_flows: usize::try_from(common.max_flows).unwrap_or(usize::MAX),
+            ..TrackerConfig::default()
+        },
+    })
+}

@@ -1,0 +1,518 @@
+//! Runtime: the threads and channels that carry packets from capture to output.
+//!
+//! ```text
+//! capture (this thread): read, decode, shard by flow hash
+//!     --[batches of TCP segments, bounded, buffers recycled]--> worker 1..N: flows, reassembly,
+//!        application layer, events serialised to NDJSON
+//!     --[bytes]--> output thread: writes lines, assembles `stats` events
+//! ```
+//!
+//! Packet time drives everything: the capture thread sends each worker a tick at every stats
+//! interval of packet time, in band with the packets, so a `stats` event counts exactly the
+//! packets before its timestamp. Replay waits for free batch buffers (nothing is lost); live
+//! capture drops a packet when none is free and counts it in `capture.queue_drops`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::capture::{self, CaptureError, KernelStats, LiveOptions, PacketHandler};
+use crate::decode::{DecodeStats, Decoded, LinkType, TcpSegment, decode};
+use crate::flow::{EventContext, FlowKey, Tracker, TrackerConfig};
+use crate::output::{
+    CaptureStats, Event, EventBody, EventCounts, EventSink, EventWriter, FlowStats, Origin,
+    StatsRecord,
+};
+use crate::reassembly::ReassemblyStats;
+use crate::timestamp::Timestamp;
+
+/// Where packets come from.
+pub enum Input {
+    Files(Vec<PathBuf>),
+    Live(LiveOptions),
+}
+
+/// Everything a run needs, from the command line.
+pub struct RunConfig {
+    pub input: Input,
+    pub bpf: Option<String>,
+    pub workers: usize,
+    pub sensor: String,
+    /// Seconds of packet time between `stats` events; 0 for only the final one.
+    pub stats_interval: u64,
+    /// NDJSON goes here, or to stdout.
+    pub output: Option<PathBuf>,
+    /// Caps for the whole sensor; each worker gets its share.
+    pub tracker: TrackerConfig,
+}
+
+#[derive(Debug)]
+pub enum RunError {
+    Capture(CaptureError),
+    Output { target: String, error: io::Error },
+    Internal(&'static str),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Capture(e) => e.fmt(f),
+            RunError::Output { target, error } => write!(f, "cannot write events to {target}: {error}"),
+            RunError::Internal(what) => write!(f, "internal error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<CaptureError> for RunError {
+    fn from(e: CaptureError) -> Self {
+        RunError::Capture(e)
+    }
+}
+
+/// Segments per batch, and payload bytes per batch, before it is sent.
+const BATCH_SEGMENTS: usize = 256;
+const BATCH_BYTES: usize = 256 * 1024;
+/// Batches in circulation per worker.
+const BATCHES_PER_WORKER: usize = 8;
+/// Tick id of the final stats event.
+const FINAL_TICK: u64 = u64::MAX;
+
+/// A TCP segment in a batch: its payload lives in the batch's byte buffer.
+struct Queued {
+    seg: TcpSegment<'static>,
+    payload: (u32, u32),
+    ts: Timestamp,
+    wire_len: u32,
+    input: u16,
+}
+
+/// Segments for one worker; the buffers are reused for the whole run.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    segments: Vec<Queued>,
+    /// Packet time at the capture when the batch was sent.
+    now: Timestamp,
+}
+
+enum ToWorker {
+    Batch(Box<Batch>),
+    Tick { id: u64, ts: Timestamp },
+    Stop { now: Timestamp },
+}
+
+struct WorkerSnapshot {
+    flow: FlowStats,
+    reassembly: ReassemblyStats,
+    events: EventCounts,
+}
+
+enum ToOutput {
+    Events(Vec<u8>),
+    WorkerStats { tick: u64, snapshot: WorkerSnapshot },
+    CaptureStats { tick: u64, ts: Timestamp, input: usize, capture: CaptureStats, decoder: DecodeStats },
+}
+
+/// Names events carry, shared read-only by all threads.
+struct Names {
+    sensor: String,
+    live: bool,
+    inputs: Vec<String>,
+}
+
+impl Names {
+    fn origins(&self) -> Vec<Origin<'_>> {
+        self.inputs
+            .iter()
+            .map(|n| if self.live { Origin::Iface(n) } else { Origin::PcapFile(n) })
+            .collect()
+    }
+}
+
+/// Runs the sensor until the input ends or `stop` is set; every open flow is drained into
+/// events before this returns.
+pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
+    let workers = config.workers.max(1);
+    let (sink, target): (Box<dyn Write + Send>, String) = match &config.output {
+        Some(path) => (
+            Box::new(File::create(path).map_err(|error| RunError::Output {
+                target: path.display().to_string(),
+                error,
+            })?),
+            path.display().to_string(),
+        ),
+        None => (Box::new(io::stdout()), "standard output".to_string()),
+    };
+
+    // Open a live interface before any thread starts, so its errors come first and alone.
+    let live = match &config.input {
+        Input::Live(opts) => Some(capture::open_live(opts, config.bpf.as_deref())?),
+        Input::Files(_) => None,
+    };
+    let names = Arc::new(Names {
+        sensor: config.sensor.clone(),
+        live: live.is_some(),
+        inputs: match &config.input {
+            Input::Files(paths) => paths.iter().map(|p| p.display().to_string()).collect(),
+            Input::Live(opts) => vec![opts.iface.clone()],
+        },
+    });
+
+    let pool_size = workers * BATCHES_PER_WORKER;
+    let (free_tx, free_rx) = bounded::<Box<Batch>>(pool_size);
+    for _ in 0..pool_size {
+        let _ = free_tx.send(Box::default());
+    }
+    let (out_tx, out_rx) = bounded::<ToOutput>(pool_size * 2);
+
+    let output = {
+        let names = Arc::clone(&names);
+        let stop = Arc::clone(&stop);
+        thread::Builder::new()
+            .name("spamtap-output".into())
+            .spawn(move || output_thread(out_rx, sink, workers, &names, &stop))
+            .map_err(|_| RunError::Internal("cannot start the output thread"))?
+    };
+
+    let per_worker = TrackerConfig {
+        max_flows: (config.tracker.max_flows / workers).max(1),
+        reassembly_memcap: config.tracker.reassembly_memcap / workers,
+        ..config.tracker.clone()
+    };
+    let mut worker_txs = Vec::with_capacity(workers);
+    let mut worker_handles = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = bounded::<ToWorker>(pool_size + 64);
+        worker_txs.push(tx);
+        let names = Arc::clone(&names);
+        let out = out_tx.clone();
+        let free = free_tx.clone();
+        let tracker_config = per_worker.clone();
+        let handle = thread::Builder::new()
+            .name(format!("spamtap-worker-{i}"))
+            .spawn(move || worker_thread(rx, out, free, tracker_config, &names))
+            .map_err(|_| RunError::Internal("cannot start a worker thread"))?;
+        worker_handles.push(handle);
+    }
+
+    let mut dispatcher = Dispatcher {
+        workers: worker_txs,
+        current: (0..workers).map(|_| None).collect(),
+        free: free_rx,
+        live: live.is_some(),
+        hasher: foldhash::fast::RandomState::default(),
+        decoder: DecodeStats::default(),
+        capture: CaptureStats::default(),
+        now: Timestamp::default(),
+        interval_micros: config.stats_interval.saturating_mul(Timestamp::MICROS_PER_SEC),
+        next_tick: None,
+        tick_id: 0,
+        input: 0,
+        out: out_tx,
+    };
+
+    let captured = match (live, &config.input) {
+        (Some((cap, link)), Input::Live(opts)) => {
+            capture::read_live(cap, link, &opts.iface, &stop, &mut dispatcher)
+        }
+        (_, Input::Files(paths)) => {
+            capture::read_files(paths, config.bpf.as_deref(), &stop, &mut dispatcher)
+        }
+        (None, Input::Live(_)) => Ok(()),
+    };
+    dispatcher.finish();
+    drop(dispatcher);
+    drop(free_tx);
+
+    let mut internal = None;
+    for handle in worker_handles {
+        if handle.join().is_err() {
+            internal = Some(RunError::Internal("a worker thread panicked"));
+        }
+    }
+    let written = output.join().map_err(|_| RunError::Internal("the output thread panicked"))?;
+    captured?;
+    if let Some(e) = internal {
+        return Err(e);
+    }
+    match written {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(RunError::Output { target, error }),
+        _ => Ok(()),
+    }
+}
+
+/// The capture side: decodes, shards, batches, and keeps packet time.
+struct Dispatcher {
+    workers: Vec<Sender<ToWorker>>,
+    current: Vec<Option<Box<Batch>>>,
+    free: Receiver<Box<Batch>>,
+    live: bool,
+    hasher: foldhash::fast::RandomState,
+    decoder: DecodeStats,
+    capture: CaptureStats,
+    now: Timestamp,
+    interval_micros: u64,
+    next_tick: Option<Timestamp>,
+    tick_id: u64,
+    input: usize,
+    out: Sender<ToOutput>,
+}
+
+impl Dispatcher {
+    fn send(&mut self, worker: usize) {
+        if let Some(mut batch) = self.current[worker].take() {
+            batch.now = self.now;
+            let _ = self.workers[worker].send(ToWorker::Batch(batch));
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for w in 0..self.workers.len() {
+            self.send(w);
+        }
+    }
+
+    /// Emits a stats tick when packet time reaches the next interval boundary.
+    fn tick_if_due(&mut self, ts: Timestamp) {
+        if self.interval_micros == 0 {
+            return;
+        }
+        let interval = self.interval_micros;
+        let next = *self
+            .next_tick
+            .get_or_insert(Timestamp((ts.0 / interval + 1) * interval));
+        if ts < next {
+            return;
+        }
+        // One tick for the latest boundary passed: a quiet hour is one event, not sixty.
+        let boundary = Timestamp(ts.0 / interval * interval);
+        self.tick(self.tick_id, boundary);
+        self.tick_id += 1;
+        self.next_tick = Some(Timestamp(boundary.0 + interval));
+    }
+
+    fn tick(&mut self, id: u64, ts: Timestamp) {
+        self.flush_all();
+        for tx in &self.workers {
+            let _ = tx.send(if id == FINAL_TICK {
+                ToWorker::Stop { now: ts }
+            } else {
+                ToWorker::Tick { id, ts }
+            });
+        }
+        let _ = self.out.send(ToOutput::CaptureStats {
+            tick: id,
+            ts,
+            input: self.input,
+            capture: self.capture.clone(),
+            decoder: self.decoder.clone(),
+        });
+    }
+
+    fn finish(&mut self) {
+        self.tick(FINAL_TICK, self.now);
+    }
+}
+
+impl PacketHandler for Dispatcher {
+    fn packet(&mut self, input: usize, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32) {
+        self.capture.packets += 1;
+        self.capture.bytes += u64::from(wire_len);
+        self.input = input;
+        self.tick_if_due(ts);
+        self.now = self.now.max(ts);
+        let Decoded::Tcp(seg) = decode(link, data, &mut self.decoder) else {
+            return;
+        };
+        let worker = FlowKey::of(&seg).0.shard(&self.hasher, self.workers.len());
+        if self.current[worker].is_none() {
+            self.current[worker] = if self.live {
+                self.free.try_recv().ok()
+            } else {
+                self.free.recv().ok()
+            };
+        }
+        let Some(batch) = self.current[worker].as_deref_mut() else {
+            self.capture.queue_drops += 1;
+            return;
+        };
+        let start = batch.data.len() as u32;
+        batch.data.extend_from_slice(seg.payload);
+        batch.segments.push(Queued {
+            seg: TcpSegment { payload: &[], ..seg },
+            payload: (start, seg.payload.len() as u32),
+            ts,
+            wire_len,
+            input: input as u16,
+        });
+        if batch.segments.len() >= BATCH_SEGMENTS || batch.data.len() >= BATCH_BYTES {
+            self.send(worker);
+        }
+    }
+
+    fn idle(&mut self) {
+        self.flush_all();
+    }
+
+    fn truncated(&mut self, path: &Path, records: u64, message: &str) {
+        self.capture.truncated_files += 1;
+        eprintln!(
+            "spamtap: warning: {} ends in the middle of a record after {records} complete records ({message}); events up to there were written",
+            path.display()
+        );
+    }
+
+    fn kernel_stats(&mut self, k: KernelStats) {
+        self.capture.kernel_packets = k.received;
+        self.capture.kernel_drops = k.dropped;
+        self.capture.kernel_ifdrops = k.if_dropped;
+    }
+}
+
+fn worker_thread(
+    rx: Receiver<ToWorker>,
+    out: Sender<ToOutput>,
+    free: Sender<Box<Batch>>,
+    config: TrackerConfig,
+    names: &Names,
+) {
+    let origins = names.origins();
+    let ctx = EventContext {
+        sensor: &names.sensor,
+        origins: &origins,
+    };
+    let mut tracker = Tracker::new(config);
+    let mut writer = EventWriter::default();
+    let flush = |writer: &mut EventWriter| {
+        if writer.pending_bytes() > 0 {
+            let _ = out.send(ToOutput::Events(writer.take()));
+        }
+    };
+    let snapshot = |tracker: &Tracker, writer: &EventWriter| WorkerSnapshot {
+        flow: tracker.stats(),
+        reassembly: tracker.reassembly_stats().clone(),
+        events: writer.counts().clone(),
+    };
+    for msg in rx {
+        match msg {
+            ToWorker::Batch(mut batch) => {
+                for q in &batch.segments {
+                    let (start, len) = (q.payload.0 as usize, q.payload.1 as usize);
+                    let payload = batch.data.get(start..start + len).unwrap_or_default();
+                    let seg = TcpSegment { payload, ..q.seg };
+                    tracker.on_segment(&seg, q.ts, q.wire_len, usize::from(q.input), &ctx, &mut writer);
+                }
+                tracker.advance(batch.now, &ctx, &mut writer);
+                batch.data.clear();
+                batch.segments.clear();
+                let _ = free.send(batch);
+                flush(&mut writer);
+            }
+            ToWorker::Tick { id, ts } => {
+                tracker.advance(ts, &ctx, &mut writer);
+                flush(&mut writer);
+                let _ = out.send(ToOutput::WorkerStats {
+                    tick: id,
+                    snapshot: snapshot(&tracker, &writer),
+                });
+            }
+            ToWorker::Stop { now } => {
+                tracker.advance(now, &ctx, &mut writer);
+                tracker.drain(&ctx, &mut writer);
+                flush(&mut writer);
+                let _ = out.send(ToOutput::WorkerStats {
+                    tick: FINAL_TICK,
+                    snapshot: snapshot(&tracker, &writer),
+                });
+                break;
+            }
+        }
+    }
+}
+
+/// A stats tick being assembled from the capture thread and every worker.
+#[derive(Default)]
+struct PendingStats {
+    record: StatsRecord,
+    ts: Timestamp,
+    input: usize,
+    parts: usize,
+}
+
+fn output_thread(
+    rx: Receiver<ToOutput>,
+    sink: Box<dyn Write + Send>,
+    workers: usize,
+    names: &Names,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let origins = names.origins();
+    let mut out = BufWriter::with_capacity(1 << 20, sink);
+    let mut result = Ok(());
+    let mut write = |bytes: &[u8], out: &mut BufWriter<Box<dyn Write + Send>>| {
+        if result.is_ok() {
+            if let Err(e) = out.write_all(bytes) {
+                // Stop capturing, but keep draining so no thread blocks on a full channel.
+                stop.store(true, Ordering::Relaxed);
+                result = Err(e);
+            }
+        }
+    };
+    let mut pending: BTreeMap<u64, PendingStats> = BTreeMap::new();
+    let mut stats_written = 0u64;
+    let parts_needed = workers + 1;
+    for msg in rx {
+        let tick = match msg {
+            ToOutput::Events(bytes) => {
+                write(&bytes, &mut out);
+                continue;
+            }
+            ToOutput::WorkerStats { tick, snapshot } => {
+                let p = pending.entry(tick).or_default();
+                p.record.flow.add(&snapshot.flow);
+                p.record.reassembly.add(&snapshot.reassembly);
+                for (k, v) in snapshot.events {
+                    *p.record.events.entry(k).or_default() += v;
+                }
+                p.parts += 1;
+                tick
+            }
+            ToOutput::CaptureStats { tick, ts, input, capture, decoder } => {
+                let p = pending.entry(tick).or_default();
+                p.record.capture = capture;
+                p.record.decoder = decoder;
+                p.ts = ts;
+                p.input = input;
+                p.parts += 1;
+                tick
+            }
+        };
+        if pending.get(&tick).is_some_and(|p| p.parts == parts_needed) {
+            if let Some(mut p) = pending.remove(&tick) {
+                stats_written += 1;
+                p.record.events.insert("stats", stats_written);
+                let mut line = EventWriter::default();
+                line.emit(&Event {
+                    timestamp: p.ts,
+                    sensor: &names.sensor,
+                    origin: origins.get(p.input).copied().unwrap_or(Origin::PcapFile("")),
+                    flow: None,
+                    body: EventBody::Stats(&p.record),
+                });
+                write(&line.take(), &mut out);
+            }
+        }
+    }
+    if result.is_ok() {
+        result = out.flush();
+    }
+    result
+}
