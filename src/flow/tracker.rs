@@ -119,14 +119,15 @@ impl Flow {
     }
 
     fn state(&self, reason: EndReason) -> FlowState {
-        if self.rst {
+        // Both FINs make an orderly close even if a RST follows (as Zeek's SF).
+        if self.fin[0] && self.fin[1] {
+            FlowState::Closed
+        } else if self.rst {
             if self.syn && !self.syn_ack && !self.has_data() {
                 FlowState::Rejected
             } else {
                 FlowState::Reset
             }
-        } else if self.fin[0] && self.fin[1] {
-            FlowState::Closed
         } else if self.syn && !self.answered() {
             FlowState::NoAnswer
         } else if reason == EndReason::Timeout {

@@ -78,9 +78,9 @@ pub enum FlowState {
     Rejected,
     /// Open when the flow was reported (end of input, eviction).
     Established,
-    /// Both sides sent FIN.
+    /// Both sides sent FIN (a RST after that does not change it).
     Closed,
-    /// A RST ended an established connection.
+    /// A RST ended the connection before both sides had sent FIN.
     Reset,
     /// Went idle past the inactivity timeout without a close.
     Timeout,

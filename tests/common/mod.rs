@@ -1,0 +1,63 @@
+//! Helpers shared by the integration tests: run the real binaries from the repository root.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/corpus`, which CI provides beside the clone. Tests that need it fail, with the
+/// reason, when it is missing: they must never pass without having run.
+pub fn corpus() -> PathBuf {
+    let dir = root().join("../shared/corpus");
+    assert!(
+        dir.join("MANIFEST.tsv").is_file(),
+        "the third-party corpus is missing at {}: clone the repository next to shared/",
+        dir.display()
+    );
+    dir
+}
+
+pub fn spamtap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spamtap"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the spamtap binary runs")
+}
+
+/// Replays files and returns the parsed events; panics with stderr if the run failed.
+pub fn replay(extra: &[&str], files: &[&Path]) -> Vec<serde_json::Value> {
+    let mut args = vec!["replay", "--sensor", "test"];
+    args.extend_from_slice(extra);
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(files.iter().map(String::as_str));
+    let out = spamtap(&args);
+    assert!(
+        out.status.success(),
+        "spamtap {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_lines(&out.stdout)
+}
+
+pub fn parse_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8(bytes.to_vec())
+        .expect("output is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+pub fn of_type<'a>(events: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event_type"] == t).collect()
+}
+
+pub fn final_stats(events: &[serde_json::Value]) -> &serde_json::Value {
+    &of_type(events, "stats")
+        .last()
+        .expect("a final stats event")["stats"]
+}

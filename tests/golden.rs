@@ -1,0 +1,156 @@
+//! Every capture in `pcaps/` replayed and compared, event for event, with its golden file in
+//! `tests/golden/`. Run with `UPDATE_GOLDEN=1` to rewrite the golden files after an intended
+//! change, and say why in the commit.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+use common::{of_type, root, spamtap};
+
+fn pcaps() -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = fs::read_dir(root().join("pcaps"))
+        .expect("pcaps/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    all.sort();
+    assert!(all.len() >= 10, "pcaps/ holds the generated captures");
+    all
+}
+
+/// Events of a replay as sorted lines: workers finish flows in any order.
+fn events(pcap: &str, workers: &str) -> Vec<String> {
+    let out = spamtap(&["replay", "--sensor", "golden", "--workers", workers, pcap]);
+    assert!(
+        out.status.success(),
+        "{pcap}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn pcaps_match_golden_files() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut mismatches = Vec::new();
+    for pcap in pcaps() {
+        let name = pcap.file_stem().and_then(|s| s.to_str()).expect("name");
+        let rel = format!("pcaps/{name}.pcap");
+        let got = events(&rel, "1").join("\n") + "\n";
+        let golden = root().join("tests/golden").join(format!("{name}.ndjson"));
+        if update {
+            fs::write(&golden, &got).expect("write golden file");
+            continue;
+        }
+        let want = fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", golden.display()));
+        if got != want {
+            mismatches.push(name.to_string());
+            eprintln!("--- {name}: expected\n{want}--- got\n{got}");
+        }
+    }
+    assert!(mismatches.is_empty(), "events differ from golden files: {mismatches:?}");
+}
+
+#[test]
+fn worker_count_does_not_change_events() {
+    for pcap in pcaps() {
+        let rel = format!("pcaps/{}", pcap.file_name().and_then(|s| s.to_str()).expect("name"));
+        assert_eq!(events(&rel, "1"), events(&rel, "2"), "{rel}");
+        assert_eq!(events(&rel, "2"), events(&rel, "2"), "{rel} twice");
+    }
+}
+
+#[test]
+fn generator_reproduces_committed_pcaps() {
+    let dir = std::env::temp_dir().join(format!("spamtap-gen-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spamtap-gen"))
+        .arg("scenarios")
+        .arg(&dir)
+        .output()
+        .expect("spamtap-gen runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let generated: BTreeSet<_> = fs::read_dir(&dir)
+        .expect("listing")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let committed: BTreeSet<_> = pcaps().iter().map(|p| p.file_name().expect("name").to_owned()).collect();
+    assert_eq!(generated, committed, "pcaps/ holds exactly the generated scenarios");
+    for name in generated {
+        let a = fs::read(dir.join(&name)).expect("generated");
+        let b = fs::read(root().join("pcaps").join(&name)).expect("committed");
+        assert!(a == b, "{name:?} differs from a fresh generation: run spamtap-gen scenarios pcaps/");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The golden files must show the behaviours the captures were made for.
+#[test]
+fn golden_scenarios_show_their_behaviour() {
+    let run = |name: &str| common::replay(&[], &[&root().join(format!("pcaps/{name}.pcap"))]);
+    let states = run("tcp-states");
+    let flows = of_type(&states, "flow");
+    let state_of = |ip: &str| -> Vec<(String, String)> {
+        flows
+            .iter()
+            .filter(|f| f["src_ip"] == ip)
+            .map(|f| {
+                (
+                    f["flow"]["state"].as_str().unwrap_or_default().to_string(),
+                    f["flow"]["reason"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |a: &str, b: &str| vec![(a.to_string(), b.to_string())];
+    assert_eq!(state_of("192.0.2.20"), pair("no_answer", "timeout"));
+    assert_eq!(state_of("192.0.2.21"), pair("rejected", "closed"));
+    assert_eq!(state_of("192.0.2.22"), pair("reset", "closed"));
+    assert_eq!(state_of("192.0.2.23"), pair("timeout", "timeout"));
+    assert_eq!(state_of("192.0.2.24"), pair("closed", "closed"));
+    assert_eq!(state_of("192.0.2.25"), pair("timeout", "timeout"), "one-sided");
+    assert_eq!(state_of("192.0.2.26").len(), 2, "port reuse gives two flows");
+
+    let gap = run("tcp-gap");
+    let flow = &of_type(&gap, "flow")[0]["flow"];
+    assert_eq!(flow["missed_bytes"], 1460 + 1360);
+    assert_eq!(common::final_stats(&gap)["reassembly"]["gaps"], 2);
+
+    let reorder = run("tcp-reorder");
+    let r = &common::final_stats(&reorder)["reassembly"];
+    assert_eq!(r["conflicts"], 1);
+    assert!(r["out_of_order"].as_u64() > Some(0) && r["retransmissions"].as_u64() > Some(0));
+    for f in of_type(&reorder, "flow") {
+        assert_eq!(f["flow"]["missed_bytes"], 0);
+    }
+    assert_eq!(of_type(&reorder, "flow")[0]["flow"]["data_bytes_toserver"].as_u64().unwrap_or(0) % 1000, 0);
+
+    let wrap = run("tcp-wraparound");
+    let f = &of_type(&wrap, "flow")[0]["flow"];
+    assert_eq!((f["data_bytes_toserver"].as_u64(), f["data_bytes_toclient"].as_u64()), (Some(10_000), Some(600)));
+
+    let vlan = run("link-vlan");
+    let tags: BTreeSet<String> = of_type(&vlan, "flow").iter().map(|f| f["vlan"].to_string()).collect();
+    assert_eq!(tags, BTreeSet::from(["[100,200]".to_string(), "[300]".to_string()]));
+
+    for link in ["link-sll", "link-sll2", "link-raw", "link-null"] {
+        let ev = run(link);
+        assert_eq!(of_type(&ev, "flow").len(), 2, "{link}");
+    }
+
+    let noise = run("noise");
+    assert!(of_type(&noise, "flow").is_empty());
+    let d = &common::final_stats(&noise)["decoder"];
+    assert_eq!((d["udp"].as_u64(), d["ipv4_fragments"].as_u64(), d["non_ip"].as_u64()), (Some(1), Some(2), Some(1)));
+    assert_eq!((d["errors"]["tcp_header"].as_u64(), d["errors"]["link_header"].as_u64()), (Some(1), Some(1)));
+}
