@@ -141,6 +141,14 @@ impl Names {
 /// events before this returns.
 pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     let workers = config.workers.max(1);
+    // Open the input before any thread starts, so its errors come first and alone.
+    let live = match &config.input {
+        Input::Live(opts) => Some(capture::open_live(opts, config.bpf.as_deref())?),
+        Input::Files(paths) => {
+            capture::check_files(paths, config.bpf.as_deref())?;
+            None
+        }
+    };
     let (sink, target): (Box<dyn Write + Send>, String) = match &config.output {
         Some(path) => (
             Box::new(File::create(path).map_err(|error| RunError::Output {
@@ -152,11 +160,6 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         None => (Box::new(io::stdout()), "standard output".to_string()),
     };
 
-    // Open a live interface before any thread starts, so its errors come first and alone.
-    let live = match &config.input {
-        Input::Live(opts) => Some(capture::open_live(opts, config.bpf.as_deref())?),
-        Input::Files(_) => None,
-    };
     let names = Arc::new(Names {
         sensor: config.sensor.clone(),
         live: live.is_some(),

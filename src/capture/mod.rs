@@ -111,6 +111,14 @@ fn message(e: &pcap::Error) -> String {
     }
 }
 
+/// Opens every file once: a typo in the last of ten names should fail before a long replay.
+pub fn check_files(paths: &[PathBuf], bpf: Option<&str>) -> Result<(), CaptureError> {
+    for path in paths {
+        open_file(path, bpf)?;
+    }
+    Ok(())
+}
+
 /// Reads each file in turn to its end, or until `stop` is set.
 pub fn read_files(
     paths: &[PathBuf],
@@ -118,10 +126,6 @@ pub fn read_files(
     stop: &AtomicBool,
     handler: &mut impl PacketHandler,
 ) -> Result<(), CaptureError> {
-    // Open every file first: a typo in the last of ten names should not cost a long replay.
-    for path in paths {
-        open_file(path, bpf)?;
-    }
     for (input, path) in paths.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             break;

@@ -282,6 +282,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn community_id_matches_the_spec_test_vector() {
+        // TCP 128.232.110.120:34855 -> 66.35.250.204:80, seed 0, from the Community ID spec.
+        let client = ("128.232.110.120".parse().unwrap(), 34855);
+        let server = ("66.35.250.204".parse().unwrap(), 80);
+        let seg = crate::decode::TcpSegment {
+            src: client.0,
+            dst: server.0,
+            src_port: client.1,
+            dst_port: server.1,
+            vlan: VlanTags::default(),
+            seq: 0,
+            ack: 0,
+            flags: crate::decode::TcpFlags::default(),
+            payload: b"",
+            missing: 0,
+        };
+        let (key, _) = FlowKey::of(&seg);
+        let id = FlowIdentity::new(&key, Timestamp(1), client, server);
+        assert_eq!(id.community_id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert!(id.flow_id < 1 << 53);
+        assert_eq!(id, FlowIdentity::new(&key, Timestamp(1), client, server));
+    }
+
+    #[test]
     fn tcp_flags_as_hex_like_eve() {
         let t = TcpSummary::new(0x1b, 0x1a);
         assert_eq!((t.tcp_flags.as_str(), t.tcp_flags_ts.as_str()), ("1b", "1b"));

@@ -1,0 +1,256 @@
+//! The command line as a user meets it: help, several files, output files, and every kind of
+//! bad input, which must give one clear message and a non-zero exit, never a panic.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{final_stats, of_type, parse_lines, replay, root, spamtap};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spamtap-cli-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+/// A classic pcap global header for a link type, little-endian, microsecond times.
+fn pcap_header(linktype: u32) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    h.extend_from_slice(&2u16.to_le_bytes());
+    h.extend_from_slice(&4u16.to_le_bytes());
+    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&65535u32.to_le_bytes());
+    h.extend_from_slice(&linktype.to_le_bytes());
+    h
+}
+
+fn record(ts: u32, data: &[u8], caplen: u32) -> Vec<u8> {
+    let mut r = Vec::new();
+    r.extend_from_slice(&ts.to_le_bytes());
+    r.extend_from_slice(&0u32.to_le_bytes());
+    r.extend_from_slice(&caplen.to_le_bytes());
+    r.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    r.extend_from_slice(data);
+    r
+}
+
+/// stderr of a failed run: exactly one line, starting with "spamtap:", never a panic.
+fn one_clear_error(args: &[&str]) -> String {
+    let out = spamtap(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("spamtap: "), "{err}");
+    err
+}
+
+#[test]
+fn help_has_examples() {
+    for args in [&["--help"][..], &["replay", "--help"], &["live", "--help"]] {
+        let out = spamtap(args);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Examples:"), "{args:?}: {text}");
+    }
+    let live = String::from_utf8_lossy(&spamtap(&["live", "--help"]).stdout).to_string();
+    for flag in ["--snaplen", "--buffer-size", "--bpf", "--workers", "--rules", "--sensor", "--stats-interval"] {
+        assert!(live.contains(flag), "live --help lists {flag}");
+    }
+}
+
+#[test]
+fn missing_file_is_named() {
+    let err = one_clear_error(&["replay", "no/such/file.pcap"]);
+    assert!(err.contains("no/such/file.pcap"), "{err}");
+}
+
+#[test]
+fn a_typo_in_a_later_file_fails_before_any_replay() {
+    let out = spamtap(&["replay", "pcaps/tcp-basic.pcap", "pcaps/nope.pcap"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing replayed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pcaps/nope.pcap"));
+}
+
+#[test]
+fn text_file_is_not_a_capture() {
+    let path = temp("notes.txt");
+    fs::write(&path, "this is not a capture\n").expect("write");
+    let err = one_clear_error(&["replay", path.to_str().expect("utf-8")]);
+    assert!(err.contains("notes.txt") && err.contains("not a pcap or pcapng"), "{err}");
+}
+
+#[test]
+fn directory_is_refused() {
+    let err = one_clear_error(&["replay", "pcaps"]);
+    assert!(err.contains("pcaps"), "{err}");
+}
+
+#[test]
+fn truncated_last_record_warns_and_keeps_events() {
+    let good = fs::read(root().join("pcaps/tcp-basic.pcap")).expect("read");
+    let path = temp("cut.pcap");
+    fs::write(&path, &good[..good.len() - 20]).expect("write");
+    let out = spamtap(&["replay", "--sensor", "t", path.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "exit 0 on a truncated last record");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning") && err.contains("cut.pcap"), "{err}");
+    let events = parse_lines(&out.stdout);
+    assert_eq!(of_type(&events, "flow").len(), 2);
+    let stats = final_stats(&events);
+    assert_eq!(stats["capture"]["truncated_files"], 1);
+    assert_eq!(stats["capture"]["packets"], 48, "every complete record");
+}
+
+#[test]
+fn corrupt_record_names_file_record_and_offset() {
+    let mut bytes = pcap_header(1);
+    bytes.extend(record(1, &[0u8; 60], 60));
+    // A record claiming far more bytes than any snap length.
+    bytes.extend(record(2, &[0u8; 10], 0x7fff_ffff));
+    let path = temp("corrupt.pcap");
+    fs::write(&path, &bytes).expect("write");
+    let out = spamtap(&["replay", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("corrupt.pcap") && err.contains("record 2") && err.contains("offset 100"),
+        "{err}"
+    );
+    // Events up to the corruption were still written.
+    assert!(!of_type(&parse_lines(&out.stdout), "stats").is_empty());
+}
+
+#[test]
+fn unsupported_link_type_is_named() {
+    let path = temp("wifi.pcap");
+    fs::write(&path, pcap_header(105)).expect("write");
+    let err = one_clear_error(&["replay", path.to_str().expect("utf-8")]);
+    assert!(err.contains("link type 105") && err.contains("wifi.pcap"), "{err}");
+}
+
+#[test]
+fn invalid_bpf_shows_expression_and_reason() {
+    let err = one_clear_error(&["replay", "--bpf", "port banana", "pcaps/tcp-basic.pcap"]);
+    assert!(err.contains("port banana") && err.contains("invalid BPF"), "{err}");
+}
+
+#[test]
+fn bpf_filters_packets() {
+    let events = replay(&["--bpf", "ip6"], &[&root().join("pcaps/tcp-basic.pcap")]);
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0]["dest_port"], 587);
+}
+
+#[test]
+fn unknown_interface_is_named() {
+    let err = one_clear_error(&["live", "-i", "nosuchif0"]);
+    assert!(err.contains("nosuchif0"), "{err}");
+}
+
+#[test]
+fn unreadable_rules_dir_is_named() {
+    let err = one_clear_error(&["replay", "--rules", "no/rules/here", "pcaps/tcp-basic.pcap"]);
+    assert!(err.contains("no/rules/here"), "{err}");
+}
+
+#[test]
+fn unwritable_output_is_named() {
+    let err = one_clear_error(&["replay", "-o", "/nonexistent-dir/out.json", "pcaps/tcp-basic.pcap"]);
+    assert!(err.contains("/nonexistent-dir/out.json"), "{err}");
+}
+
+#[test]
+fn several_files_in_order_with_their_names() {
+    let events = replay(
+        &[],
+        &[
+            &root().join("pcaps/tcp-basic.pcap"),
+            &root().join("pcaps/link-vlan.pcap"),
+        ],
+    );
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 4);
+    for f in flows {
+        let file = f["pcap_filename"].as_str().expect("pcap_filename");
+        let vlan = f.get("vlan").is_some();
+        assert_eq!(file.ends_with("link-vlan.pcap"), vlan, "{f}");
+    }
+    assert_eq!(final_stats(&events)["capture"]["packets"], 49 + 16);
+}
+
+#[test]
+fn output_file_gets_the_events() {
+    let path = temp("events.json");
+    let out = spamtap(&["replay", "-o", path.to_str().expect("utf-8"), "pcaps/tcp-basic.pcap"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let events = parse_lines(&fs::read(&path).expect("written"));
+    assert_eq!(of_type(&events, "flow").len(), 2);
+}
+
+#[test]
+fn empty_capture_gives_only_the_final_stats() {
+    let path = temp("empty.pcap");
+    fs::write(&path, pcap_header(1)).expect("write");
+    let events = replay(&[], &[&path]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_type"], "stats");
+}
+
+#[test]
+fn stats_follow_packet_time() {
+    let events = replay(&["--stats-interval", "100"], &[&root().join("pcaps/tcp-states.pcap")]);
+    let stats = of_type(&events, "stats");
+    // Packets span 0..~400 s after 2026-01-01T00:00:00: one tick at the 300 s boundary when the
+    // traffic resumes at 400 s (one event for a quiet stretch, not one per interval), and the
+    // final one.
+    let times: Vec<&str> = stats.iter().map(|s| s["timestamp"].as_str().expect("ts")).collect();
+    assert_eq!(times.len(), 2, "{times:?}");
+    assert_eq!(times[0], "2026-01-01T00:06:40.000000Z");
+    assert!(stats[0]["stats"]["capture"]["packets"].as_u64() < stats[1]["stats"]["capture"]["packets"].as_u64());
+    assert_eq!(stats[1]["stats"]["events"]["stats"], 2);
+    assert_eq!(stats[1]["stats"]["events"]["flow"], 9);
+}
+
+#[test]
+fn random_frames_never_crash_and_are_counted() {
+    let mut bytes = pcap_header(1);
+    let mut x = 0x9e37_79b9u32;
+    for i in 0..3000u32 {
+        let len = (i % 200) as usize;
+        let frame: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        // Make a share of them look like IPv4/IPv6 over Ethernet, so deeper layers get garbage.
+        let mut frame = frame;
+        if frame.len() > 14 && i % 3 != 0 {
+            frame[12] = if i % 2 == 0 { 0x08 } else { 0x86 };
+            frame[13] = if i % 2 == 0 { 0x00 } else { 0xdd };
+            frame[14] = if i % 2 == 0 { 0x45 } else { 0x60 };
+        }
+        bytes.extend(record(i, &frame, frame.len() as u32));
+    }
+    let path = temp("garbage.pcap");
+    fs::write(&path, &bytes).expect("write");
+    let events = replay(&[], &[&path]);
+    let stats = final_stats(&events);
+    assert_eq!(stats["capture"]["packets"], 3000);
+    let errors: u64 = stats["decoder"]["errors"]
+        .as_object()
+        .expect("errors")
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert!(errors > 100, "{stats}");
+}
