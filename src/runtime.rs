@@ -224,6 +224,10 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
 
     let captured = match (live, &config.input) {
         (Some((cap, link)), Input::Live(opts)) => {
+            eprintln!(
+                "spamtap: capturing on {} with {workers} worker(s); SIGINT or SIGTERM stops and reports open flows",
+                opts.iface
+            );
             capture::read_live(cap, link, &opts.iface, &stop, &mut dispatcher)
         }
         (_, Input::Files(paths)) => {
