@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -63,7 +64,9 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Capture(e) => e.fmt(f),
-            RunError::Output { target, error } => write!(f, "cannot write events to {target}: {error}"),
+            RunError::Output { target, error } => {
+                write!(f, "cannot write events to {target}: {error}")
+            }
             RunError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -117,8 +120,17 @@ struct WorkerSnapshot {
 
 enum ToOutput {
     Events(Vec<u8>),
-    WorkerStats { tick: u64, snapshot: WorkerSnapshot },
-    CaptureStats { tick: u64, ts: Timestamp, input: usize, capture: CaptureStats, decoder: DecodeStats },
+    WorkerStats {
+        tick: u64,
+        snapshot: WorkerSnapshot,
+    },
+    CaptureStats {
+        tick: u64,
+        ts: Timestamp,
+        input: usize,
+        capture: CaptureStats,
+        decoder: DecodeStats,
+    },
 }
 
 /// Names events carry, shared read-only by all threads.
@@ -132,7 +144,13 @@ impl Names {
     fn origins(&self) -> Vec<Origin<'_>> {
         self.inputs
             .iter()
-            .map(|n| if self.live { Origin::Iface(n) } else { Origin::PcapFile(n) })
+            .map(|n| {
+                if self.live {
+                    Origin::Iface(n)
+                } else {
+                    Origin::PcapFile(n)
+                }
+            })
             .collect()
     }
 }
@@ -215,11 +233,15 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         decoder: DecodeStats::default(),
         capture: CaptureStats::default(),
         now: Timestamp::default(),
-        interval_micros: config.stats_interval.saturating_mul(Timestamp::MICROS_PER_SEC),
+        interval_micros: config
+            .stats_interval
+            .saturating_mul(Timestamp::MICROS_PER_SEC),
         next_tick: None,
         tick_id: 0,
         input: 0,
         out: out_tx,
+        last_flush: Instant::now(),
+        since_flush_check: 0,
     };
 
     let captured = match (live, &config.input) {
@@ -245,13 +267,17 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             internal = Some(RunError::Internal("a worker thread panicked"));
         }
     }
-    let written = output.join().map_err(|_| RunError::Internal("the output thread panicked"))?;
+    let written = output
+        .join()
+        .map_err(|_| RunError::Internal("the output thread panicked"))?;
     captured?;
     if let Some(e) = internal {
         return Err(e);
     }
     match written {
-        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => Err(RunError::Output { target, error }),
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
+            Err(RunError::Output { target, error })
+        }
         _ => Ok(()),
     }
 }
@@ -271,7 +297,14 @@ struct Dispatcher {
     tick_id: u64,
     input: usize,
     out: Sender<ToOutput>,
+    /// Live only: when partial batches were last sent. A trickle of packets must not wait
+    /// for a batch to fill; this affects only how soon events appear, never what they say.
+    last_flush: Instant,
+    since_flush_check: u32,
 }
+
+/// Longest a live packet waits in a partial batch.
+const LIVE_FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 impl Dispatcher {
     fn send(&mut self, worker: usize) {
@@ -285,6 +318,7 @@ impl Dispatcher {
         for w in 0..self.workers.len() {
             self.send(w);
         }
+        self.last_flush = Instant::now();
     }
 
     /// Emits a stats tick when packet time reaches the next interval boundary.
@@ -354,7 +388,10 @@ impl PacketHandler for Dispatcher {
         let start = batch.data.len() as u32;
         batch.data.extend_from_slice(seg.payload);
         batch.segments.push(Queued {
-            seg: TcpSegment { payload: &[], ..seg },
+            seg: TcpSegment {
+                payload: &[],
+                ..seg
+            },
             payload: (start, seg.payload.len() as u32),
             ts,
             wire_len,
@@ -362,6 +399,15 @@ impl PacketHandler for Dispatcher {
         });
         if batch.segments.len() >= BATCH_SEGMENTS || batch.data.len() >= BATCH_BYTES {
             self.send(worker);
+        }
+        if self.live {
+            self.since_flush_check += 1;
+            if self.since_flush_check >= 64 {
+                self.since_flush_check = 0;
+                if self.last_flush.elapsed() >= LIVE_FLUSH_EVERY {
+                    self.flush_all();
+                }
+            }
         }
     }
 
@@ -415,7 +461,14 @@ fn worker_thread(
                     let (start, len) = (q.payload.0 as usize, q.payload.1 as usize);
                     let payload = batch.data.get(start..start + len).unwrap_or_default();
                     let seg = TcpSegment { payload, ..q.seg };
-                    tracker.on_segment(&seg, q.ts, q.wire_len, usize::from(q.input), &ctx, &mut writer);
+                    tracker.on_segment(
+                        &seg,
+                        q.ts,
+                        q.wire_len,
+                        usize::from(q.input),
+                        &ctx,
+                        &mut writer,
+                    );
                 }
                 tracker.advance(batch.now, &ctx, &mut writer);
                 batch.data.clear();
@@ -492,7 +545,13 @@ fn output_thread(
                 p.parts += 1;
                 tick
             }
-            ToOutput::CaptureStats { tick, ts, input, capture, decoder } => {
+            ToOutput::CaptureStats {
+                tick,
+                ts,
+                input,
+                capture,
+                decoder,
+            } => {
                 let p = pending.entry(tick).or_default();
                 p.record.capture = capture;
                 p.record.decoder = decoder;
@@ -510,7 +569,10 @@ fn output_thread(
                 line.emit(&Event {
                     timestamp: p.ts,
                     sensor: &names.sensor,
-                    origin: origins.get(p.input).copied().unwrap_or(Origin::PcapFile("")),
+                    origin: origins
+                        .get(p.input)
+                        .copied()
+                        .unwrap_or(Origin::PcapFile("")),
                     flow: None,
                     body: EventBody::Stats(&p.record),
                 });

@@ -42,7 +42,10 @@ fn one_clear_error(args: &[&str]) -> String {
     assert!(!out.status.success(), "{args:?} should fail");
     assert_eq!(out.status.code(), Some(1), "{args:?}");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.starts_with("spamtap: "), "{err}");
     err
@@ -57,7 +60,15 @@ fn help_has_examples() {
         assert!(text.contains("Examples:"), "{args:?}: {text}");
     }
     let live = String::from_utf8_lossy(&spamtap(&["live", "--help"]).stdout).to_string();
-    for flag in ["--snaplen", "--buffer-size", "--bpf", "--workers", "--rules", "--sensor", "--stats-interval"] {
+    for flag in [
+        "--snaplen",
+        "--buffer-size",
+        "--bpf",
+        "--workers",
+        "--rules",
+        "--sensor",
+        "--stats-interval",
+    ] {
         assert!(live.contains(flag), "live --help lists {flag}");
     }
 }
@@ -81,7 +92,10 @@ fn text_file_is_not_a_capture() {
     let path = temp("notes.txt");
     fs::write(&path, "this is not a capture\n").expect("write");
     let err = one_clear_error(&["replay", path.to_str().expect("utf-8")]);
-    assert!(err.contains("notes.txt") && err.contains("not a pcap or pcapng"), "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("not a pcap or pcapng"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,13 +144,19 @@ fn unsupported_link_type_is_named() {
     let path = temp("wifi.pcap");
     fs::write(&path, pcap_header(105)).expect("write");
     let err = one_clear_error(&["replay", path.to_str().expect("utf-8")]);
-    assert!(err.contains("link type 105") && err.contains("wifi.pcap"), "{err}");
+    assert!(
+        err.contains("link type 105") && err.contains("wifi.pcap"),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_bpf_shows_expression_and_reason() {
     let err = one_clear_error(&["replay", "--bpf", "port banana", "pcaps/tcp-basic.pcap"]);
-    assert!(err.contains("port banana") && err.contains("invalid BPF"), "{err}");
+    assert!(
+        err.contains("port banana") && err.contains("invalid BPF"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -161,7 +181,12 @@ fn unreadable_rules_dir_is_named() {
 
 #[test]
 fn unwritable_output_is_named() {
-    let err = one_clear_error(&["replay", "-o", "/nonexistent-dir/out.json", "pcaps/tcp-basic.pcap"]);
+    let err = one_clear_error(&[
+        "replay",
+        "-o",
+        "/nonexistent-dir/out.json",
+        "pcaps/tcp-basic.pcap",
+    ]);
     assert!(err.contains("/nonexistent-dir/out.json"), "{err}");
 }
 
@@ -187,7 +212,12 @@ fn several_files_in_order_with_their_names() {
 #[test]
 fn output_file_gets_the_events() {
     let path = temp("events.json");
-    let out = spamtap(&["replay", "-o", path.to_str().expect("utf-8"), "pcaps/tcp-basic.pcap"]);
+    let out = spamtap(&[
+        "replay",
+        "-o",
+        path.to_str().expect("utf-8"),
+        "pcaps/tcp-basic.pcap",
+    ]);
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
     let events = parse_lines(&fs::read(&path).expect("written"));
@@ -205,15 +235,24 @@ fn empty_capture_gives_only_the_final_stats() {
 
 #[test]
 fn stats_follow_packet_time() {
-    let events = replay(&["--stats-interval", "100"], &[&root().join("pcaps/tcp-states.pcap")]);
+    let events = replay(
+        &["--stats-interval", "100"],
+        &[&root().join("pcaps/tcp-states.pcap")],
+    );
     let stats = of_type(&events, "stats");
     // Packets span 0..~400 s after 2026-01-01T00:00:00: one tick at the 300 s boundary when the
     // traffic resumes at 400 s (one event for a quiet stretch, not one per interval), and the
     // final one.
-    let times: Vec<&str> = stats.iter().map(|s| s["timestamp"].as_str().expect("ts")).collect();
+    let times: Vec<&str> = stats
+        .iter()
+        .map(|s| s["timestamp"].as_str().expect("ts"))
+        .collect();
     assert_eq!(times.len(), 2, "{times:?}");
     assert_eq!(times[0], "2026-01-01T00:06:40.000000Z");
-    assert!(stats[0]["stats"]["capture"]["packets"].as_u64() < stats[1]["stats"]["capture"]["packets"].as_u64());
+    assert!(
+        stats[0]["stats"]["capture"]["packets"].as_u64()
+            < stats[1]["stats"]["capture"]["packets"].as_u64()
+    );
     assert_eq!(stats[1]["stats"]["events"]["stats"], 2);
     assert_eq!(stats[1]["stats"]["events"]["flow"], 9);
 }

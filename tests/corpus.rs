@@ -52,9 +52,20 @@ fn every_corpus_capture_replays_cleanly() {
         }
         assert!(out.status.success(), "{path}: {err}");
         for e in &events {
-            assert!(e["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{path}: {e}");
+            assert!(
+                e["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+                "{path}: {e}"
+            );
             if e["event_type"] == "flow" {
-                for field in ["flow_id", "community_id", "src_ip", "src_port", "dest_ip", "dest_port", "proto"] {
+                for field in [
+                    "flow_id",
+                    "community_id",
+                    "src_ip",
+                    "src_port",
+                    "dest_ip",
+                    "dest_port",
+                    "proto",
+                ] {
                     assert!(e.get(field).is_some(), "{path}: {field} missing in {e}");
                 }
             }
@@ -72,11 +83,18 @@ fn zeek_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
             columns = fields.split('\t').map(str::to_string).collect();
         } else if line.starts_with('#') {
             continue;
-        } else if columns.is_empty() || line.starts_with("uid\t") || line.starts_with("id.orig_h\t") {
+        } else if columns.is_empty() || line.starts_with("uid\t") || line.starts_with("id.orig_h\t")
+        {
             // btest ".cut" files: a plain header line instead of #fields.
             columns = line.split('\t').map(str::to_string).collect();
         } else {
-            rows.push(columns.iter().cloned().zip(line.split('\t').map(str::to_string)).collect());
+            rows.push(
+                columns
+                    .iter()
+                    .cloned()
+                    .zip(line.split('\t').map(str::to_string))
+                    .collect(),
+            );
         }
     }
     rows
@@ -104,7 +122,11 @@ fn flows_agree_with_zeek_conn_log() {
         }
         for f in fs::read_dir(&dir).expect("listing") {
             let log = f.expect("entry").path();
-            let name = log.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = log
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if !name.contains("conn.log") {
                 continue;
             }
@@ -120,12 +142,15 @@ fn flows_agree_with_zeek_conn_log() {
             logs += 1;
             let events = replay(&["--workers", "2"], &[&pcap]);
             let flows = of_type(&events, "flow");
-            for row in rows.iter().filter(|r| r.get("proto").is_none_or(|p| p == "tcp")) {
+            for row in rows
+                .iter()
+                .filter(|r| r.get("proto").is_none_or(|p| p == "tcp"))
+            {
                 let found = flows.iter().find(|f| {
                     f["src_ip"] == row["id.orig_h"].as_str()
-                        && f["src_port"].to_string() == row["id.orig_p"]
+                        && f["src_port"].as_u64() == row["id.orig_p"].parse().ok()
                         && f["dest_ip"] == row["id.resp_h"].as_str()
-                        && f["dest_port"].to_string() == row["id.resp_p"]
+                        && f["dest_port"].as_u64() == row["id.resp_p"].parse().ok()
                 });
                 let Some(flow) = found else {
                     panic!("{name}: Zeek's {row:?} has no flow with the same orientation");
@@ -133,13 +158,25 @@ fn flows_agree_with_zeek_conn_log() {
                 let f = &flow["flow"];
                 let num = |k: &str| row.get(k).and_then(|v| v.parse::<u64>().ok());
                 if let Some(missed) = num("missed_bytes") {
-                    assert_eq!(f["missed_bytes"].as_u64(), Some(missed), "{name} missed_bytes");
+                    assert_eq!(
+                        f["missed_bytes"].as_u64(),
+                        Some(missed),
+                        "{name} missed_bytes"
+                    );
                     if missed == 0 {
                         if let Some(b) = num("orig_bytes") {
-                            assert_eq!(f["data_bytes_toserver"].as_u64(), Some(b), "{name} orig_bytes");
+                            assert_eq!(
+                                f["data_bytes_toserver"].as_u64(),
+                                Some(b),
+                                "{name} orig_bytes"
+                            );
                         }
                         if let Some(b) = num("resp_bytes") {
-                            assert_eq!(f["data_bytes_toclient"].as_u64(), Some(b), "{name} resp_bytes");
+                            assert_eq!(
+                                f["data_bytes_toclient"].as_u64(),
+                                Some(b),
+                                "{name} resp_bytes"
+                            );
                         }
                     }
                 }
@@ -151,7 +188,10 @@ fn flows_agree_with_zeek_conn_log() {
                 }
                 if let Some(state) = row.get("conn_state") {
                     let ours = f["state"].as_str().unwrap_or_default();
-                    assert!(zeek_state_matches(state, ours), "{name}: Zeek {state}, spamtap {ours}");
+                    assert!(
+                        zeek_state_matches(state, ours),
+                        "{name}: Zeek {state}, spamtap {ours}"
+                    );
                 }
                 compared += 1;
             }
@@ -175,9 +215,17 @@ fn corpus_link_types_decode() {
     // Linux SLL2: only non-TCP in this capture, all decoded without error.
     let sll2 = replay(&[], &[&corpus().join("zeek/linux_dlt_sll2.pcap")]);
     let d = &final_stats(&sll2)["decoder"];
-    let errors: u64 = d["errors"].as_object().expect("errors").values().filter_map(|v| v.as_u64()).sum();
+    let errors: u64 = d["errors"]
+        .as_object()
+        .expect("errors")
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
     assert_eq!(errors, 0, "{d}");
-    assert_eq!(d["ipv4"].as_u64().unwrap_or(0) + d["ipv6"].as_u64().unwrap_or(0), 4);
+    assert_eq!(
+        d["ipv4"].as_u64().unwrap_or(0) + d["ipv6"].as_u64().unwrap_or(0),
+        4
+    );
     // A one-sided capture still yields its flow and data.
     let one = replay(&[], &[&corpus().join("zeek/smtp-one-side-only.pcap")]);
     let f = &of_type(&one, "flow")[0]["flow"];

@@ -58,13 +58,19 @@ fn pcaps_match_golden_files() {
             eprintln!("--- {name}: expected\n{want}--- got\n{got}");
         }
     }
-    assert!(mismatches.is_empty(), "events differ from golden files: {mismatches:?}");
+    assert!(
+        mismatches.is_empty(),
+        "events differ from golden files: {mismatches:?}"
+    );
 }
 
 #[test]
 fn worker_count_does_not_change_events() {
     for pcap in pcaps() {
-        let rel = format!("pcaps/{}", pcap.file_name().and_then(|s| s.to_str()).expect("name"));
+        let rel = format!(
+            "pcaps/{}",
+            pcap.file_name().and_then(|s| s.to_str()).expect("name")
+        );
         assert_eq!(events(&rel, "1"), events(&rel, "2"), "{rel}");
         assert_eq!(events(&rel, "2"), events(&rel, "2"), "{rel} twice");
     }
@@ -79,17 +85,30 @@ fn generator_reproduces_committed_pcaps() {
         .arg(&dir)
         .output()
         .expect("spamtap-gen runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated: BTreeSet<_> = fs::read_dir(&dir)
         .expect("listing")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    let committed: BTreeSet<_> = pcaps().iter().map(|p| p.file_name().expect("name").to_owned()).collect();
-    assert_eq!(generated, committed, "pcaps/ holds exactly the generated scenarios");
+    let committed: BTreeSet<_> = pcaps()
+        .iter()
+        .map(|p| p.file_name().expect("name").to_owned())
+        .collect();
+    assert_eq!(
+        generated, committed,
+        "pcaps/ holds exactly the generated scenarios"
+    );
     for name in generated {
         let a = fs::read(dir.join(&name)).expect("generated");
         let b = fs::read(root().join("pcaps").join(&name)).expect("committed");
-        assert!(a == b, "{name:?} differs from a fresh generation: run spamtap-gen scenarios pcaps/");
+        assert!(
+            a == b,
+            "{name:?} differs from a fresh generation: run spamtap-gen scenarios pcaps/"
+        );
     }
     let _ = fs::remove_dir_all(&dir);
 }
@@ -118,8 +137,16 @@ fn golden_scenarios_show_their_behaviour() {
     assert_eq!(state_of("192.0.2.22"), pair("reset", "closed"));
     assert_eq!(state_of("192.0.2.23"), pair("timeout", "timeout"));
     assert_eq!(state_of("192.0.2.24"), pair("closed", "closed"));
-    assert_eq!(state_of("192.0.2.25"), pair("timeout", "timeout"), "one-sided");
-    assert_eq!(state_of("192.0.2.26").len(), 2, "port reuse gives two flows");
+    assert_eq!(
+        state_of("192.0.2.25"),
+        pair("timeout", "timeout"),
+        "one-sided"
+    );
+    assert_eq!(
+        state_of("192.0.2.26").len(),
+        2,
+        "port reuse gives two flows"
+    );
 
     let gap = run("tcp-gap");
     let flow = &of_type(&gap, "flow")[0]["flow"];
@@ -133,15 +160,33 @@ fn golden_scenarios_show_their_behaviour() {
     for f in of_type(&reorder, "flow") {
         assert_eq!(f["flow"]["missed_bytes"], 0);
     }
-    assert_eq!(of_type(&reorder, "flow")[0]["flow"]["data_bytes_toserver"].as_u64().unwrap_or(0) % 1000, 0);
+    assert_eq!(
+        of_type(&reorder, "flow")[0]["flow"]["data_bytes_toserver"]
+            .as_u64()
+            .unwrap_or(0)
+            % 1000,
+        0
+    );
 
     let wrap = run("tcp-wraparound");
     let f = &of_type(&wrap, "flow")[0]["flow"];
-    assert_eq!((f["data_bytes_toserver"].as_u64(), f["data_bytes_toclient"].as_u64()), (Some(10_000), Some(600)));
+    assert_eq!(
+        (
+            f["data_bytes_toserver"].as_u64(),
+            f["data_bytes_toclient"].as_u64()
+        ),
+        (Some(10_000), Some(600))
+    );
 
     let vlan = run("link-vlan");
-    let tags: BTreeSet<String> = of_type(&vlan, "flow").iter().map(|f| f["vlan"].to_string()).collect();
-    assert_eq!(tags, BTreeSet::from(["[100,200]".to_string(), "[300]".to_string()]));
+    let tags: BTreeSet<String> = of_type(&vlan, "flow")
+        .iter()
+        .map(|f| f["vlan"].to_string())
+        .collect();
+    assert_eq!(
+        tags,
+        BTreeSet::from(["[100,200]".to_string(), "[300]".to_string()])
+    );
 
     for link in ["link-sll", "link-sll2", "link-raw", "link-null"] {
         let ev = run(link);
@@ -151,6 +196,19 @@ fn golden_scenarios_show_their_behaviour() {
     let noise = run("noise");
     assert!(of_type(&noise, "flow").is_empty());
     let d = &common::final_stats(&noise)["decoder"];
-    assert_eq!((d["udp"].as_u64(), d["ipv4_fragments"].as_u64(), d["non_ip"].as_u64()), (Some(1), Some(2), Some(1)));
-    assert_eq!((d["errors"]["tcp_header"].as_u64(), d["errors"]["link_header"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            d["udp"].as_u64(),
+            d["ipv4_fragments"].as_u64(),
+            d["non_ip"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1))
+    );
+    assert_eq!(
+        (
+            d["errors"]["tcp_header"].as_u64(),
+            d["errors"]["link_header"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
 }

@@ -55,7 +55,10 @@ fn require_root_and_iproute2() {
         "the live-capture test needs iproute2's `ip`: apt-get install iproute2"
     );
     let py = Command::new("python3").arg("-V").output();
-    assert!(py.is_ok_and(|o| o.status.success()), "the live-capture test needs python3");
+    assert!(
+        py.is_ok_and(|o| o.status.success()),
+        "the live-capture test needs python3"
+    );
 }
 
 const SERVER: &str = r#"
@@ -100,10 +103,15 @@ fn live_capture_on_a_veth_pair() {
     };
     let mut net = net;
     let [c, s] = net.ns.clone();
-    let (vc, vs) = (format!("sptc{}", id % 100_000), format!("spts{}", id % 100_000));
+    let (vc, vs) = (
+        format!("sptc{}", id % 100_000),
+        format!("spts{}", id % 100_000),
+    );
     sh(&["ip", "netns", "add", &c]);
     sh(&["ip", "netns", "add", &s]);
-    sh(&["ip", "link", "add", &vc, "netns", &c, "type", "veth", "peer", "name", &vs, "netns", &s]);
+    sh(&[
+        "ip", "link", "add", &vc, "netns", &c, "type", "veth", "peer", "name", &vs, "netns", &s,
+    ]);
     sh(&["ip", "-n", &c, "addr", "add", "10.77.0.1/24", "dev", &vc]);
     sh(&["ip", "-n", &s, "addr", "add", "10.77.0.2/24", "dev", &vs]);
     for (ns, dev) in [(&c, &vc), (&s, &vs)] {
@@ -113,15 +121,33 @@ fn live_capture_on_a_veth_pair() {
 
     let out_file = std::env::temp_dir().join(format!("spamtap-live-{id}.json"));
     let mut sensor = Command::new("ip")
-        .args(["netns", "exec", &c, env!("CARGO_BIN_EXE_spamtap"), "live", "-i", &vc])
-        .args(["--sensor", "live-test", "--workers", "2", "--stats-interval", "0", "-o"])
+        .args([
+            "netns",
+            "exec",
+            &c,
+            env!("CARGO_BIN_EXE_spamtap"),
+            "live",
+            "-i",
+            &vc,
+        ])
+        .args([
+            "--sensor",
+            "live-test",
+            "--workers",
+            "2",
+            "--stats-interval",
+            "0",
+            "-o",
+        ])
         .arg(&out_file)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spamtap live starts");
     let mut sensor_err = BufReader::new(sensor.stderr.take().expect("stderr"));
     let mut line = String::new();
-    sensor_err.read_line(&mut line).expect("spamtap reports it is capturing");
+    sensor_err
+        .read_line(&mut line)
+        .expect("spamtap reports it is capturing");
     assert!(line.contains("capturing on"), "spamtap live: {line}");
     net.children.push(sensor);
 
@@ -141,7 +167,11 @@ fn live_capture_on_a_veth_pair() {
         .args(["netns", "exec", &c, "python3", "-c", CLIENT])
         .output()
         .expect("client runs");
-    assert!(client.status.success(), "client: {}", String::from_utf8_lossy(&client.stderr));
+    assert!(
+        client.status.success(),
+        "client: {}",
+        String::from_utf8_lossy(&client.stderr)
+    );
 
     // SIGINT: spamtap stops capturing and drains every open flow.
     let sensor = &mut net.children[0];
@@ -152,12 +182,18 @@ fn live_capture_on_a_veth_pair() {
         if let Some(status) = sensor.try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "spamtap did not stop within 20 s of SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "spamtap did not stop within 20 s of SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut sensor_err, &mut rest);
-    assert!(status.success(), "spamtap live exited with {status}: {rest}");
+    assert!(
+        status.success(),
+        "spamtap live exited with {status}: {rest}"
+    );
 
     let events = parse_lines(&std::fs::read(&out_file).expect("events written"));
     let _ = std::fs::remove_file(&out_file);
@@ -170,7 +206,9 @@ fn live_capture_on_a_veth_pair() {
         flows
             .iter()
             .copied()
-            .filter(|f| f["src_ip"] == "10.77.0.1" && f["dest_ip"] == "10.77.0.2" && f["dest_port"] == port)
+            .filter(|f| {
+                f["src_ip"] == "10.77.0.1" && f["dest_ip"] == "10.77.0.2" && f["dest_port"] == port
+            })
             .collect()
     };
     let data = to(2525);
@@ -185,8 +223,15 @@ fn live_capture_on_a_veth_pair() {
         assert_eq!(f["flow"]["state"], "closed", "{f}");
         assert_eq!(f["flow"]["missed_bytes"], 0, "{f}");
         let reply = format!("250 received {}\r\n", f["flow"]["data_bytes_toserver"]);
-        assert_eq!(f["flow"]["data_bytes_toclient"].as_u64(), Some(reply.len() as u64));
-        assert!(f["community_id"].as_str().is_some_and(|c| c.starts_with("1:")));
+        assert_eq!(
+            f["flow"]["data_bytes_toclient"].as_u64(),
+            Some(reply.len() as u64)
+        );
+        assert!(
+            f["community_id"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("1:"))
+        );
     }
     let refused = to(2526);
     assert_eq!(refused.len(), 1, "{flows:?}");
@@ -195,5 +240,8 @@ fn live_capture_on_a_veth_pair() {
     let stats = final_stats(&events);
     assert!(stats["capture"]["packets"].as_u64() > Some(20), "{stats}");
     assert_eq!(stats["capture"]["queue_drops"], 0);
-    assert!(stats["capture"]["kernel_packets"].as_u64() > Some(0), "libpcap stats read: {stats}");
+    assert!(
+        stats["capture"]["kernel_packets"].as_u64() > Some(0),
+        "libpcap stats read: {stats}"
+    );
 }

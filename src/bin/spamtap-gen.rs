@@ -49,7 +49,12 @@ fn main() -> ExitCode {
                     result = Err(format!("{}: {e}", path.display()));
                     break;
                 }
-                println!("{} ({} frames): {}", path.display(), s.frames.len(), s.about);
+                println!(
+                    "{} ({} frames): {}",
+                    path.display(),
+                    s.frames.len(),
+                    s.about
+                );
             }
             result
         }

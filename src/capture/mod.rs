@@ -47,14 +47,41 @@ pub struct LiveOptions {
 
 #[derive(Debug)]
 pub enum CaptureError {
-    OpenFile { path: PathBuf, message: String },
-    NotACapture { path: PathBuf, message: String },
-    Corrupt { path: PathBuf, record: u64, offset: Option<u64>, message: String },
-    UnsupportedLinkType { input: String, linktype: i32, name: String },
-    Filter { expr: String, message: String },
-    NoSuchInterface { iface: String, known: Vec<String> },
-    Permission { iface: String, message: String },
-    Live { iface: String, message: String },
+    OpenFile {
+        path: PathBuf,
+        message: String,
+    },
+    NotACapture {
+        path: PathBuf,
+        message: String,
+    },
+    Corrupt {
+        path: PathBuf,
+        record: u64,
+        offset: Option<u64>,
+        message: String,
+    },
+    UnsupportedLinkType {
+        input: String,
+        linktype: i32,
+        name: String,
+    },
+    Filter {
+        expr: String,
+        message: String,
+    },
+    NoSuchInterface {
+        iface: String,
+        known: Vec<String>,
+    },
+    Permission {
+        iface: String,
+        message: String,
+    },
+    Live {
+        iface: String,
+        message: String,
+    },
 }
 
 impl fmt::Display for CaptureError {
@@ -68,14 +95,23 @@ impl fmt::Display for CaptureError {
                 "{} is not a pcap or pcapng capture ({message})",
                 path.display()
             ),
-            CaptureError::Corrupt { path, record, offset, message } => {
+            CaptureError::Corrupt {
+                path,
+                record,
+                offset,
+                message,
+            } => {
                 write!(f, "{}: corrupt at record {record}", path.display())?;
                 if let Some(offset) = offset {
                     write!(f, " (byte offset {offset})")?;
                 }
                 write!(f, ": {message}")
             }
-            CaptureError::UnsupportedLinkType { input, linktype, name } => write!(
+            CaptureError::UnsupportedLinkType {
+                input,
+                linktype,
+                name,
+            } => write!(
                 f,
                 "{input}: link type {linktype} ({name}) is not supported; spamtap reads Ethernet, \
                  Linux SLL/SLL2, raw IP and BSD loopback"
@@ -132,7 +168,11 @@ pub fn read_files(
         }
         let (mut cap, link) = open_file(path, bpf)?;
         // Record offsets are only known for classic pcap (fixed 16-byte record headers).
-        let mut offset = if is_classic_pcap(path) { Some(24u64) } else { None };
+        let mut offset = if is_classic_pcap(path) {
+            Some(24u64)
+        } else {
+            None
+        };
         let mut records = 0u64;
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -213,7 +253,10 @@ fn link_type(input: &str, linktype: pcap::Linktype) -> Result<LinkType, CaptureE
 }
 
 /// Opens an interface for live capture, with errors that say what to do.
-pub fn open_live(opts: &LiveOptions, bpf: Option<&str>) -> Result<(Capture<Active>, LinkType), CaptureError> {
+pub fn open_live(
+    opts: &LiveOptions,
+    bpf: Option<&str>,
+) -> Result<(Capture<Active>, LinkType), CaptureError> {
     let devices = pcap::Device::list().unwrap_or_default();
     if !devices.is_empty() && !devices.iter().any(|d| d.name == opts.iface) {
         return Err(CaptureError::NoSuchInterface {

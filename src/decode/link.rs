@@ -64,7 +64,11 @@ pub fn loopback(frame: &[u8], network_order: bool) -> Option<Next<'_>> {
         u32::from_be_bytes(raw)
     } else {
         let le = u32::from_le_bytes(raw);
-        if le > 0xffff { u32::from_be_bytes(raw) } else { le }
+        if le > 0xffff {
+            u32::from_be_bytes(raw)
+        } else {
+            le
+        }
     };
     let rest = frame.get(4..)?;
     Some(match family {
@@ -75,10 +79,11 @@ pub fn loopback(frame: &[u8], network_order: bool) -> Option<Next<'_>> {
 
 fn ether_type_or_not_ip(proto: u16, rest: &[u8]) -> Next<'_> {
     match EtherType(proto) {
-        EtherType::IPV4 | EtherType::IPV6 | EtherType::VLAN_TAGGED_FRAME
-        | EtherType::PROVIDER_BRIDGING | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
-            Next::EtherType(EtherType(proto), rest)
-        }
+        EtherType::IPV4
+        | EtherType::IPV6
+        | EtherType::VLAN_TAGGED_FRAME
+        | EtherType::PROVIDER_BRIDGING
+        | EtherType::VLAN_DOUBLE_TAGGED_FRAME => Next::EtherType(EtherType(proto), rest),
         _ => Next::NotIp,
     }
 }
@@ -103,8 +108,14 @@ mod tests {
 
     #[test]
     fn loopback_family_either_order() {
-        assert!(matches!(loopback(&[2, 0, 0, 0, 0x45], false), Some(Next::Ip(_))));
-        assert!(matches!(loopback(&[0, 0, 0, 2, 0x45], false), Some(Next::Ip(_))));
+        assert!(matches!(
+            loopback(&[2, 0, 0, 0, 0x45], false),
+            Some(Next::Ip(_))
+        ));
+        assert!(matches!(
+            loopback(&[0, 0, 0, 2, 0x45], false),
+            Some(Next::Ip(_))
+        ));
         assert!(matches!(loopback(&[0, 0, 0, 30], true), Some(Next::Ip(_))));
         assert!(matches!(loopback(&[7, 0, 0, 0], false), Some(Next::NotIp)));
     }

@@ -298,8 +298,8 @@ fn classify<'a>(
                 stats.ipv6_fragments += 1;
                 return Ok(Decoded::Other);
             }
-            let declared = usize::from(header.payload_length())
-                .saturating_sub(ip.extensions().slice().len());
+            let declared =
+                usize::from(header.payload_length()).saturating_sub(ip.extensions().slice().len());
             (
                 IpAddr::V6(header.source_addr()),
                 IpAddr::V6(header.destination_addr()),
@@ -446,7 +446,10 @@ mod tests {
         // Set "more fragments" in the IPv4 header (Ethernet 14 + flags at offset 6).
         frame[14 + 6] |= 0x20;
         let mut stats = DecodeStats::default();
-        assert_eq!(decode(LinkType::Ethernet, &frame, &mut stats), Decoded::Other);
+        assert_eq!(
+            decode(LinkType::Ethernet, &frame, &mut stats),
+            Decoded::Other
+        );
         assert_eq!(stats.ipv4_fragments, 1);
     }
 
@@ -486,8 +489,13 @@ mod tests {
         let mut stats = DecodeStats::default();
         assert_eq!(tcp(decode(LinkType::RawIp, &ip, &mut stats)).payload, b"z");
 
-        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         sll2.extend_from_slice(&ip);
-        assert_eq!(tcp(decode(LinkType::LinuxSll2, &sll2, &mut stats)).src_port, 5);
+        assert_eq!(
+            tcp(decode(LinkType::LinuxSll2, &sll2, &mut stats)).src_port,
+            5
+        );
     }
 }

@@ -121,7 +121,7 @@ impl<V> FlowTable<V> {
     pub fn drain(&mut self) -> Vec<(FlowKey, V)> {
         self.timers.clear();
         let mut all: Vec<(FlowKey, V)> = self.map.drain().map(|(k, e)| (k, e.value)).collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|(key, _)| *key);
         all
     }
 

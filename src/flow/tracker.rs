@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::{Direction, FlowKey, FlowTable, Side};
 use crate::output::{
-    EndReason, Event, EventBody, EventSink, FlowIdentity, FlowRecord, FlowState, FlowStats,
-    Origin, TcpSummary,
+    EndReason, Event, EventBody, EventSink, FlowIdentity, FlowRecord, FlowState, FlowStats, Origin,
+    TcpSummary,
 };
 use crate::protocols::{AppLayer, AppOutput};
 use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream};
@@ -115,7 +115,9 @@ impl Flow {
     }
 
     fn has_data(&self) -> bool {
-        self.streams.iter().any(|s| s.delivered() + s.gap_bytes() > 0)
+        self.streams
+            .iter()
+            .any(|s| s.delivered() + s.gap_bytes() > 0)
     }
 
     fn state(&self, reason: EndReason) -> FlowState {
@@ -141,7 +143,11 @@ impl Flow {
 /// Decides which endpoint is the client for a flow's first packet.
 fn client_side(seg: &TcpSegment<'_>, sender: Side) -> Side {
     if seg.flags.syn() {
-        return if seg.flags.ack() { sender.other() } else { sender };
+        return if seg.flags.ack() {
+            sender.other()
+        } else {
+            sender
+        };
     }
     // Picked up mid-stream: the lower port is the service, unless both look ephemeral and the
     // destination is lower anyway (same answer), or they are equal (the sender is the client).
@@ -283,7 +289,8 @@ impl Tracker {
     pub fn advance(&mut self, now: Timestamp, ctx: &EventContext<'_>, out: &mut impl EventSink) {
         self.now = self.now.max(now);
         let mut expired = Vec::new();
-        self.table.expire(self.now, |key, flow| expired.push((key, flow)));
+        self.table
+            .expire(self.now, |key, flow| expired.push((key, flow)));
         for (_, flow) in expired {
             let reason = if flow.is_closed() {
                 EndReason::Closed
@@ -507,7 +514,11 @@ mod tests {
     fn parser_sees_both_directions_in_order_despite_reordering() {
         let mut s = Session::new("192.0.2.1:40000", "198.51.100.1:2525").mss(4);
         s.handshake()
-            .send_with(Ctos, b"PING one two", &[Fault::Reorder(0), Fault::Duplicate(1)])
+            .send_with(
+                Ctos,
+                b"PING one two",
+                &[Fault::Reorder(0), Fault::Duplicate(1)],
+            )
             .send(Stoc, b"PONG")
             .send(Ctos, b"!")
             .close();
@@ -576,11 +587,17 @@ mod tests {
                 .map(|e| (e["flow"]["state"].clone(), e["flow"]["reason"].clone()))
                 .unwrap()
         };
-        assert_eq!(by_client("192.0.2.1"), ("no_answer".into(), "timeout".into()));
+        assert_eq!(
+            by_client("192.0.2.1"),
+            ("no_answer".into(), "timeout".into())
+        );
         assert_eq!(by_client("192.0.2.2"), ("rejected".into(), "closed".into()));
         assert_eq!(by_client("192.0.2.3"), ("reset".into(), "closed".into()));
         assert_eq!(by_client("192.0.2.4"), ("timeout".into(), "timeout".into()));
-        assert_eq!(by_client("192.0.2.5"), ("established".into(), "shutdown".into()));
+        assert_eq!(
+            by_client("192.0.2.5"),
+            ("established".into(), "shutdown".into())
+        );
     }
 
     #[test]
@@ -623,7 +640,10 @@ mod tests {
             .isn(5_000, 6_000)
             .starting_at(crate::pcapgen::EPOCH.saturating_add_secs(2));
         second.handshake().send(Ctos, b"b").close();
-        let events = run(&merge([first.into_frames(), second.into_frames()]), TrackerConfig::default());
+        let events = run(
+            &merge([first.into_frames(), second.into_frames()]),
+            TrackerConfig::default(),
+        );
         let reasons: Vec<_> = of_type(&events, "flow")
             .iter()
             .map(|f| f["flow"]["reason"].as_str().unwrap().to_string())

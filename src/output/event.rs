@@ -308,7 +308,10 @@ mod tests {
     #[test]
     fn tcp_flags_as_hex_like_eve() {
         let t = TcpSummary::new(0x1b, 0x1a);
-        assert_eq!((t.tcp_flags.as_str(), t.tcp_flags_ts.as_str()), ("1b", "1b"));
+        assert_eq!(
+            (t.tcp_flags.as_str(), t.tcp_flags_ts.as_str()),
+            ("1b", "1b")
+        );
         assert!(t.syn && t.fin && !t.rst);
     }
 

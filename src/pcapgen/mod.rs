@@ -11,7 +11,9 @@ pub use scenarios::{Scenario, bench_mix, scenarios};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SingleVlanHeader, VlanId};
+use etherparse::{
+    EtherType, Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SingleVlanHeader, VlanId,
+};
 
 use crate::flow::Direction;
 use crate::timestamp::Timestamp;
@@ -31,7 +33,9 @@ pub struct Frame {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Link {
     /// Ethernet II with zero, one (802.1Q) or two (QinQ) VLAN tags.
-    Ethernet { vlan: Vec<u16> },
+    Ethernet {
+        vlan: Vec<u16>,
+    },
     LinuxSll,
     LinuxSll2,
     RawIp,
@@ -197,7 +201,9 @@ impl Session {
         let endpoints = [parse(client), parse(server)];
         // ISNs derived from the ports: deterministic, and different per session.
         let isn_c = u32::from(endpoints[0].port()).wrapping_mul(2_654_435_761);
-        let isn_s = u32::from(endpoints[1].port()).wrapping_mul(40_503).wrapping_add(isn_c);
+        let isn_s = u32::from(endpoints[1].port())
+            .wrapping_mul(40_503)
+            .wrapping_add(isn_c);
         Session {
             endpoints,
             link: Link::ethernet(),
@@ -286,7 +292,13 @@ impl Session {
         self.emit(Direction::Ctos, c, None, 0x02, b"");
         self.emit(Direction::Stoc, s, Some(c.wrapping_add(1)), 0x12, b"");
         self.next_seq = [c.wrapping_add(1), s.wrapping_add(1)];
-        self.emit(Direction::Ctos, c.wrapping_add(1), Some(s.wrapping_add(1)), 0x10, b"");
+        self.emit(
+            Direction::Ctos,
+            c.wrapping_add(1),
+            Some(s.wrapping_add(1)),
+            0x10,
+            b"",
+        );
         self
     }
 
@@ -379,7 +391,13 @@ impl Session {
         self.emit(Direction::Ctos, c, Some(s), 0x11, b"");
         self.emit(Direction::Stoc, s, Some(c.wrapping_add(1)), 0x11, b"");
         self.next_seq = [c.wrapping_add(1), s.wrapping_add(1)];
-        self.emit(Direction::Ctos, c.wrapping_add(1), Some(s.wrapping_add(1)), 0x10, b"");
+        self.emit(
+            Direction::Ctos,
+            c.wrapping_add(1),
+            Some(s.wrapping_add(1)),
+            0x10,
+            b"",
+        );
         self
     }
 
@@ -433,7 +451,13 @@ fn source_of(link: &Link, data: &[u8]) -> Option<(IpAddr, u16)> {
 }
 
 /// A UDP datagram (counted by the decoder, not analysed).
-pub fn udp_frame(link: &Link, ts: Timestamp, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Frame {
+pub fn udp_frame(
+    link: &Link,
+    ts: Timestamp,
+    src: SocketAddr,
+    dst: SocketAddr,
+    payload: &[u8],
+) -> Frame {
     let ip = match (src.ip(), dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
         (s, d) => PacketBuilder::ipv6(to_v6(s), to_v6(d), 64),
@@ -450,7 +474,13 @@ pub fn udp_frame(link: &Link, ts: Timestamp, src: SocketAddr, dst: SocketAddr, p
 }
 
 /// The two fragments of an IPv4 datagram carrying `payload` as protocol `proto`.
-pub fn ipv4_fragments(link: &Link, ts: Timestamp, src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<Frame> {
+pub fn ipv4_fragments(
+    link: &Link,
+    ts: Timestamp,
+    src: [u8; 4],
+    dst: [u8; 4],
+    payload: &[u8],
+) -> Vec<Frame> {
     let split = (payload.len() / 2) & !7;
     let parts = [(0usize, split, true), (split, payload.len(), false)];
     parts

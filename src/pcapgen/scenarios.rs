@@ -38,7 +38,10 @@ fn smtp_like(session: &mut Session, body_len: usize, seed: u32) {
     session
         .send(Stoc, b"220 mx.example.net ESMTP\r\n")
         .send(Ctos, b"EHLO client.example.org\r\n")
-        .send(Stoc, b"250-mx.example.net\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+        .send(
+            Stoc,
+            b"250-mx.example.net\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+        )
         .send(Ctos, b"MAIL FROM:<a@example.org>\r\n")
         .send(Stoc, b"250 2.1.0 Ok\r\n")
         .send(Ctos, b"RCPT TO:<b@example.net>\r\n")
@@ -63,7 +66,11 @@ pub fn scenarios() -> Vec<Scenario> {
         states(),
         wraparound(),
         link_vlan(),
-        link_only("link-sll", "Linux cooked capture v1 (the `any` interface)", Link::LinuxSll),
+        link_only(
+            "link-sll",
+            "Linux cooked capture v1 (the `any` interface)",
+            Link::LinuxSll,
+        ),
         link_only("link-sll2", "Linux cooked capture v2", Link::LinuxSll2),
         link_only("link-raw", "raw IP link type", Link::RawIp),
         link_only("link-null", "BSD loopback link type", Link::Null),
@@ -129,7 +136,13 @@ fn gap() -> Scenario {
         .send_with(
             Ctos,
             &text(7000, 5),
-            &[Fault::Drop(1), Fault::Truncate { segment: 3, keep: 100 }],
+            &[
+                Fault::Drop(1),
+                Fault::Truncate {
+                    segment: 3,
+                    keep: 100,
+                },
+            ],
         )
         .send(Stoc, b"250 ok\r\n")
         .close();
@@ -247,10 +260,22 @@ fn noise() -> Scenario {
     let link = Link::ethernet();
     let addr = |s: &str| -> SocketAddr { s.parse().unwrap_or_else(|_| unreachable!()) };
     let mut frames = vec![
-        udp_frame(&link, at(0), addr("192.0.2.60:5353"), addr("198.51.100.53:53"), b"\x12\x34query"),
+        udp_frame(
+            &link,
+            at(0),
+            addr("192.0.2.60:5353"),
+            addr("198.51.100.53:53"),
+            b"\x12\x34query",
+        ),
         arp_frame(at(1)),
     ];
-    frames.extend(ipv4_fragments(&link, at(2), [192, 0, 2, 61], [198, 51, 100, 25], &text(200, 9)));
+    frames.extend(ipv4_fragments(
+        &link,
+        at(2),
+        [192, 0, 2, 61],
+        [198, 51, 100, 25],
+        &text(200, 9),
+    ));
     // A TCP segment whose header the capture cut in half.
     let mut cut = Session::new("192.0.2.62:40070", "198.51.100.25:25").starting_at(at(3));
     cut.syn();
@@ -293,14 +318,32 @@ pub fn bench_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
         let mut group = Vec::with_capacity(32);
         for _ in 0..32 {
             n = n.wrapping_add(1);
-            let client = format!("10.{}.{}.{}:{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff | 1, 1024 + n % 60000);
-            let server = format!("198.51.100.{}:{}", n % 7 + 1, if n % 5 == 0 { 443 } else { 25 });
+            let client = format!(
+                "10.{}.{}.{}:{}",
+                (n >> 16) & 0xff,
+                (n >> 8) & 0xff,
+                n & 0xff | 1,
+                1024 + n % 60000
+            );
+            let server = format!(
+                "198.51.100.{}:{}",
+                n % 7 + 1,
+                if n % 5 == 0 { 443 } else { 25 }
+            );
             let mut s = Session::new(&client, &server)
                 .starting_at(Timestamp(clock.0 + u64::from(n % 32) * 50));
             s.handshake();
             if n % 5 == 0 {
-                let faults: &[Fault] = if n % 20 == 0 { &[Fault::Reorder(3), Fault::Drop(9)] } else { &[] };
-                s.send(Ctos, b"GET /big HTTP/1.1\r\n\r\n").send_with(Stoc, &text(100_000, n), faults);
+                let faults: &[Fault] = if n % 20 == 0 {
+                    &[Fault::Reorder(3), Fault::Drop(9)]
+                } else {
+                    &[]
+                };
+                s.send(Ctos, b"GET /big HTTP/1.1\r\n\r\n").send_with(
+                    Stoc,
+                    &text(100_000, n),
+                    faults,
+                );
             } else {
                 smtp_like(&mut s, 2_000 + (n as usize * 7919) % 58_000, n);
             }
@@ -312,7 +355,15 @@ pub fn bench_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
         if let Some(last) = frames.last() {
             clock = last.ts;
         }
-        frames.push(udp_frame(&link, clock, "10.9.9.9:5353".parse().unwrap_or_else(|_| unreachable!()), "198.51.100.53:53".parse().unwrap_or_else(|_| unreachable!()), b"query"));
+        frames.push(udp_frame(
+            &link,
+            clock,
+            "10.9.9.9:5353".parse().unwrap_or_else(|_| unreachable!()),
+            "198.51.100.53:53"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            b"query",
+        ));
         for frame in &frames {
             writer.write(frame);
             summary.frames += 1;

@@ -148,7 +148,13 @@ impl AppLayer {
         !matches!(self, AppLayer::Off)
     }
 
-    pub fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
+    pub fn on_data(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) {
         match self {
             AppLayer::Parsing(parser) => parser.parse(dir, data, ts, out),
             AppLayer::Off => {}
@@ -163,7 +169,7 @@ impl AppLayer {
                 detection.order.push((dir, kept));
                 match detect(&detection.ctos, &detection.stoc) {
                     Some(mut parser) => {
-                        replay(&detection, &mut parser, ts, out);
+                        replay(detection, &mut parser, ts, out);
                         if kept < data.len() {
                             parser.parse(dir, &data[kept..], ts, out);
                         }

@@ -31,7 +31,13 @@ pub struct TestParser {
 }
 
 impl TestParser {
-    pub fn parse(&mut self, dir: Direction, data: &[u8], _ts: Timestamp, _out: &mut Vec<AppOutput>) {
+    pub fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        _ts: Timestamp,
+        _out: &mut Vec<AppOutput>,
+    ) {
         if self.last != Some(dir) {
             self.transcript.push(match dir {
                 Direction::Ctos => '>',

@@ -184,8 +184,7 @@ impl Stream {
         if seg.syn {
             // A SYN (re)sets the start unless data already flowed: a late duplicate SYN must
             // not rewind a running stream.
-            if !self.synced || (self.delivered == 0 && self.gap_bytes == 0 && self.held.is_none())
-            {
+            if !self.synced || (self.delivered == 0 && self.gap_bytes == 0 && self.held.is_none()) {
                 self.next_seq = seq.wrapping_add(1);
                 self.synced = true;
             }
@@ -355,7 +354,9 @@ impl Stream {
         for &(start, end) in &overlapped[..n_overlapped] {
             let (start, end) = (start.max(rel), end.min(rel + payload.len()));
             if pos < start {
-                let _ = held.ring.write_unallocated(pos, &payload[pos - rel..start - rel]);
+                let _ = held
+                    .ring
+                    .write_unallocated(pos, &payload[pos - rel..start - rel]);
             }
             conflict |= !ring_matches(&mut held.ring, start, &payload[start - rel..end - rel]);
             pos = pos.max(end);
@@ -412,7 +413,10 @@ impl Stream {
 
     fn first_held_offset(&self) -> Option<u64> {
         let held = self.held.as_deref()?;
-        held.ranges.iter_data().next().map(|(start, _)| start as u64)
+        held.ranges
+            .iter_data()
+            .next()
+            .map(|(start, _)| start as u64)
     }
 
     /// Gives up on the hole before the first held range: a gap, then the data after it.

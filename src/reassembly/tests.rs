@@ -139,7 +139,10 @@ fn overlap_with_held_bytes_keeps_first_copy_and_counts_conflict() {
 #[test]
 fn identical_overlap_with_held_bytes_is_not_a_conflict() {
     let mut h = Harness::new(1024);
-    h.syn(0).data(6, b"WORLD").data(6, b"WORLD").data(1, b"hello");
+    h.syn(0)
+        .data(6, b"WORLD")
+        .data(6, b"WORLD")
+        .data(1, b"hello");
     assert_eq!(h.text(), "helloWORLD");
     assert_eq!((h.stats.overlaps, h.stats.conflicts), (1, 0));
 }
@@ -160,7 +163,11 @@ fn peer_ack_past_a_hole_makes_it_a_gap() {
 #[test]
 fn late_hole_filler_after_gap_is_a_retransmission() {
     let mut h = Harness::new(1024);
-    h.syn(0).data(1, b"abc").data(10, b"XYZ").ack(13).data(4, b"defghi");
+    h.syn(0)
+        .data(1, b"abc")
+        .data(10, b"XYZ")
+        .ack(13)
+        .data(4, b"defghi");
     assert_eq!(h.text(), "abc[gap 6]XYZ");
     assert_eq!(h.stats.retransmissions, 1);
 }
