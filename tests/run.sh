@@ -8,9 +8,20 @@ cd "$(dirname "$0")/.."
 bash tests/deps.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-    # Build as the user; only the test binaries run as root (namespaces, packet capture).
+    # Build as the user; only the tests run as root (network namespaces, packet capture).
     cargo test --locked --no-run
-    exec sudo -E env "PATH=$PATH" cargo test --locked --offline
+    run=(sudo -E env "PATH=$PATH" cargo test --locked --offline)
+else
+    run=(cargo test --locked)
 fi
-cargo test --locked
+set +e
+"${run[@]}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "spamtap: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"
