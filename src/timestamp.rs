@@ -44,17 +44,12 @@ impl Timestamp {
         self.0.saturating_sub(earlier.0) as f64 / Self::MICROS_PER_SEC as f64
     }
 
-    /// RFC 3339, UTC, microsecond precision: `2026-11-22T17:26:49.123456Z`.
-    pub fn rfc3339(self) -> String {
-        let t = UNIX_EPOCH + Duration::from_micros(self.0);
-        humantime::format_rfc3339_micros(t).to_string()
-    }
-
     pub fn to_system_time(self) -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(self.0)
     }
 }
 
+/// RFC 3339, UTC, microsecond precision: `2026-11-22T17:26:49.123456Z`.
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_micros(self.to_system_time()))
@@ -68,7 +63,6 @@ mod tests {
     #[test]
     fn formats_rfc3339_with_microseconds() {
         let t = Timestamp::from_timeval(1_700_000_000, 42);
-        assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.000042Z");
         assert_eq!(
             serde_json::to_string(&t).unwrap(),
             "\"2023-11-14T22:13:20.000042Z\""

@@ -96,6 +96,15 @@ impl Flow {
         self.rst || (self.fin[0] && self.fin[1])
     }
 
+    /// Why a flow whose deadline passed ended: its close delay, or its inactivity timeout.
+    fn expiry_reason(&self) -> EndReason {
+        if self.is_closed() {
+            EndReason::Closed
+        } else {
+            EndReason::Timeout
+        }
+    }
+
     /// Whether the server answered: seen directly, or implied by the client ACKing (which it
     /// can only do after a SYN-ACK) when the capture holds one direction.
     fn answered(&self) -> bool {
@@ -212,7 +221,10 @@ impl Tracker {
         // A flow past its deadline ends before this packet is looked at, whether or not the
         // timer sweep got to it yet: the result cannot depend on when sweeps run.
         if self.table.deadline(&key).is_some_and(|d| d <= ts) {
-            self.end(&key, EndReason::Timeout, ctx, out);
+            if let Some(flow) = self.table.remove(&key) {
+                let reason = flow.expiry_reason();
+                self.finish(flow, reason, ctx, out);
+            }
         }
         if let Some(flow) = self.table.get_mut(&key) {
             let new_connection = seg.flags.syn() && !seg.flags.ack() && flow.is_closed();
@@ -292,11 +304,7 @@ impl Tracker {
         self.table
             .expire(self.now, |key, flow| expired.push((key, flow)));
         for (_, flow) in expired {
-            let reason = if flow.is_closed() {
-                EndReason::Closed
-            } else {
-                EndReason::Timeout
-            };
+            let reason = flow.expiry_reason();
             self.finish(flow, reason, ctx, out);
         }
     }
@@ -361,11 +369,6 @@ impl Tracker {
         out: &mut impl EventSink,
     ) {
         if let Some(flow) = self.table.remove(key) {
-            let reason = if reason == EndReason::Timeout && flow.is_closed() {
-                EndReason::Closed
-            } else {
-                reason
-            };
             self.finish(flow, reason, ctx, out);
         }
     }

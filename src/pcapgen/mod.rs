@@ -242,10 +242,6 @@ impl Session {
         self
     }
 
-    pub fn now(&self) -> Timestamp {
-        self.clock
-    }
-
     fn emit(&mut self, dir: Direction, seq: u32, ack: Option<u32>, flags: u8, payload: &[u8]) {
         self.emit_truncated(dir, seq, ack, flags, payload, payload.len());
     }
@@ -398,15 +394,6 @@ impl Session {
             0x10,
             b"",
         );
-        self
-    }
-
-    /// A FIN from one side only.
-    pub fn half_close(&mut self, from: Direction) -> &mut Self {
-        let seq = self.next_seq[from.index()];
-        let ack = self.ack_of(from);
-        self.emit(from, seq, Some(ack), 0x11, b"");
-        self.next_seq[from.index()] = seq.wrapping_add(1);
         self
     }
 

@@ -21,6 +21,13 @@ fn at(secs: u64) -> Timestamp {
     EPOCH.saturating_add_secs(secs)
 }
 
+/// # Panics
+/// On an address that does not parse: callers pass literals.
+fn addr(s: &str) -> SocketAddr {
+    s.parse()
+        .unwrap_or_else(|_| panic!("generator address {s:?} is not ip:port"))
+}
+
 /// Printable, line-structured filler of a given length, different per `seed`.
 pub fn text(len: usize, seed: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
@@ -258,7 +265,6 @@ fn link_only(name: &'static str, about: &'static str, link: Link) -> Scenario {
 
 fn noise() -> Scenario {
     let link = Link::ethernet();
-    let addr = |s: &str| -> SocketAddr { s.parse().unwrap_or_else(|_| unreachable!()) };
     let mut frames = vec![
         udp_frame(
             &link,
@@ -358,10 +364,8 @@ pub fn bench_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
         frames.push(udp_frame(
             &link,
             clock,
-            "10.9.9.9:5353".parse().unwrap_or_else(|_| unreachable!()),
-            "198.51.100.53:53"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
+            addr("10.9.9.9:5353"),
+            addr("198.51.100.53:53"),
             b"query",
         ));
         for frame in &frames {

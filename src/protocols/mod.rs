@@ -168,17 +168,15 @@ impl AppLayer {
                 buf.extend_from_slice(&data[..kept]);
                 detection.order.push((dir, kept));
                 match detect(&detection.ctos, &detection.stoc) {
-                    Some(mut parser) => {
+                    Verdict::Parser(mut parser) => {
                         replay(detection, &mut parser, ts, out);
                         if kept < data.len() {
                             parser.parse(dir, &data[kept..], ts, out);
                         }
                         *self = AppLayer::Parsing(parser);
                     }
-                    None if kept < data.len() || undecidable(&detection.ctos, &detection.stoc) => {
-                        *self = AppLayer::Off;
-                    }
-                    None => {}
+                    Verdict::Undecided if kept == data.len() => {}
+                    Verdict::Undecided | Verdict::NoMatch => *self = AppLayer::Off,
                 }
             }
         }
@@ -201,20 +199,31 @@ impl AppLayer {
     }
 }
 
-/// The first protocol whose probe matches, if any.
-fn detect(ctos: &[u8], stoc: &[u8]) -> Option<AppParser> {
-    PROTOCOLS
-        .iter()
-        .find(|p| (p.probe)(ctos, stoc) == Probe::Match)
-        .map(|p| (p.start)())
+enum Verdict {
+    Parser(AppParser),
+    /// Some protocol needs more bytes, and the probe window has room for them.
+    Undecided,
+    NoMatch,
 }
 
-/// True when every protocol has said no, or a full probe window left them all undecided.
-fn undecidable(ctos: &[u8], stoc: &[u8]) -> bool {
-    let full = ctos.len() >= PROBE_BYTES || stoc.len() >= PROBE_BYTES;
-    full || PROTOCOLS
-        .iter()
-        .all(|p| (p.probe)(ctos, stoc) == Probe::NoMatch)
+/// Asks every protocol, in order, about the first bytes of both directions.
+// Until a real protocol is registered, `AppParser` has no variant outside tests and building
+// one is unreachable.
+#[cfg_attr(not(test), allow(unreachable_code))]
+fn detect(ctos: &[u8], stoc: &[u8]) -> Verdict {
+    let mut need_more = false;
+    for protocol in PROTOCOLS {
+        match (protocol.probe)(ctos, stoc) {
+            Probe::Match => return Verdict::Parser((protocol.start)()),
+            Probe::NeedMore => need_more = true,
+            Probe::NoMatch => {}
+        }
+    }
+    if need_more && ctos.len() < PROBE_BYTES && stoc.len() < PROBE_BYTES {
+        Verdict::Undecided
+    } else {
+        Verdict::NoMatch
+    }
 }
 
 /// Feeds the buffered prefix to a freshly chosen parser in the order it arrived.
