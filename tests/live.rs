@@ -245,3 +245,33 @@ fn live_capture_on_a_veth_pair() {
         "libpcap stats read: {stats}"
     );
 }
+
+#[test]
+fn capture_without_privilege_says_how_to_fix_it() {
+    require_root_and_iproute2();
+    // A copy any user can execute, wherever the build tree lives.
+    let dir = std::env::temp_dir().join(format!("spamtap-perm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bin = dir.join("spamtap");
+    std::fs::copy(env!("CARGO_BIN_EXE_spamtap"), &bin).expect("copy binary");
+    sh(&[
+        "chmod",
+        "755",
+        dir.to_str().expect("utf-8"),
+        bin.to_str().expect("utf-8"),
+    ]);
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&bin)
+        .args(["live", "-i", "lo"])
+        .output()
+        .expect("runuser (util-linux) runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no permission") && err.contains("setcap cap_net_raw,cap_net_admin+eip"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

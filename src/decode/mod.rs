@@ -441,6 +441,36 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_extension_headers_are_walked() {
+        let builder = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6([1; 16], [2; 16], 64)
+            .tcp(40000, 25, 9, 100);
+        let mut frame = Vec::new();
+        builder.write(&mut frame, b"MAIL").unwrap();
+        // Insert a hop-by-hop options header (8 bytes, PadN) between IPv6 and TCP.
+        let ip = 14;
+        frame[ip + 6] = 0; // next header: hop-by-hop
+        let len = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]) + 8;
+        frame[ip + 4..ip + 6].copy_from_slice(&len.to_be_bytes());
+        let hop_by_hop = [6, 0, 1, 4, 0, 0, 0, 0];
+        frame.splice(ip + 40..ip + 40, hop_by_hop);
+        let mut stats = DecodeStats::default();
+        let seg = tcp(decode(LinkType::Ethernet, &frame, &mut stats));
+        assert_eq!((seg.dst_port, seg.payload), (25, &b"MAIL"[..]));
+
+        // Chain a fragment header (offset 0, more fragments) after it: counted as a fragment.
+        frame[ip + 40] = 44;
+        frame.splice(ip + 48..ip + 48, [6, 0, 0, 1, 0, 0, 0, 7]);
+        let len = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]) + 8;
+        frame[ip + 4..ip + 6].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(
+            decode(LinkType::Ethernet, &frame, &mut stats),
+            Decoded::Other
+        );
+        assert_eq!(stats.ipv6_fragments, 1);
+    }
+
+    #[test]
     fn fragments_are_counted_not_decoded() {
         let mut frame = tcp_frame(b"data");
         // Set "more fragments" in the IPv4 header (Ethernet 14 + flags at offset 6).
