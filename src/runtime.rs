@@ -224,6 +224,8 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         worker_handles.push(handle);
     }
 
+    // Only workers return batches: if they were all gone, waiting for one must end, not hang.
+    drop(free_tx);
     let mut dispatcher = Dispatcher {
         workers: worker_txs,
         current: (0..workers).map(|_| None).collect(),
@@ -259,7 +261,6 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
     };
     dispatcher.finish();
     drop(dispatcher);
-    drop(free_tx);
 
     let mut internal = None;
     for handle in worker_handles {
