@@ -46,6 +46,10 @@ impl<V> FlowTable<V> {
         self.map.is_empty()
     }
 
+    pub fn get(&self, key: &FlowKey) -> Option<&V> {
+        self.map.get(key).map(|e| &e.value)
+    }
+
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut V> {
         self.map.get_mut(key).map(|e| &mut e.value)
     }

@@ -149,24 +149,16 @@ impl Flow {
     }
 }
 
-/// Decides which endpoint is the client for a flow's first packet.
+/// Decides which endpoint is the client from a flow's first packet: the SYN's sender, the
+/// SYN-ACK's receiver, or, picked up mid-stream, the side with the higher port (services listen
+/// on low ports, clients on ephemeral ones); on equal ports, the sender.
 fn client_side(seg: &TcpSegment<'_>, sender: Side) -> Side {
-    if seg.flags.syn() {
-        return if seg.flags.ack() {
-            sender.other()
-        } else {
-            sender
-        };
-    }
-    // Picked up mid-stream: the lower port is the service, unless both look ephemeral and the
-    // destination is lower anyway (same answer), or they are equal (the sender is the client).
-    if seg.src_port > seg.dst_port {
-        sender
-    } else if seg.src_port < seg.dst_port {
-        sender.other()
+    let from_server = if seg.flags.syn() {
+        seg.flags.ack()
     } else {
-        sender
-    }
+        seg.src_port < seg.dst_port
+    };
+    if from_server { sender.other() } else { sender }
 }
 
 /// One worker's flows.
@@ -219,18 +211,19 @@ impl Tracker {
         let (key, sender) = FlowKey::of(seg);
 
         // A flow past its deadline ends before this packet is looked at, whether or not the
-        // timer sweep got to it yet: the result cannot depend on when sweeps run.
-        if self.table.deadline(&key).is_some_and(|d| d <= ts) {
-            if let Some(flow) = self.table.remove(&key) {
-                let reason = flow.expiry_reason();
-                self.finish(flow, reason, ctx, out);
+        // timer sweep got to it yet: the result cannot depend on when sweeps run. A new SYN on
+        // a closed connection starts another one.
+        let ended = match self.table.get(&key) {
+            Some(flow) if self.table.deadline(&key).is_some_and(|d| d <= ts) => {
+                Some(flow.expiry_reason())
             }
-        }
-        if let Some(flow) = self.table.get_mut(&key) {
-            let new_connection = seg.flags.syn() && !seg.flags.ack() && flow.is_closed();
-            if new_connection {
-                self.end(&key, EndReason::Reused, ctx, out);
+            Some(flow) if seg.flags.syn() && !seg.flags.ack() && flow.is_closed() => {
+                Some(EndReason::Reused)
             }
+            _ => None,
+        };
+        if let Some(reason) = ended {
+            self.end(&key, reason, ctx, out);
         }
         if self.table.get_mut(&key).is_none() {
             self.create(key, seg, sender, ts, origin, ctx, out);
