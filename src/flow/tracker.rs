@@ -445,7 +445,7 @@ fn deliver_to(
     }
     match chunk {
         Chunk::Data(data) => app.on_data(dir, data, ts, out),
-        Chunk::Gap(len) => app.on_gap(dir, len, ts, out),
+        Chunk::Gap(len) => app.on_gap(dir, len),
     }
 }
 
@@ -549,7 +549,7 @@ mod tests {
     #[test]
     fn non_matching_flow_has_no_app_proto() {
         let mut s = Session::new("192.0.2.1:40000", "198.51.100.1:25");
-        s.handshake().send(Ctos, b"HELO x\r\n").close();
+        s.handshake().send(Ctos, b"GET / HTTP/1.1\r\n\r\n").close();
         let events = run(s.frames(), TrackerConfig::default());
         assert!(of_type(&events, "test").is_empty());
         assert!(of_type(&events, "flow")[0].get("app_proto").is_none());

@@ -271,7 +271,7 @@ impl Serialize for Event<'_> {
                 map.serialize_entry("tcp", tcp)?;
             }
             EventBody::Stats(stats) => map.serialize_entry("stats", stats)?,
-            EventBody::App(app) => map.serialize_entry(app.event_type(), app)?,
+            EventBody::App(app) => app.write_fields(&mut map)?,
         }
         map.end()
     }

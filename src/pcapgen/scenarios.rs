@@ -41,25 +41,65 @@ pub fn text(len: usize, seed: u32) -> Vec<u8> {
     out
 }
 
-fn smtp_like(session: &mut Session, body_len: usize, seed: u32) {
+/// A message: headers as a mail client writes them, then `body_len` bytes of text, with the
+/// terminating "." line.
+pub fn message(subject: &str, body_len: usize, seed: u32) -> Vec<u8> {
+    let mut m = format!(
+        "From: Alice Example <alice@example.org>\r\nTo: Bob <bob@example.net>\r\n\
+         Subject: {subject}\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n\
+         Message-ID: <{seed}.20260101000000@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(&text(body_len, seed));
+    m.extend_from_slice(b"\r\n.\r\n");
+    m
+}
+
+fn greet(session: &mut Session) {
     session
-        .send(Stoc, b"220 mx.example.net ESMTP\r\n")
+        .send(Stoc, b"220 mx.example.net ESMTP Postfix\r\n")
         .send(Ctos, b"EHLO client.example.org\r\n")
         .send(
             Stoc,
-            b"250-mx.example.net\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
-        )
-        .send(Ctos, b"MAIL FROM:<a@example.org>\r\n")
+            b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN CRAM-MD5\r\n250-STARTTLS\r\n250-CHUNKING\r\n250 8BITMIME\r\n",
+        );
+}
+
+/// One transaction, one command per round trip.
+fn transaction(session: &mut Session, from: &str, to: &str, msg: &[u8], queue_id: &str) {
+    session
+        .send(Ctos, format!("MAIL FROM:<{from}>\r\n").as_bytes())
         .send(Stoc, b"250 2.1.0 Ok\r\n")
-        .send(Ctos, b"RCPT TO:<b@example.net>\r\n")
+        .send(Ctos, format!("RCPT TO:<{to}>\r\n").as_bytes())
         .send(Stoc, b"250 2.1.5 Ok\r\n")
         .send(Ctos, b"DATA\r\n")
-        .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n");
-    let mut body = text(body_len, seed);
-    body.extend_from_slice(b"\r\n.\r\n");
+        .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .send(Ctos, msg)
+        .send(
+            Stoc,
+            format!("250 2.0.0 Ok: queued as {queue_id}\r\n").as_bytes(),
+        );
+}
+
+fn quit(session: &mut Session) {
     session
-        .send(Ctos, &body)
-        .send(Stoc, b"250 2.0.0 Ok: queued as 4XyZ1\r\n")
+        .send(Ctos, b"QUIT\r\n")
+        .send(Stoc, b"221 2.0.0 Bye\r\n")
+        .close();
+}
+
+fn smtp_like(session: &mut Session, body_len: usize, seed: u32) {
+    greet(session);
+    let msg = message("Quarterly report", body_len, seed);
+    transaction(
+        session,
+        "alice@example.org",
+        "bob@example.net",
+        &msg,
+        "4XyZ1",
+    );
+    session
         .send(Ctos, b"QUIT\r\n")
         .send(Stoc, b"221 2.0.0 Bye\r\n");
 }
@@ -82,7 +122,290 @@ pub fn scenarios() -> Vec<Scenario> {
         link_only("link-raw", "raw IP link type", Link::RawIp),
         link_only("link-null", "BSD loopback link type", Link::Null),
         noise(),
+        smtp_pipelining(),
+        smtp_bdat(),
+        smtp_auth(),
+        smtp_starttls(),
+        smtp_pregreet(),
+        smtp_multi(),
+        smtp_rejected(),
+        smtp_midstream(),
+        smtp_gap(),
     ]
+}
+
+fn smtp_pipelining() -> Scenario {
+    let mut s = Session::new("192.0.2.70:41000", "198.51.100.25:2525");
+    s.handshake();
+    greet(&mut s);
+    s.send(
+        Ctos,
+        b"MAIL FROM:<alice@example.org> SIZE=900\r\nRCPT TO:<bob@example.net>\r\n\
+          RCPT TO:<nobody@example.net>\r\nRCPT TO:<carol@example.net>\r\nDATA\r\n",
+    )
+    .send(
+        Stoc,
+        b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <nobody@example.net>: Recipient address rejected\r\n\
+          250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n",
+    )
+    .send(Ctos, &message("Pipelined on port 2525", 600, 10))
+    .send(Stoc, b"250 2.0.0 Ok: queued as 4Pp1LnD\r\n");
+    quit(&mut s);
+    Scenario {
+        name: "smtp-pipelining",
+        about: "PIPELINING on port 2525: one round trip for MAIL, three RCPTs (one rejected) and DATA",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn smtp_bdat() -> Scenario {
+    let mut s = Session::new("192.0.2.71:41001", "198.51.100.25:25");
+    s.handshake();
+    greet(&mut s);
+    let body = message("Sent in chunks", 3000, 11);
+    let body = &body[..body.len() - 3]; // BDAT carries no "." line
+    let (first, second) = body.split_at(1200);
+    s.send(
+        Ctos,
+        format!("MAIL FROM:<alice@example.org> BODY=8BITMIME\r\nRCPT TO:<bob@example.net>\r\nBDAT {}\r\n", first.len())
+            .as_bytes(),
+    )
+    .send(Ctos, first)
+    .send(Stoc, format!("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: {} bytes\r\n", first.len()).as_bytes())
+    .send(Ctos, format!("BDAT {} LAST\r\n", second.len()).as_bytes())
+    .send(Ctos, second)
+    .send(Stoc, b"250 2.0.0 Ok: queued as 4BdAt9\r\n");
+    quit(&mut s);
+    Scenario {
+        name: "smtp-bdat",
+        about: "CHUNKING: a message in two BDAT chunks, pipelined with MAIL and RCPT",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn smtp_auth() -> Scenario {
+    // AUTH PLAIN with an initial response: "\0alice@example.org\0s3cret-one".
+    let mut plain = Session::new("192.0.2.72:41002", "198.51.100.25:587");
+    plain.handshake();
+    greet(&mut plain);
+    plain
+        .send(
+            Ctos,
+            b"AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHMzY3JldC1vbmU=\r\n",
+        )
+        .send(Stoc, b"235 2.7.0 Authentication successful\r\n");
+    let msg = message("Sent after AUTH PLAIN", 400, 12);
+    transaction(
+        &mut plain,
+        "alice@example.org",
+        "bob@example.net",
+        &msg,
+        "4AuTh1",
+    );
+    quit(&mut plain);
+    // AUTH LOGIN that fails ("mallory" / "guess-1"), then CRAM-MD5 that succeeds.
+    let mut login = Session::new("192.0.2.73:41003", "198.51.100.25:587").starting_at(at(1));
+    login.handshake();
+    greet(&mut login);
+    login
+        .send(Ctos, b"AUTH LOGIN\r\n")
+        .send(Stoc, b"334 VXNlcm5hbWU6\r\n")
+        .send(Ctos, b"bWFsbG9yeQ==\r\n")
+        .send(Stoc, b"334 UGFzc3dvcmQ6\r\n")
+        .send(Ctos, b"Z3Vlc3MtMQ==\r\n")
+        .send(Stoc, b"535 5.7.8 Error: authentication failed\r\n")
+        .send(Ctos, b"AUTH CRAM-MD5\r\n")
+        .send(
+            Stoc,
+            b"334 PDE4OTYuNjk3MTcwOTUyQG14LmV4YW1wbGUubmV0Pg==\r\n",
+        )
+        // "mallory 6f1e2d3c4b5a69788796a5b4c3d2e1f0"
+        .send(
+            Ctos,
+            b"bWFsbG9yeSA2ZjFlMmQzYzRiNWE2OTc4ODc5NmE1YjRjM2QyZTFmMA==\r\n",
+        )
+        .send(Stoc, b"235 2.7.0 Authentication successful\r\n");
+    quit(&mut login);
+    Scenario {
+        name: "smtp-auth",
+        about: "AUTH PLAIN (initial response) succeeding; AUTH LOGIN failing, then CRAM-MD5 succeeding",
+        link: Link::ethernet(),
+        frames: merge([plain.into_frames(), login.into_frames()]),
+    }
+}
+
+fn smtp_starttls() -> Scenario {
+    let mut s = Session::new("192.0.2.74:41004", "198.51.100.25:25");
+    s.handshake();
+    greet(&mut s);
+    s.send(Ctos, b"STARTTLS\r\n")
+        .send(Stoc, b"220 2.0.0 Ready to start TLS\r\n")
+        .send(
+            Ctos,
+            b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03 not really a ClientHello",
+        )
+        .send(
+            Stoc,
+            b"\x16\x03\x03\x00\x10\x02\x00\x00\x0c\x03\x03 nor a ServerHello",
+        )
+        .close();
+    Scenario {
+        name: "smtp-starttls",
+        about: "STARTTLS accepted: the session is reported as tls and the encrypted bytes are not parsed",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn smtp_pregreet() -> Scenario {
+    // A bot that talks before the banner, with a bare-IP HELO.
+    let mut s = Session::new("192.0.2.75:41005", "198.51.100.25:25");
+    s.handshake()
+        .send(Ctos, b"HELO 192.0.2.75\r\n")
+        .send(Stoc, b"220 mx.example.net ESMTP Postfix\r\n")
+        .send(Stoc, b"250 mx.example.net\r\n");
+    let msg = message("You have won", 300, 13);
+    transaction(
+        &mut s,
+        "lottery@example.com",
+        "bob@example.net",
+        &msg,
+        "4PrEg1",
+    );
+    quit(&mut s);
+    Scenario {
+        name: "smtp-pregreet",
+        about: "a client that speaks before the server's greeting, with a bare-IP HELO",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn smtp_multi() -> Scenario {
+    let mut s = Session::new("192.0.2.76:41006", "198.51.100.25:25");
+    s.handshake();
+    greet(&mut s);
+    s.send(Ctos, b"MAIL FROM:<alice@example.org>\r\n")
+        .send(Stoc, b"250 2.1.0 Ok\r\n")
+        .send(Ctos, b"RSET\r\n")
+        .send(Stoc, b"250 2.0.0 Ok\r\n")
+        .send(Ctos, b"NOOP\r\n")
+        .send(Stoc, b"250 2.0.0 Ok\r\n");
+    for (i, (to, id)) in [
+        ("bob@example.net", "4MuLt1"),
+        ("carol@example.net", "4MuLt2"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let msg = message(&format!("Message {}", i + 1), 500, 14 + i as u32);
+        transaction(&mut s, "alice@example.org", to, &msg, id);
+    }
+    quit(&mut s);
+    Scenario {
+        name: "smtp-multi",
+        about: "several transactions in one session: one aborted by RSET, two queued",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn smtp_rejected() -> Scenario {
+    let mut relay = Session::new("192.0.2.77:41007", "198.51.100.25:25");
+    relay.handshake();
+    greet(&mut relay);
+    relay
+        .send(Ctos, b"MAIL FROM:<spam@example.com>\r\n")
+        .send(Stoc, b"250 2.1.0 Ok\r\n")
+        .send(Ctos, b"RCPT TO:<victim@elsewhere.example>\r\n")
+        .send(
+            Stoc,
+            b"554 5.7.1 <victim@elsewhere.example>: Relay access denied\r\n",
+        )
+        .send(Ctos, b"DATA\r\n")
+        .send(Stoc, b"554 5.5.1 Error: no valid recipients\r\n");
+    quit(&mut relay);
+    let mut helo = Session::new("192.0.2.78:41008", "198.51.100.25:25").starting_at(at(1));
+    helo.handshake()
+        .send(Stoc, b"220 mx.example.net ESMTP Postfix\r\n")
+        .send(Ctos, b"HELO WIN-7QKC2FJ0B1E\r\n")
+        .send(Stoc, b"504 5.5.2 <WIN-7QKC2FJ0B1E>: Helo command rejected: need fully-qualified hostname\r\n");
+    quit(&mut helo);
+    let mut quit_only = Session::new("192.0.2.79:41009", "198.51.100.25:25").starting_at(at(2));
+    quit_only
+        .handshake()
+        .send(Stoc, b"220 mx.example.net ESMTP Postfix\r\n");
+    quit(&mut quit_only);
+    Scenario {
+        name: "smtp-rejected",
+        about: "a relay attempt (recipient and DATA rejected), a HELO rejected, and a QUIT-only session",
+        link: Link::ethernet(),
+        frames: merge([
+            relay.into_frames(),
+            helo.into_frames(),
+            quit_only.into_frames(),
+        ]),
+    }
+}
+
+fn smtp_midstream() -> Scenario {
+    // The capture starts in the middle of a message.
+    let mut s = Session::new("192.0.2.80:41010", "198.51.100.25:25");
+    s.send(
+        Ctos,
+        b"of a message whose start the capture missed\r\nmore body\r\n.\r\n",
+    )
+    .send(Stoc, b"250 2.0.0 Ok: queued as 4EaRlY\r\n");
+    let msg = message("Seen from the start", 200, 16);
+    transaction(
+        &mut s,
+        "alice@example.org",
+        "bob@example.net",
+        &msg,
+        "4LaTe1",
+    );
+    quit(&mut s);
+    Scenario {
+        name: "smtp-midstream",
+        about: "picked up in the middle of DATA: resyncs at the next command, one whole transaction",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn smtp_gap() -> Scenario {
+    let mut s = Session::new("192.0.2.81:41011", "198.51.100.25:25");
+    s.handshake();
+    greet(&mut s);
+    s.send(Ctos, b"MAIL FROM:<alice@example.org>\r\n")
+        .send(Stoc, b"250 2.1.0 Ok\r\n")
+        .send(Ctos, b"RCPT TO:<bob@example.net>\r\n")
+        .send(Stoc, b"250 2.1.5 Ok\r\n")
+        .send(Ctos, b"DATA\r\n")
+        .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .send_with(
+            Ctos,
+            &message("Lost a segment", 6000, 17),
+            &[Fault::Drop(2)],
+        )
+        .send(Stoc, b"250 2.0.0 Ok: queued as 4GaP01\r\n");
+    let msg = message("After the gap", 200, 18);
+    transaction(
+        &mut s,
+        "alice@example.org",
+        "carol@example.net",
+        &msg,
+        "4GaP02",
+    );
+    quit(&mut s);
+    Scenario {
+        name: "smtp-gap",
+        about: "a segment inside DATA lost by the capture: that transaction is incomplete, the next one whole",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
 }
 
 fn basic() -> Scenario {

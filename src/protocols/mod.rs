@@ -6,6 +6,7 @@
 //! the [`AppParser`] enum, not trait objects, and report what they found as [`AppEvent`]s; the
 //! flow stage adds the common fields.
 
+pub mod smtp;
 #[cfg(test)]
 pub mod test_parser;
 
@@ -22,6 +23,7 @@ pub enum Probe {
 
 /// One parser per protocol.
 pub enum AppParser {
+    Smtp(Box<smtp::SmtpParser>),
     #[cfg(test)]
     Test(test_parser::TestParser),
 }
@@ -29,6 +31,7 @@ pub enum AppParser {
 /// What parsers report, one variant per event type.
 #[derive(Debug, PartialEq)]
 pub enum AppEvent {
+    Smtp(Box<smtp::SmtpRecord>),
     #[cfg(test)]
     Test(test_parser::TestRecord),
 }
@@ -41,20 +44,27 @@ pub struct AppOutput {
 }
 
 impl AppEvent {
-    /// The `event_type` of the JSON event, and the key its fields are nested under.
+    /// The `event_type` of the JSON event.
     pub fn event_type(&self) -> &'static str {
-        match *self {
+        match self {
+            AppEvent::Smtp(_) => "smtp",
             #[cfg(test)]
             AppEvent::Test(_) => "test",
         }
     }
-}
 
-impl serde::Serialize for AppEvent {
-    fn serialize<S: serde::Serializer>(&self, _s: S) -> Result<S::Ok, S::Error> {
-        match *self {
+    /// Writes the event's own top-level objects (`smtp` and `email` for an `smtp` event).
+    pub fn write_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        match self {
+            AppEvent::Smtp(record) => {
+                map.serialize_entry("smtp", &record.smtp)?;
+                if let Some(email) = &record.email {
+                    map.serialize_entry("email", email)?;
+                }
+                Ok(())
+            }
             #[cfg(test)]
-            AppEvent::Test(ref record) => record.serialize(_s),
+            AppEvent::Test(record) => map.serialize_entry("test", record),
         }
     }
 }
@@ -67,6 +77,10 @@ struct Protocol {
 
 /// Protocols in the order they are probed.
 const PROTOCOLS: &[Protocol] = &[
+    Protocol {
+        probe: smtp::probe,
+        start: || AppParser::Smtp(Box::default()),
+    },
     #[cfg(test)]
     Protocol {
         probe: test_parser::probe,
@@ -76,30 +90,34 @@ const PROTOCOLS: &[Protocol] = &[
 
 impl AppParser {
     pub fn app_proto(&self) -> &'static str {
-        match *self {
+        match self {
+            AppParser::Smtp(_) => "smtp",
             #[cfg(test)]
             AppParser::Test(_) => "test",
         }
     }
 
-    fn parse(&mut self, _dir: Direction, _data: &[u8], _ts: Timestamp, _out: &mut Vec<AppOutput>) {
-        match *self {
+    fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
+        match self {
+            AppParser::Smtp(p) => p.parse(dir, data, ts, out),
             #[cfg(test)]
-            AppParser::Test(ref mut p) => p.parse(_dir, _data, _ts, _out),
+            AppParser::Test(p) => p.parse(dir, data, ts, out),
         }
     }
 
-    fn on_gap(&mut self, _dir: Direction, _len: u64, _ts: Timestamp, _out: &mut Vec<AppOutput>) {
-        match *self {
+    fn on_gap(&mut self, dir: Direction, len: u64) {
+        match self {
+            AppParser::Smtp(p) => p.on_gap(dir, len),
             #[cfg(test)]
-            AppParser::Test(ref mut p) => p.on_gap(_dir, _len),
+            AppParser::Test(p) => p.on_gap(dir, len),
         }
     }
 
-    fn finish(&mut self, _ts: Timestamp, _out: &mut Vec<AppOutput>) {
-        match *self {
+    fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        match self {
+            AppParser::Smtp(p) => p.finish(ts, out),
             #[cfg(test)]
-            AppParser::Test(ref mut p) => p.finish(_ts, _out),
+            AppParser::Test(p) => p.finish(ts, out),
         }
     }
 }
@@ -182,9 +200,9 @@ impl AppLayer {
         }
     }
 
-    pub fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, out: &mut Vec<AppOutput>) {
+    pub fn on_gap(&mut self, dir: Direction, len: u64) {
         match self {
-            AppLayer::Parsing(parser) => parser.on_gap(dir, len, ts, out),
+            AppLayer::Parsing(parser) => parser.on_gap(dir, len),
             // The buffered prefix is no longer contiguous: detect afresh from after the gap.
             AppLayer::Detecting(detection) => **detection = Detection::default(),
             AppLayer::Off => {}
@@ -207,9 +225,6 @@ enum Verdict {
 }
 
 /// Asks every protocol, in order, about the first bytes of both directions.
-// Until a real protocol is registered, `AppParser` has no variant outside tests and building
-// one is unreachable.
-#[cfg_attr(not(test), allow(unreachable_code))]
 fn detect(ctos: &[u8], stoc: &[u8]) -> Verdict {
     let mut need_more = false;
     for protocol in PROTOCOLS {

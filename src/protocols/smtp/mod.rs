@@ -1,0 +1,1193 @@
+//! SMTP: one `smtp` event per mail transaction, on any port, from either side.
+//!
+//! The session is followed command by command and reply by reply. Replies are paired with
+//! commands through a queue, so PIPELINING works; the client's bytes are read as commands,
+//! AUTH responses, message data (DATA, with dot-stuffing) or BDAT chunks, and after STARTTLS
+//! not at all. Only message headers are parsed; bodies are skipped with memchr and counted.
+//! A gap marks the transaction incomplete and parsing resumes at the next command line.
+//!
+//! Everything is capped: line lengths, headers, recipients, pipelined commands. Whatever went
+//! past a cap, and anything else out of the ordinary, is named in `smtp.anomalies`.
+
+mod parser;
+mod record;
+
+pub use record::{AuthRecord, EmailFields, SmtpFields, SmtpRecord, Status};
+
+use std::collections::VecDeque;
+
+use self::parser::{Command, Verb};
+use super::{AppEvent, AppOutput, Probe};
+use crate::flow::Direction;
+use crate::timestamp::Timestamp;
+
+/// Longest command or reply line kept; longer lines are cut and noted.
+const MAX_LINE: usize = 4096;
+/// Longest physical header line kept, and longest header after unfolding.
+const MAX_HEADER: usize = 8192;
+/// Headers read per message; later ones are counted as an anomaly, not parsed.
+const MAX_HEADERS: u32 = 256;
+const MAX_HEADER_NAMES: usize = 64;
+const MAX_RECEIVED: usize = 16;
+const MAX_ADDRESSES: usize = 100;
+/// Recipients listed per transaction; all are counted.
+const MAX_RCPT: usize = 100;
+/// Commands awaiting a reply.
+const MAX_PENDING: usize = 256;
+const MAX_REPLY_LINES: usize = 64;
+const MAX_EXTENSIONS: usize = 32;
+/// Longest string emitted in an event, in bytes.
+const MAX_FIELD: usize = 1024;
+
+/// Strings from the wire: invalid UTF-8 replaced, cut to `MAX_FIELD` at a character boundary.
+fn field(bytes: &[u8]) -> String {
+    capped(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn capped(mut s: String) -> String {
+    if s.len() > MAX_FIELD {
+        let mut end = MAX_FIELD;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Whether the first bytes of a flow are SMTP: a client EHLO/HELO, a server banner that says
+/// SMTP, or, picked up mid-stream, envelope commands from the client.
+pub fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+    let client = client_hint(ctos);
+    let server = server_hint(stoc);
+    match (client, server) {
+        (Hint::Strong, _) | (_, Hint::Strong) => Probe::Match,
+        (Hint::Weak, Hint::Weak | Hint::Unknown) => Probe::Match,
+        (Hint::Not, _) | (_, Hint::Not) => Probe::NoMatch,
+        _ => Probe::NeedMore,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hint {
+    /// Certainly SMTP on its own.
+    Strong,
+    /// SMTP if the other side does not contradict it.
+    Weak,
+    Unknown,
+    Not,
+}
+
+fn client_hint(ctos: &[u8]) -> Hint {
+    if ctos.is_empty() {
+        return Hint::Unknown;
+    }
+    let first = ctos.get(..5).unwrap_or(ctos);
+    let hello = [&b"EHLO "[..], b"HELO "];
+    if hello.iter().any(|h| {
+        h.get(..first.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(first))
+    }) {
+        return if first.len() == 5 {
+            Hint::Strong
+        } else {
+            Hint::Unknown
+        };
+    }
+    let mut complete_lines = 0;
+    for line in ctos.split_inclusive(|&b| b == b'\n') {
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        complete_lines += 1;
+        let upper = line.get(..10).unwrap_or(line);
+        if upper.eq_ignore_ascii_case(b"MAIL FROM:")
+            || upper
+                .get(..8)
+                .is_some_and(|u| u.eq_ignore_ascii_case(b"RCPT TO:"))
+        {
+            return Hint::Weak;
+        }
+    }
+    let binary = ctos
+        .iter()
+        .take(64)
+        .any(|&b| b < 0x20 && !matches!(b, b'\r' | b'\n' | b'\t'));
+    if binary || complete_lines > 0 && ctos.len() >= 512 {
+        Hint::Not
+    } else {
+        Hint::Unknown
+    }
+}
+
+fn server_hint(stoc: &[u8]) -> Hint {
+    if stoc.is_empty() {
+        return Hint::Unknown;
+    }
+    let Some(end) = memchr::memchr(b'\n', stoc) else {
+        let digits = stoc.iter().take(3).all(u8::is_ascii_digit);
+        return if digits { Hint::Unknown } else { Hint::Not };
+    };
+    match parser::parse_reply_line(&stoc[..end]) {
+        Some(reply) if reply.code == 220 => {
+            let text = reply.text.to_ascii_uppercase();
+            if memchr::memmem::find(&text, b"SMTP").is_some() {
+                Hint::Strong
+            } else {
+                Hint::Unknown
+            }
+        }
+        Some(_) => Hint::Weak,
+        None => Hint::Not,
+    }
+}
+
+/// Names of what went wrong, each listed once per event.
+#[derive(Clone, Debug, Default)]
+struct Anomalies(Vec<&'static str>);
+
+impl Anomalies {
+    fn add(&mut self, what: &'static str) {
+        if !self.0.contains(&what) {
+            self.0.push(what);
+        }
+    }
+}
+
+/// Bytes up to a line feed, capped.
+#[derive(Default)]
+struct LineBuffer {
+    buf: Vec<u8>,
+    overlong: bool,
+    /// The byte before the line feed, to tell CRLF from a bare LF.
+    last: u8,
+}
+
+impl LineBuffer {
+    /// Takes bytes up to and including the next LF: how many, and whether the line is complete.
+    fn take(&mut self, data: &[u8], cap: usize) -> (usize, bool) {
+        let (chunk, complete) = match memchr::memchr(b'\n', data) {
+            Some(i) => (&data[..=i], true),
+            None => (data, false),
+        };
+        let body = if complete {
+            &chunk[..chunk.len() - 1]
+        } else {
+            chunk
+        };
+        if let Some(&b) = body.last() {
+            self.last = b;
+        }
+        let room = cap.saturating_sub(self.buf.len());
+        if body.len() > room {
+            self.overlong = true;
+        }
+        self.buf.extend_from_slice(&body[..body.len().min(room)]);
+        (chunk.len(), complete)
+    }
+
+    /// The line without CR, and whether it ended in a bare LF.
+    fn line(&self) -> (&[u8], bool) {
+        let bare_lf = self.last != b'\r';
+        (self.buf.strip_suffix(b"\r").unwrap_or(&self.buf), bare_lf)
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.overlong = false;
+        self.last = 0;
+    }
+}
+
+/// Where the body scanner is relative to a line start, to find the lone "." that ends DATA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyScan {
+    MidLine,
+    LineStart,
+    Dot,
+    DotCr,
+}
+
+/// The message of one transaction, read from DATA or from BDAT chunks.
+struct MessageReader {
+    headers_done: bool,
+    line: LineBuffer,
+    /// The header being unfolded.
+    header: Vec<u8>,
+    headers: u32,
+    body: BodyScan,
+    email: EmailFields,
+}
+
+impl MessageReader {
+    fn new() -> Self {
+        MessageReader {
+            headers_done: false,
+            line: LineBuffer::default(),
+            header: Vec::new(),
+            headers: 0,
+            body: BodyScan::LineStart,
+            email: EmailFields::default(),
+        }
+    }
+
+    /// Reads DATA content: returns the bytes consumed and, when the terminating "." line was
+    /// consumed, its length.
+    fn feed_data(&mut self, data: &[u8], anomalies: &mut Anomalies) -> (usize, Option<usize>) {
+        let mut used = 0;
+        while used < data.len() && !self.headers_done {
+            let (n, complete) = self.line.take(&data[used..], MAX_HEADER);
+            used += n;
+            if !complete {
+                return (used, None);
+            }
+            let (line, bare_lf) = self.line.line();
+            if bare_lf {
+                anomalies.add("bare_lf");
+            }
+            if line == b"." {
+                self.finish_header(anomalies);
+                let len = self.line.buf.len() + 1;
+                self.line.clear();
+                return (used, Some(len));
+            }
+            let line = line
+                .strip_prefix(b".")
+                .filter(|l| l.starts_with(b"."))
+                .unwrap_or(line);
+            let line = line.to_vec();
+            self.header_line(&line, anomalies);
+            self.line.clear();
+        }
+        let (n, end) = self.scan_body(&data[used..]);
+        (used + n, end)
+    }
+
+    /// Reads BDAT content: headers, then a body that is only counted.
+    fn feed_chunk(&mut self, data: &[u8], anomalies: &mut Anomalies) {
+        let mut used = 0;
+        while used < data.len() && !self.headers_done {
+            let (n, complete) = self.line.take(&data[used..], MAX_HEADER);
+            used += n;
+            if !complete {
+                return;
+            }
+            let (line, _) = self.line.line();
+            let line = line.to_vec();
+            self.header_line(&line, anomalies);
+            self.line.clear();
+        }
+    }
+
+    /// Skips body bytes to the end-of-data line: memchr from line feed to line feed.
+    fn scan_body(&mut self, data: &[u8]) -> (usize, Option<usize>) {
+        let mut i = 0;
+        loop {
+            match self.body {
+                BodyScan::MidLine => match memchr::memchr(b'\n', &data[i..]) {
+                    Some(p) => {
+                        i += p + 1;
+                        self.body = BodyScan::LineStart;
+                    }
+                    None => return (data.len(), None),
+                },
+                BodyScan::LineStart | BodyScan::Dot | BodyScan::DotCr => {
+                    let Some(&b) = data.get(i) else {
+                        return (data.len(), None);
+                    };
+                    i += 1;
+                    self.body = match (self.body, b) {
+                        (BodyScan::LineStart, b'.') => BodyScan::Dot,
+                        (BodyScan::LineStart, b'\n') => BodyScan::LineStart,
+                        (BodyScan::Dot, b'\r') => BodyScan::DotCr,
+                        (BodyScan::Dot, b'\n') => return (i, Some(2)),
+                        (BodyScan::DotCr, b'\n') => return (i, Some(3)),
+                        (_, b'\n') => BodyScan::LineStart,
+                        _ => BodyScan::MidLine,
+                    };
+                }
+            }
+        }
+    }
+
+    /// After a gap the reader no longer knows where it is: skip to the body's next line.
+    fn lost_sync(&mut self) {
+        self.finish_header(&mut Anomalies::default());
+        self.headers_done = true;
+        self.line.clear();
+        self.body = BodyScan::MidLine;
+    }
+
+    fn header_line(&mut self, line: &[u8], anomalies: &mut Anomalies) {
+        if line.is_empty() {
+            self.finish_header(anomalies);
+            self.headers_done = true;
+            self.body = BodyScan::LineStart;
+            return;
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            if !self.header.is_empty() {
+                let room = MAX_HEADER.saturating_sub(self.header.len());
+                if line.len() > room {
+                    anomalies.add("overlong_header");
+                }
+                self.header.extend_from_slice(&line[..line.len().min(room)]);
+            }
+            return;
+        }
+        self.finish_header(anomalies);
+        if parser::split_header(line).is_none() {
+            // Not a header: the sender left out the blank line, and this is the body.
+            anomalies.add("malformed_header");
+            self.headers_done = true;
+            self.body = BodyScan::LineStart;
+            return;
+        }
+        self.header.extend_from_slice(line);
+        if self.line.overlong {
+            anomalies.add("overlong_header");
+        }
+    }
+
+    fn finish_header(&mut self, anomalies: &mut Anomalies) {
+        if self.header.is_empty() {
+            return;
+        }
+        let header = std::mem::take(&mut self.header);
+        self.headers += 1;
+        if self.headers > MAX_HEADERS {
+            anomalies.add("too_many_headers");
+            return;
+        }
+        let Some((name, value)) = parser::split_header(&header) else {
+            return;
+        };
+        let email = &mut self.email;
+        if email.header_names.len() < MAX_HEADER_NAMES {
+            email.header_names.push(field(name));
+        }
+        let set = |slot: &mut Option<String>, value: String| {
+            if slot.is_none() {
+                *slot = Some(capped(value));
+            }
+        };
+        let raw = || String::from_utf8_lossy(value).into_owned();
+        let lower = name.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"from" => set(&mut email.from, parser::decode_words(value)),
+            b"to" | b"cc" => {
+                let decoded = parser::decode_words(value);
+                let list = if lower == b"to" {
+                    &mut email.to
+                } else {
+                    &mut email.cc
+                };
+                for address in parser::split_addresses(&decoded) {
+                    if list.len() >= MAX_ADDRESSES {
+                        anomalies.add("too_many_addresses");
+                        break;
+                    }
+                    list.push(capped(address.to_string()));
+                }
+            }
+            b"reply-to" => set(&mut email.reply_to, parser::decode_words(value)),
+            b"subject" => set(&mut email.subject, parser::decode_words(value)),
+            b"date" => set(&mut email.date, raw()),
+            b"message-id" => set(&mut email.message_id, raw()),
+            b"x-mailer" => set(&mut email.x_mailer, raw()),
+            b"user-agent" => set(&mut email.user_agent, raw()),
+            b"x-originating-ip" => set(
+                &mut email.x_originating_ip,
+                raw().trim_matches(|c| c == '[' || c == ']').to_string(),
+            ),
+            b"received" if email.received.len() < MAX_RECEIVED => {
+                email.received.push(capped(raw()));
+            }
+            b"content-type" => {
+                let value = raw();
+                if email.boundary.is_none() {
+                    email.boundary = parser::boundary(&value).map(|b| capped(b.to_string()));
+                }
+                set(&mut email.content_type, value);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A command waiting for its reply, and what the reply will decide. Transaction commands
+/// name their transaction (`trans_depth`): with PIPELINING a whole transaction can be sent
+/// before the first reply arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    Hello,
+    Mail(u32),
+    Rcpt(u32),
+    Data(u32),
+    DataEnd(u32),
+    Bdat { txn: u32, last: bool },
+    Rset,
+    Auth,
+    Starttls,
+    Other,
+}
+
+/// One mail transaction, from MAIL (or a stray DATA) to its end.
+struct Transaction {
+    start: Timestamp,
+    depth: u32,
+    mail_from: Option<String>,
+    mail_rejected: bool,
+    rcpt_to: Vec<String>,
+    rcpt_accepted: u32,
+    rcpt_rejected: u32,
+    data_started: bool,
+    data_sent: bool,
+    data_bytes: u64,
+    message: Option<MessageReader>,
+    last_reply: Option<String>,
+    queue_id: Option<String>,
+    status: Option<Status>,
+    gap: bool,
+    anomalies: Anomalies,
+}
+
+impl Transaction {
+    fn new(start: Timestamp, depth: u32) -> Self {
+        Transaction {
+            start,
+            depth,
+            mail_from: None,
+            mail_rejected: false,
+            rcpt_to: Vec::new(),
+            rcpt_accepted: 0,
+            rcpt_rejected: 0,
+            data_started: false,
+            data_sent: false,
+            data_bytes: 0,
+            message: None,
+            last_reply: None,
+            queue_id: None,
+            status: None,
+            gap: false,
+            anomalies: Anomalies::default(),
+        }
+    }
+
+    fn message(&mut self) -> &mut MessageReader {
+        self.message.get_or_insert_with(MessageReader::new)
+    }
+
+    /// The status once nothing more will be learnt about the transaction.
+    fn final_status(&self, replies_seen: bool) -> Status {
+        if self.gap {
+            Status::Incomplete
+        } else if let Some(status) = self.status {
+            status
+        } else if self.mail_rejected
+            || (!self.rcpt_to.is_empty() && self.rcpt_accepted == 0 && self.rcpt_rejected > 0)
+        {
+            Status::Rejected
+        } else if self.data_started && !self.data_sent {
+            Status::Incomplete
+        } else if self.data_sent && !replies_seen {
+            Status::Sent
+        } else {
+            Status::Aborted
+        }
+    }
+}
+
+/// How the client's bytes are read right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientMode {
+    /// Until the first known command: a session picked up mid-stream starts here.
+    Start,
+    Command,
+    /// After a gap: skip to the next line that is a known command.
+    Resync,
+    /// AUTH responses: how many lines are expected, and whether the next is LOGIN's user name.
+    Auth {
+        lines: u8,
+        login_user: bool,
+    },
+    Data,
+    Bdat {
+        remaining: u64,
+        last: bool,
+    },
+    Tls,
+}
+
+/// One SMTP session (one TCP connection).
+pub struct SmtpParser {
+    client_line: LineBuffer,
+    server_line: LineBuffer,
+    mode: ClientMode,
+    server_tls: bool,
+    /// Commands awaiting replies, oldest first; runs of the same command are one entry.
+    pending: VecDeque<(Pending, u32)>,
+    reply_code: Option<u16>,
+    reply_lines: Vec<String>,
+    start: Option<Timestamp>,
+    banner: Option<String>,
+    greeted: bool,
+    client_spoke: bool,
+    pregreet: bool,
+    helo: Option<String>,
+    helo_verb: Option<String>,
+    extensions: Vec<String>,
+    auth: Option<AuthRecord>,
+    starttls: bool,
+    last_command: Verb,
+    replies_seen: bool,
+    last_reply: Option<String>,
+    transactions: u32,
+    current: Option<Transaction>,
+    /// A transaction whose data was sent, waiting for the server's verdict.
+    awaiting: Option<Transaction>,
+    emitted: u32,
+    anomalies: Anomalies,
+}
+
+impl Default for SmtpParser {
+    fn default() -> Self {
+        SmtpParser {
+            client_line: LineBuffer::default(),
+            server_line: LineBuffer::default(),
+            mode: ClientMode::Start,
+            server_tls: false,
+            pending: VecDeque::new(),
+            reply_code: None,
+            reply_lines: Vec::new(),
+            start: None,
+            banner: None,
+            greeted: false,
+            client_spoke: false,
+            pregreet: false,
+            helo: None,
+            helo_verb: None,
+            extensions: Vec::new(),
+            auth: None,
+            starttls: false,
+            last_command: Verb::Other,
+            replies_seen: false,
+            last_reply: None,
+            transactions: 0,
+            current: None,
+            awaiting: None,
+            emitted: 0,
+            anomalies: Anomalies::default(),
+        }
+    }
+}
+
+impl SmtpParser {
+    pub fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
+        self.start.get_or_insert(ts);
+        match dir {
+            Direction::Ctos => self.parse_client(data, ts, out),
+            Direction::Stoc => self.parse_server(data, out),
+        }
+    }
+
+    pub fn on_gap(&mut self, dir: Direction, len: u64) {
+        self.anomaly("gap");
+        match dir {
+            Direction::Ctos => {
+                self.client_line.clear();
+                match self.mode {
+                    ClientMode::Data => {
+                        if let Some(txn) = self.current.as_mut() {
+                            txn.gap = true;
+                            txn.message().lost_sync();
+                        }
+                    }
+                    ClientMode::Bdat { remaining, last } if len < remaining => {
+                        if let Some(txn) = self.current.as_mut() {
+                            txn.gap = true;
+                            txn.message().lost_sync();
+                        }
+                        self.mode = ClientMode::Bdat {
+                            remaining: remaining - len,
+                            last,
+                        };
+                    }
+                    ClientMode::Tls => {}
+                    _ => {
+                        if let Some(txn) = self.current.as_mut() {
+                            txn.gap = true;
+                        }
+                        self.mode = ClientMode::Resync;
+                    }
+                }
+            }
+            Direction::Stoc => {
+                // Replies were lost: pairing restarts with the next command.
+                self.server_line.clear();
+                self.reply_code = None;
+                self.reply_lines.clear();
+                self.pending.clear();
+                for txn in [self.current.as_mut(), self.awaiting.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    txn.gap = true;
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        if let Some(txn) = self.awaiting.take() {
+            self.emit(txn, out);
+        }
+        if let Some(txn) = self.current.take() {
+            self.emit(txn, out);
+        }
+        if self.emitted == 0 {
+            let status = if self.starttls {
+                Status::Tls
+            } else {
+                Status::NoTransaction
+            };
+            let record = self.record(None, status, self.start.unwrap_or(ts));
+            out.push(record);
+        }
+    }
+
+    fn parse_client(&mut self, mut data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
+        if !self.greeted && !data.is_empty() && self.mode != ClientMode::Tls {
+            self.client_spoke = true;
+        }
+        while !data.is_empty() {
+            let used = match self.mode {
+                ClientMode::Tls => data.len(),
+                ClientMode::Data => self.client_data(data, out),
+                ClientMode::Bdat { remaining, last } => {
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
+                    if let Some(txn) = self.current.as_mut() {
+                        txn.data_bytes += n as u64;
+                        let mut anomalies = std::mem::take(&mut txn.anomalies);
+                        txn.message().feed_chunk(&data[..n], &mut anomalies);
+                        txn.anomalies = anomalies;
+                    }
+                    let remaining = remaining - n as u64;
+                    self.mode = if remaining == 0 {
+                        if last {
+                            self.data_sent(out);
+                        }
+                        ClientMode::Command
+                    } else {
+                        ClientMode::Bdat { remaining, last }
+                    };
+                    n
+                }
+                ClientMode::Command
+                | ClientMode::Start
+                | ClientMode::Resync
+                | ClientMode::Auth { .. } => {
+                    if self.last_command == Verb::Starttls
+                        && self.client_line.buf.is_empty()
+                        && data[0] == 0x16
+                    {
+                        // A TLS ClientHello right after STARTTLS: the reply was not captured.
+                        self.starttls = true;
+                        self.mode = ClientMode::Tls;
+                        continue;
+                    }
+                    let (n, complete) = self.client_line.take(data, MAX_LINE);
+                    if complete {
+                        self.client_line_done(ts, out);
+                        self.client_line.clear();
+                    }
+                    n
+                }
+            };
+            data = &data[used..];
+        }
+    }
+
+    fn client_data(&mut self, data: &[u8], out: &mut Vec<AppOutput>) -> usize {
+        let Some(txn) = self.current.as_mut() else {
+            self.mode = ClientMode::Command;
+            return 0;
+        };
+        let mut anomalies = std::mem::take(&mut txn.anomalies);
+        let (used, end) = txn.message().feed_data(data, &mut anomalies);
+        txn.anomalies = anomalies;
+        txn.data_bytes += used as u64;
+        if let Some(terminator) = end {
+            txn.data_bytes = txn.data_bytes.saturating_sub(terminator as u64);
+            self.mode = ClientMode::Command;
+            let depth = txn.depth;
+            self.push_pending(Pending::DataEnd(depth));
+            self.data_sent(out);
+        }
+        used
+    }
+
+    /// The client finished sending a message: the transaction now waits for the verdict.
+    fn data_sent(&mut self, out: &mut Vec<AppOutput>) {
+        if let Some(mut txn) = self.current.take() {
+            txn.data_sent = true;
+            if let Some(older) = self.awaiting.replace(txn) {
+                // Two messages pipelined without a verdict between them: report the older.
+                self.emit(older, out);
+            }
+        }
+    }
+
+    fn client_line_done(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        let (line, bare_lf) = self.client_line.line();
+        let line = line.to_vec();
+        if self.client_line.overlong {
+            self.anomaly("overlong_command_line");
+        }
+        if bare_lf {
+            self.anomaly("bare_lf");
+        }
+        if memchr::memchr(0, &line).is_some() {
+            self.anomaly("nul_byte");
+        }
+        if let ClientMode::Auth { lines, login_user } = self.mode {
+            self.auth_response(&line, login_user);
+            self.mode = match lines {
+                0 | 1 => ClientMode::Command,
+                n => ClientMode::Auth {
+                    lines: n - 1,
+                    login_user: false,
+                },
+            };
+            return;
+        }
+        let command = parser::parse_command(&line);
+        if matches!(self.mode, ClientMode::Start | ClientMode::Resync) {
+            if command.verb == Verb::Other {
+                return;
+            }
+            self.mode = ClientMode::Command;
+        }
+        self.command(&command, ts, out);
+    }
+
+    fn anomaly(&mut self, what: &'static str) {
+        match self.current.as_mut() {
+            Some(txn) => txn.anomalies.add(what),
+            None => self.anomalies.add(what),
+        }
+    }
+
+    fn push_pending(&mut self, pending: Pending) {
+        if let Some((last, count)) = self.pending.back_mut() {
+            if *last == pending {
+                *count = count.saturating_add(1);
+                return;
+            }
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.anomaly("too_many_pipelined_commands");
+            self.pending.pop_front();
+        }
+        self.pending.push_back((pending, 1));
+    }
+
+    fn pop_pending(&mut self) -> Option<Pending> {
+        let (pending, count) = self.pending.front_mut()?;
+        let pending = *pending;
+        *count -= 1;
+        if *count == 0 {
+            self.pending.pop_front();
+        }
+        Some(pending)
+    }
+
+    /// The transaction a reply is about: still open, or sent and awaiting its verdict.
+    fn txn_mut(&mut self, depth: u32) -> Option<&mut Transaction> {
+        [self.current.as_mut(), self.awaiting.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|t| t.depth == depth)
+    }
+
+    fn command(&mut self, c: &Command<'_>, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        self.last_command = c.verb;
+        let pending = match c.verb {
+            Verb::Helo | Verb::Ehlo => {
+                self.helo = Some(field(c.arg));
+                self.helo_verb = Some(field(c.word).to_ascii_uppercase());
+                Pending::Hello
+            }
+            Verb::Mail => {
+                self.close_current(out);
+                self.transactions += 1;
+                let mut txn = Transaction::new(ts, self.transactions);
+                match parser::parse_path(c.arg, b"FROM:") {
+                    Some((address, _)) => txn.mail_from = Some(field(address)),
+                    None => txn.anomalies.add("malformed_mail_from"),
+                }
+                self.current = Some(txn);
+                Pending::Mail(self.transactions)
+            }
+            Verb::Rcpt => {
+                let txn = self.transaction(ts);
+                match parser::parse_path(c.arg, b"TO:") {
+                    Some((address, _)) if txn.rcpt_to.len() < MAX_RCPT => {
+                        txn.rcpt_to.push(field(address))
+                    }
+                    Some(_) => txn.anomalies.add("too_many_recipients"),
+                    None => txn.anomalies.add("malformed_rcpt_to"),
+                }
+                Pending::Rcpt(txn.depth)
+            }
+            Verb::Data => {
+                let txn = self.transaction(ts);
+                txn.data_started = true;
+                txn.message = Some(MessageReader::new());
+                let depth = txn.depth;
+                self.mode = ClientMode::Data;
+                Pending::Data(depth)
+            }
+            Verb::Bdat => match parser::parse_bdat(c.arg) {
+                Some((size, last)) => {
+                    let txn = self.transaction(ts);
+                    txn.data_started = true;
+                    let depth = txn.depth;
+                    if size > 0 {
+                        self.mode = ClientMode::Bdat {
+                            remaining: size,
+                            last,
+                        };
+                    } else if last {
+                        self.data_sent(out);
+                    }
+                    Pending::Bdat { txn: depth, last }
+                }
+                None => {
+                    self.anomaly("bad_bdat_size");
+                    Pending::Other
+                }
+            },
+            Verb::Rset => {
+                self.close_current(out);
+                Pending::Rset
+            }
+            Verb::Quit => {
+                self.close_current(out);
+                Pending::Other
+            }
+            Verb::Auth => {
+                self.auth_command(c.arg);
+                Pending::Auth
+            }
+            Verb::Starttls => Pending::Starttls,
+            Verb::Noop | Verb::Vrfy | Verb::Expn | Verb::Help | Verb::Other => Pending::Other,
+        };
+        self.push_pending(pending);
+    }
+
+    /// The open transaction, or one opened for a command that needs it (RCPT or DATA without
+    /// MAIL: recorded, and noted).
+    fn transaction(&mut self, ts: Timestamp) -> &mut Transaction {
+        if self.current.is_none() {
+            self.transactions += 1;
+            let mut txn = Transaction::new(ts, self.transactions);
+            txn.anomalies.add("command_without_mail_from");
+            self.current = Some(txn);
+        }
+        self.current.get_or_insert_with(|| Transaction::new(ts, 0))
+    }
+
+    fn close_current(&mut self, out: &mut Vec<AppOutput>) {
+        if let Some(txn) = self.current.take() {
+            self.emit(txn, out);
+        }
+    }
+
+    fn auth_command(&mut self, arg: &[u8]) {
+        let mut words = arg.split(|&b| b == b' ').filter(|w| !w.is_empty());
+        let mechanism = words.next().unwrap_or_default().to_ascii_uppercase();
+        let initial = words.next();
+        let failures = self
+            .auth
+            .as_ref()
+            .map_or(0, |a| a.failures + u32::from(a.success == Some(false)));
+        self.auth = Some(AuthRecord {
+            mechanism: field(&mechanism),
+            username: None,
+            success: None,
+            failures,
+        });
+        let (lines, login_user) = match (mechanism.as_slice(), initial) {
+            (b"LOGIN", None) => (2, true),
+            (b"LOGIN", Some(user)) => {
+                self.set_auth_user(parser::decode_base64(user).as_deref());
+                (1, false)
+            }
+            (b"PLAIN" | b"XOAUTH2" | b"OAUTHBEARER", Some(response)) => {
+                self.auth_response(response, false);
+                (0, false)
+            }
+            (b"PLAIN" | b"XOAUTH2" | b"OAUTHBEARER" | b"CRAM-MD5", None) => (1, false),
+            // GSSAPI, NTLM and others: a few opaque exchanges.
+            (_, _) => (4, false),
+        };
+        if lines > 0 {
+            self.mode = ClientMode::Auth { lines, login_user };
+        }
+    }
+
+    /// One client line of an AUTH exchange: only the user name is kept.
+    fn auth_response(&mut self, line: &[u8], login_user: bool) {
+        if line == b"*" {
+            self.mode = ClientMode::Command;
+            return;
+        }
+        let mechanism = self
+            .auth
+            .as_ref()
+            .map(|a| a.mechanism.clone())
+            .unwrap_or_default();
+        let Some(decoded) = parser::decode_base64(line) else {
+            return;
+        };
+        let user = match mechanism.as_str() {
+            "PLAIN" => parser::plain_username(&decoded),
+            "CRAM-MD5" => parser::cram_md5_username(&decoded),
+            "XOAUTH2" | "OAUTHBEARER" => parser::xoauth2_username(&decoded),
+            "LOGIN" if login_user => Some(decoded.as_slice()),
+            _ => None,
+        };
+        if user.is_some() {
+            self.set_auth_user(user);
+        }
+    }
+
+    fn set_auth_user(&mut self, user: Option<&[u8]>) {
+        if let (Some(auth), Some(user)) = (self.auth.as_mut(), user) {
+            auth.username = Some(field(user));
+        }
+    }
+
+    fn parse_server(&mut self, mut data: &[u8], out: &mut Vec<AppOutput>) {
+        while !data.is_empty() && !self.server_tls {
+            let (n, complete) = self.server_line.take(data, MAX_LINE);
+            data = &data[n..];
+            if !complete {
+                return;
+            }
+            let (line, _) = self.server_line.line();
+            let line = line.to_vec();
+            let overlong = self.server_line.overlong;
+            self.server_line.clear();
+            if overlong {
+                self.anomaly("overlong_reply_line");
+            }
+            let Some(reply) = parser::parse_reply_line(&line) else {
+                if self.mode != ClientMode::Start {
+                    self.anomaly("invalid_reply");
+                }
+                continue;
+            };
+            if self.reply_code.is_none() {
+                self.reply_code = Some(reply.code);
+            }
+            if self.reply_lines.len() < MAX_REPLY_LINES {
+                self.reply_lines.push(field(reply.text));
+            } else {
+                self.anomaly("too_many_reply_lines");
+            }
+            if reply.last {
+                let code = self.reply_code.take().unwrap_or(reply.code);
+                let lines = std::mem::take(&mut self.reply_lines);
+                self.reply(code, &lines, out);
+            }
+        }
+    }
+
+    fn reply(&mut self, code: u16, lines: &[String], out: &mut Vec<AppOutput>) {
+        self.replies_seen = true;
+        let first = format!("{code} {}", lines.first().map(String::as_str).unwrap_or(""));
+        let text = capped(first.trim_end().to_string());
+        self.last_reply = Some(text.clone());
+        // The server's first reply is its greeting, even when the client already sent commands
+        // (a pre-greeting, or Exim's PIPE_CONNECT); 554 and 421 refuse the session outright.
+        // Picked up mid-stream, a 220 may answer STARTTLS instead.
+        let greeting = !self.greeted
+            && matches!(code, 220 | 421 | 554)
+            && self.pending.front().map(|(p, _)| *p) != Some(Pending::Starttls);
+        if greeting {
+            self.greeted = true;
+            self.banner = Some(text);
+            self.pregreet = self.client_spoke;
+            return;
+        }
+        let Some(pending) = self.pop_pending() else {
+            if self.mode != ClientMode::Start {
+                self.anomaly("reply_without_command");
+            }
+            return;
+        };
+        self.greeted = true;
+        let ok = (200..400).contains(&code);
+        match pending {
+            Pending::Hello => {
+                if code == 250 {
+                    self.extensions = lines
+                        .iter()
+                        .skip(1)
+                        .take(MAX_EXTENSIONS)
+                        .map(|l| {
+                            l.split_whitespace()
+                                .next()
+                                .unwrap_or("")
+                                .to_ascii_uppercase()
+                        })
+                        .filter(|e| !e.is_empty())
+                        .collect();
+                }
+            }
+            Pending::Mail(depth) => {
+                if let Some(txn) = self.txn_mut(depth) {
+                    txn.mail_rejected = !ok;
+                    txn.last_reply = Some(text);
+                }
+            }
+            Pending::Rcpt(depth) => {
+                if let Some(txn) = self.txn_mut(depth) {
+                    if ok {
+                        txn.rcpt_accepted += 1;
+                    } else {
+                        txn.rcpt_rejected += 1;
+                    }
+                    txn.last_reply = Some(text);
+                }
+            }
+            Pending::Data(depth) => {
+                let in_data = self.mode == ClientMode::Data;
+                let mut refused_early = false;
+                if let Some(txn) = self.txn_mut(depth) {
+                    txn.last_reply = Some(text);
+                    if code != 354 && txn.data_bytes == 0 {
+                        // Refused before any content: the client's next line is a command.
+                        txn.status = Some(Status::Rejected);
+                        txn.data_started = false;
+                        txn.message = None;
+                        refused_early = in_data;
+                    }
+                }
+                if refused_early {
+                    self.mode = ClientMode::Command;
+                }
+            }
+            Pending::DataEnd(depth)
+            | Pending::Bdat {
+                txn: depth,
+                last: true,
+            } => {
+                let txn = match (&self.awaiting, &self.current) {
+                    (Some(t), _) if t.depth == depth => self.awaiting.take(),
+                    (_, Some(t)) if t.depth == depth => self.current.take(),
+                    _ => None,
+                };
+                if let Some(mut txn) = txn {
+                    txn.status = Some(if ok { Status::Queued } else { Status::Rejected });
+                    if ok {
+                        txn.queue_id = lines
+                            .first()
+                            .and_then(|l| parser::queue_id(l.as_bytes()))
+                            .map(field);
+                    }
+                    txn.last_reply = Some(text);
+                    self.emit(txn, out);
+                }
+            }
+            Pending::Bdat {
+                txn: depth,
+                last: false,
+            } => {
+                if let Some(txn) = self.txn_mut(depth) {
+                    txn.last_reply = Some(text);
+                    if !ok {
+                        txn.status = Some(Status::Rejected);
+                    }
+                }
+            }
+            Pending::Auth => {
+                if code == 334 {
+                    // The exchange goes on: the next reply answers the same AUTH.
+                    self.pending.push_front((Pending::Auth, 1));
+                } else {
+                    if let Some(auth) = self.auth.as_mut() {
+                        auth.success = Some(ok);
+                    }
+                    if matches!(self.mode, ClientMode::Auth { .. }) {
+                        self.mode = ClientMode::Command;
+                    }
+                }
+            }
+            Pending::Starttls => {
+                if code == 220 {
+                    self.starttls = true;
+                    self.mode = ClientMode::Tls;
+                    self.server_tls = true;
+                }
+            }
+            Pending::Rset | Pending::Other => {}
+        }
+    }
+
+    fn emit(&mut self, txn: Transaction, out: &mut Vec<AppOutput>) {
+        let status = txn.final_status(self.replies_seen);
+        let start = txn.start;
+        out.push(self.record(Some(txn), status, start));
+    }
+
+    fn record(&mut self, txn: Option<Transaction>, status: Status, ts: Timestamp) -> AppOutput {
+        self.emitted += 1;
+        let mut anomalies = self.anomalies.clone();
+        let (mut email, mut smtp_txn) = (None, None);
+        if let Some(mut txn) = txn {
+            for a in txn.anomalies.0.drain(..) {
+                anomalies.add(a);
+            }
+            email = txn.message.take().map(|mut m| {
+                m.finish_header(&mut anomalies);
+                m.email
+            });
+            email = email.filter(|e| *e != EmailFields::default());
+            smtp_txn = Some(txn);
+        }
+        let t = smtp_txn.as_ref();
+        let smtp = SmtpFields {
+            banner: self.banner.clone(),
+            helo: self.helo.clone(),
+            helo_verb: self.helo_verb.clone(),
+            extensions: self.extensions.clone(),
+            auth: self.auth.clone(),
+            starttls: self.starttls,
+            pregreet: self.pregreet,
+            mail_from: t.and_then(|t| t.mail_from.clone()),
+            rcpt_to: t.map(|t| t.rcpt_to.clone()).unwrap_or_default(),
+            rcpt_accepted: t.map_or(0, |t| t.rcpt_accepted),
+            rcpt_rejected: t.map_or(0, |t| t.rcpt_rejected),
+            trans_depth: t.map_or(0, |t| t.depth),
+            data_bytes: t.map_or(0, |t| t.data_bytes),
+            last_reply: t
+                .and_then(|t| t.last_reply.clone())
+                .or_else(|| self.last_reply.clone()),
+            queue_id: t.and_then(|t| t.queue_id.clone()),
+            status,
+            anomalies: anomalies.0,
+        };
+        AppOutput {
+            ts,
+            event: AppEvent::Smtp(Box::new(SmtpRecord { smtp, email })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

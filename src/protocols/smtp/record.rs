@@ -1,0 +1,112 @@
+//! The `smtp` event: what one mail transaction (or a session without one) looked like.
+
+use serde::Serialize;
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The server accepted the message (2xx after the data).
+    Queued,
+    /// The server refused the sender, every recipient, the DATA command or the message.
+    Rejected,
+    /// The client gave up (RSET, a new MAIL, QUIT, or the connection closed) before the data.
+    Aborted,
+    /// Part of the transaction was never seen (a gap), or the message data never ended.
+    Incomplete,
+    /// The client sent the whole message but no reply was seen (one-sided capture).
+    Sent,
+    /// The session switched to TLS before any transaction.
+    Tls,
+    /// The session ended without a transaction (QUIT only, rejected at greeting or HELO).
+    NoTransaction,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AuthRecord {
+    pub mechanism: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `None` when no final reply was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success: Option<bool>,
+    /// Failed AUTH attempts earlier in the session (the fields above are the last attempt).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The `smtp` object.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SmtpFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helo_verb: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthRecord>,
+    pub starttls: bool,
+    pub pregreet: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_from: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rcpt_to: Vec<String>,
+    pub rcpt_accepted: u32,
+    pub rcpt_rejected: u32,
+    pub trans_depth: u32,
+    pub data_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reply: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_id: Option<String>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<&'static str>,
+}
+
+/// The `email` object: the message headers that matter, decoded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EmailFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cc: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_mailer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_originating_ip: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub received: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub header_names: Vec<String>,
+}
+
+/// One `smtp` event: the `smtp` object, and the `email` object when a message was seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmtpRecord {
+    pub smtp: SmtpFields,
+    pub email: Option<EmailFields>,
+}
