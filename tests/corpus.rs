@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{corpus, final_stats, of_type, replay, spamtap};
+use common::{corpus, final_stats, of_type, replay, spamtap, zeek_rows};
 
 /// Captures libpcap reads directly (the `.gz` ones are for the protocol issues).
 fn captures() -> Vec<PathBuf> {
@@ -71,33 +70,6 @@ fn every_corpus_capture_replays_cleanly() {
             }
         }
     }
-}
-
-/// A Zeek TSV log as rows of column -> value.
-fn zeek_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = fs::read_to_string(path).expect("zeek log");
-    let mut columns: Vec<String> = Vec::new();
-    let mut rows = Vec::new();
-    for line in text.lines() {
-        if let Some(fields) = line.strip_prefix("#fields\t") {
-            columns = fields.split('\t').map(str::to_string).collect();
-        } else if line.starts_with('#') {
-            continue;
-        } else if columns.is_empty() || line.starts_with("uid\t") || line.starts_with("id.orig_h\t")
-        {
-            // btest ".cut" files: a plain header line instead of #fields.
-            columns = line.split('\t').map(str::to_string).collect();
-        } else {
-            rows.push(
-                columns
-                    .iter()
-                    .cloned()
-                    .zip(line.split('\t').map(str::to_string))
-                    .collect(),
-            );
-        }
-    }
-    rows
 }
 
 fn zeek_state_matches(zeek: &str, ours: &str) -> bool {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -60,4 +61,31 @@ pub fn final_stats(events: &[serde_json::Value]) -> &serde_json::Value {
     &of_type(events, "stats")
         .last()
         .expect("a final stats event")["stats"]
+}
+
+/// A Zeek TSV log as rows of column -> value.
+pub fn zeek_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).expect("zeek log");
+    let mut columns: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        if let Some(fields) = line.strip_prefix("#fields\t") {
+            columns = fields.split('\t').map(str::to_string).collect();
+        } else if line.starts_with('#') {
+            continue;
+        } else if columns.is_empty() || line.starts_with("uid\t") || line.starts_with("id.orig_h\t")
+        {
+            // btest ".cut" files: a plain header line instead of #fields.
+            columns = line.split('\t').map(str::to_string).collect();
+        } else {
+            rows.push(
+                columns
+                    .iter()
+                    .cloned()
+                    .zip(line.split('\t').map(str::to_string))
+                    .collect(),
+            );
+        }
+    }
+    rows
 }

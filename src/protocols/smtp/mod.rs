@@ -421,11 +421,16 @@ impl MessageReader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pending {
     Hello,
+    /// A second MAIL inside an open transaction: a new transaction only if the server agrees.
+    NestedMail(u32),
     Mail(u32),
     Rcpt(u32),
     Data(u32),
     DataEnd(u32),
-    Bdat { txn: u32, last: bool },
+    Bdat {
+        txn: u32,
+        last: bool,
+    },
     Rset,
     Auth,
     Starttls,
@@ -536,6 +541,10 @@ pub struct SmtpParser {
     pregreet: bool,
     helo: Option<String>,
     helo_verb: Option<String>,
+    /// A HELO/EHLO after the first one, applied only if the server accepts it.
+    next_helo: Option<(String, String)>,
+    /// The sender of a nested MAIL, until the server's reply decides.
+    nested_from: Option<Option<String>>,
     extensions: Vec<String>,
     auth: Option<AuthRecord>,
     starttls: bool,
@@ -567,6 +576,8 @@ impl Default for SmtpParser {
             pregreet: false,
             helo: None,
             helo_verb: None,
+            next_helo: None,
+            nested_from: None,
             extensions: Vec::new(),
             auth: None,
             starttls: false,
@@ -816,9 +827,25 @@ impl SmtpParser {
         self.last_command = c.verb;
         let pending = match c.verb {
             Verb::Helo | Verb::Ehlo => {
-                self.helo = Some(field(c.arg));
-                self.helo_verb = Some(field(c.word).to_ascii_uppercase());
+                let (helo, verb) = (field(c.arg), field(c.word).to_ascii_uppercase());
+                if self.helo.is_none() || !self.replies_seen {
+                    self.helo = Some(helo);
+                    self.helo_verb = Some(verb);
+                } else {
+                    // A later greeting replaces the first only if the server takes it.
+                    self.next_helo = Some((helo, verb));
+                }
                 Pending::Hello
+            }
+            Verb::Mail
+                if self
+                    .current
+                    .as_ref()
+                    .is_some_and(|t| t.mail_from.is_some() && !t.data_started) =>
+            {
+                let from = parser::parse_path(c.arg, b"FROM:").map(|(a, _)| field(a));
+                self.nested_from = Some(from);
+                Pending::NestedMail(self.current.as_ref().map_or(0, |t| t.depth))
             }
             Verb::Mail => {
                 self.close_current(out);
@@ -1033,7 +1060,28 @@ impl SmtpParser {
         self.greeted = true;
         let ok = (200..400).contains(&code);
         match pending {
+            Pending::NestedMail(depth) => {
+                let from = self.nested_from.take().flatten();
+                if ok {
+                    // The server took it as a new transaction.
+                    self.close_current(out);
+                    self.transactions += 1;
+                    let mut txn =
+                        Transaction::new(self.start.unwrap_or_default(), self.transactions);
+                    txn.mail_from = from;
+                    txn.last_reply = Some(text);
+                    self.current = Some(txn);
+                } else if let Some(txn) = self.txn_mut(depth) {
+                    txn.anomalies.add("nested_mail_from");
+                }
+            }
             Pending::Hello => {
+                if let Some((helo, verb)) = self.next_helo.take() {
+                    if ok {
+                        self.helo = Some(helo);
+                        self.helo_verb = Some(verb);
+                    }
+                }
                 if code == 250 {
                     self.extensions = lines
                         .iter()

@@ -365,6 +365,61 @@ fn rset_aborts_and_several_transactions_follow() {
 }
 
 #[test]
+fn nested_mail_refused_keeps_the_first_envelope() {
+    let r = run(&session(&[
+        (C, b"MAIL FROM:<alice@example.com>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"MAIL FROM:<bob@example.com>\r\n"),
+        (S, b"503 5.5.1 Error: nested MAIL command\r\n"),
+        (C, b"RCPT TO:<c@y.org>\r\nDATA\r\n"),
+        (S, b"250 ok\r\n354 go\r\n"),
+        (C, b"\r\nx\r\n.\r\n"),
+        (S, b"250 queued as N1\r\n"),
+    ]));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].smtp.mail_from.as_deref(), Some("alice@example.com"));
+    assert_eq!(r[0].smtp.status, Status::Queued);
+    assert!(r[0].smtp.anomalies.contains(&"nested_mail_from"));
+}
+
+#[test]
+fn nested_mail_accepted_starts_a_new_transaction() {
+    let r = run(&session(&[
+        (C, b"MAIL FROM:<alice@example.com>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"MAIL FROM:<bob@example.com>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"QUIT\r\n"),
+    ]));
+    let senders: Vec<_> = r.iter().map(|r| r.smtp.mail_from.clone()).collect();
+    assert_eq!(
+        senders,
+        vec![
+            Some("alice@example.com".into()),
+            Some("bob@example.com".into())
+        ]
+    );
+}
+
+#[test]
+fn rejected_second_greeting_keeps_the_first() {
+    let r = run(&session(&[
+        (C, b"EHLO\r\n"),
+        (S, b"501 Syntax: EHLO hostname\r\n"),
+        (C, b"HELO other.example\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"QUIT\r\n"),
+    ]));
+    assert_eq!(r[0].smtp.helo.as_deref(), Some("other.example"));
+    let r = run(&session(&[
+        (C, b"EHLO\r\n"),
+        (S, b"501 Syntax: EHLO hostname\r\n"),
+        (C, b"QUIT\r\n"),
+    ]));
+    assert_eq!(r[0].smtp.helo.as_deref(), Some("client.example.org"));
+}
+
+#[test]
 fn starttls_stops_parsing() {
     let r = run(&session(&[
         (C, b"STARTTLS\r\n"),
