@@ -212,3 +212,98 @@ fn golden_scenarios_show_their_behaviour() {
         (Some(1), Some(1))
     );
 }
+
+/// The SMTP captures show what each was made for.
+#[test]
+fn smtp_scenarios_show_their_behaviour() {
+    let smtp = |name: &str| -> Vec<serde_json::Value> {
+        let events = common::replay(&[], &[&root().join(format!("pcaps/{name}.pcap"))]);
+        for f in of_type(&events, "flow") {
+            assert_eq!(f["app_proto"], "smtp", "{name}: {f}");
+        }
+        of_type(&events, "smtp").into_iter().cloned().collect()
+    };
+    let field = |e: &serde_json::Value, path: &str| -> String {
+        let v = path.split('.').fold(e, |v, k| &v[k]);
+        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+    };
+
+    let p = smtp("smtp-pipelining");
+    assert_eq!(p.len(), 1);
+    assert_eq!(field(&p[0], "dest_port"), "2525", "any port");
+    assert_eq!(
+        (
+            field(&p[0], "smtp.rcpt_accepted"),
+            field(&p[0], "smtp.rcpt_rejected")
+        ),
+        ("2".into(), "1".into())
+    );
+    assert_eq!(field(&p[0], "smtp.queue_id"), "4Pp1LnD");
+
+    let b = smtp("smtp-bdat");
+    assert_eq!(
+        (field(&b[0], "smtp.status"), field(&b[0], "email.subject")),
+        ("queued".into(), "Sent in chunks".into())
+    );
+
+    let a = smtp("smtp-auth");
+    let raw = serde_json::to_string(&a).unwrap_or_default();
+    for secret in ["s3cret-one", "guess-1", "AGFsaWNl", "Z3Vlc3Mt"] {
+        assert!(!raw.contains(secret), "password {secret} leaked");
+    }
+    assert_eq!(field(&a[0], "smtp.auth.username"), "alice@example.org");
+    assert_eq!(field(&a[0], "smtp.auth.success"), "true");
+    assert_eq!(
+        (
+            field(&a[1], "smtp.auth.mechanism"),
+            field(&a[1], "smtp.auth.failures")
+        ),
+        ("CRAM-MD5".into(), "1".into())
+    );
+
+    let t = smtp("smtp-starttls");
+    assert_eq!(
+        (field(&t[0], "smtp.status"), field(&t[0], "smtp.starttls")),
+        ("tls".into(), "true".into())
+    );
+    assert!(
+        t[0]["smtp"].get("anomalies").is_none(),
+        "TLS bytes are not parsed"
+    );
+
+    let g = smtp("smtp-pregreet");
+    assert_eq!(
+        (field(&g[0], "smtp.pregreet"), field(&g[0], "smtp.helo")),
+        ("true".into(), "192.0.2.75".into())
+    );
+
+    let m = smtp("smtp-multi");
+    let statuses: Vec<String> = m.iter().map(|e| field(e, "smtp.status")).collect();
+    assert_eq!(statuses, vec!["aborted", "queued", "queued"]);
+
+    let r = smtp("smtp-rejected");
+    let statuses: BTreeSet<String> = r.iter().map(|e| field(e, "smtp.status")).collect();
+    assert_eq!(
+        statuses,
+        BTreeSet::from(["rejected".to_string(), "no_transaction".to_string()])
+    );
+    assert_eq!(
+        r.len(),
+        3,
+        "the QUIT-only and HELO-rejected sessions are not invisible"
+    );
+
+    let mid = smtp("smtp-midstream");
+    assert_eq!(
+        (mid.len(), field(&mid[0], "smtp.queue_id")),
+        (1, "4LaTe1".into())
+    );
+
+    let gap = smtp("smtp-gap");
+    let statuses: Vec<String> = gap.iter().map(|e| field(e, "smtp.status")).collect();
+    assert_eq!(statuses, vec!["incomplete", "queued"]);
+    assert!(
+        gap[1]["smtp"].get("anomalies").is_none(),
+        "the gap belongs to the first transaction"
+    );
+}
