@@ -307,3 +307,82 @@ fn smtp_scenarios_show_their_behaviour() {
         "the gap belongs to the first transaction"
     );
 }
+
+/// The SOCKS captures show what each was made for.
+#[test]
+fn socks_scenarios_show_their_behaviour() {
+    let run = |name: &str| common::replay(&[], &[&root().join(format!("pcaps/{name}.pcap"))]);
+    let by_port = |events: &[serde_json::Value], t: &str, port: u64| -> Vec<serde_json::Value> {
+        of_type(events, t)
+            .into_iter()
+            .filter(|e| e["src_port"] == port)
+            .cloned()
+            .collect()
+    };
+
+    let four = run("socks4");
+    let s = &by_port(&four, "socks", 42000)[0]["socks"];
+    assert_eq!(
+        (s["version"].as_u64(), s["user"].as_str()),
+        (Some(4), Some("alice"))
+    );
+    let s = &by_port(&four, "socks", 42001)[0]["socks"];
+    assert_eq!(
+        (s["request"]["name"].as_str(), s["status_code"].as_u64()),
+        (Some("www.example.com"), Some(91))
+    );
+
+    let five = run("socks5");
+    let raw = serde_json::to_string(&five).unwrap_or_default();
+    assert!(
+        !raw.contains("hunter2") && !raw.contains("guess"),
+        "passwords never written"
+    );
+    let s = &by_port(&five, "socks", 42003)[0]["socks"];
+    assert_eq!(
+        (s["user"].as_str(), s["auth_success"].as_bool()),
+        (Some("carol"), Some(true))
+    );
+    assert_eq!(s["request"]["host"], "2001:db8::25");
+    assert_eq!(
+        by_port(&five, "socks", 42004)[0]["socks"]["status"],
+        "authentication failed"
+    );
+    assert_eq!(
+        by_port(&five, "socks", 42005)[0]["socks"]["status"],
+        "Connection refused"
+    );
+    for f in of_type(&five, "flow") {
+        assert_eq!(f["app_proto"], "socks5");
+    }
+
+    let mail = run("socks-smtp");
+    for (port, kind, depth, proxy) in [
+        (42006, "socks5", 1, "198.51.100.80"),
+        (42007, "socks4", 1, "198.51.100.81"),
+        (42008, "socks4", 2, "198.51.100.82"),
+    ] {
+        let smtp = by_port(&mail, "smtp", port);
+        assert_eq!(smtp.len(), 1, "SMTP through the proxy on {port}");
+        let t = &smtp[0]["tunnel"];
+        assert_eq!(
+            (
+                t["type"].as_str(),
+                t["depth"].as_u64(),
+                t["proxy_ip"].as_str()
+            ),
+            (Some(kind), Some(depth), Some(proxy))
+        );
+        assert_eq!(smtp[0]["smtp"]["helo"], "ylmf-pc");
+        assert_eq!(smtp[0]["smtp"]["status"], "queued");
+    }
+    assert_eq!(
+        by_port(&mail, "socks", 42006)[0]["socks"]["tunnel_proto"],
+        "smtp"
+    );
+    assert_eq!(
+        by_port(&mail, "socks", 42008).len(),
+        2,
+        "SOCKS inside SOCKS: two handshakes"
+    );
+}

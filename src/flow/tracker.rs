@@ -456,13 +456,16 @@ fn emit_app_events(
     ctx: &EventContext<'_>,
     out: &mut impl EventSink,
 ) {
-    for AppOutput { ts, event } in pending.drain(..) {
+    for AppOutput { ts, event, tunnel } in pending.drain(..) {
         out.emit(&Event {
             timestamp: ts,
             sensor: ctx.sensor,
             origin: origin(ctx, origin_index),
             flow: Some(id),
-            body: EventBody::App(&event),
+            body: EventBody::App {
+                event: &event,
+                tunnel: tunnel.as_ref(),
+            },
         });
     }
 }

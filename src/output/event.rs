@@ -13,7 +13,7 @@ use serde::ser::{SerializeMap, Serializer};
 
 use crate::decode::{DecodeStats, VlanTags};
 use crate::flow::{FlowKey, stable_hash};
-use crate::protocols::AppEvent;
+use crate::protocols::{AppEvent, Tunnel};
 use crate::reassembly::ReassemblyStats;
 use crate::timestamp::Timestamp;
 
@@ -214,7 +214,11 @@ pub enum EventBody<'a> {
         app_proto: Option<&'a str>,
     },
     Stats(&'a StatsRecord),
-    App(&'a AppEvent),
+    App {
+        event: &'a AppEvent,
+        /// Set for a session found inside a proxy tunnel.
+        tunnel: Option<&'a Tunnel>,
+    },
 }
 
 impl EventBody<'_> {
@@ -222,7 +226,7 @@ impl EventBody<'_> {
         match self {
             EventBody::Flow { .. } => "flow",
             EventBody::Stats(_) => "stats",
-            EventBody::App(app) => app.event_type(),
+            EventBody::App { event, .. } => event.event_type(),
         }
     }
 }
@@ -271,9 +275,44 @@ impl Serialize for Event<'_> {
                 map.serialize_entry("tcp", tcp)?;
             }
             EventBody::Stats(stats) => map.serialize_entry("stats", stats)?,
-            EventBody::App(app) => app.write_fields(&mut map)?,
+            EventBody::App { event, tunnel } => {
+                event.write_fields(&mut map)?;
+                if let (Some(tunnel), Some(flow)) = (tunnel, self.flow) {
+                    map.serialize_entry("tunnel", &TunnelFields::new(tunnel, flow))?;
+                }
+            }
         }
         map.end()
+    }
+}
+
+/// The `tunnel` object: the proxy an inner session went through and where it led.
+#[derive(Serialize)]
+struct TunnelFields<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    proxy_ip: String,
+    proxy_port: u16,
+    dest_host: &'a str,
+    dest_port: u16,
+    depth: u8,
+}
+
+impl<'a> TunnelFields<'a> {
+    /// The outermost proxy is the flow's server.
+    fn new(tunnel: &'a Tunnel, flow: &FlowIdentity) -> Self {
+        let (proxy_ip, proxy_port) = match &tunnel.proxy {
+            Some((host, port)) => (host.clone(), *port),
+            None => (flow.dest_ip.to_string(), flow.dest_port),
+        };
+        TunnelFields {
+            kind: tunnel.kind,
+            proxy_ip,
+            proxy_port,
+            dest_host: &tunnel.dest_host,
+            dest_port: tunnel.dest_port,
+            depth: tunnel.depth,
+        }
     }
 }
 

@@ -131,7 +131,158 @@ pub fn scenarios() -> Vec<Scenario> {
         smtp_rejected(),
         smtp_midstream(),
         smtp_gap(),
+        socks4(),
+        socks5(),
+        socks_smtp(),
     ]
+}
+
+/// A SOCKS5 request for an IPv4 address.
+fn socks5_connect(ip: [u8; 4], port: u16) -> Vec<u8> {
+    let mut r = vec![5, 1, 0, 1];
+    r.extend_from_slice(&ip);
+    r.extend_from_slice(&port.to_be_bytes());
+    r
+}
+
+const SOCKS5_OK: &[u8] = &[5, 0, 0, 1, 198, 51, 100, 80, 0xc3, 0x50];
+const SOCKS4_OK: &[u8] = &[0, 90, 0, 0, 0, 0, 0, 0];
+
+/// An SMTP session as a spam bot sends it through a proxy: no greeting name, straight to work.
+fn bot_mail(session: &mut Session, to: &str, queue_id: &str) {
+    session
+        .send(Stoc, b"220 mx.example.net ESMTP Postfix\r\n")
+        .send(Ctos, b"HELO ylmf-pc\r\n")
+        .send(Stoc, b"250 mx.example.net\r\n");
+    let msg = message("Cheap meds", 300, 20);
+    transaction(session, "promo@example.com", to, &msg, queue_id);
+    session.send(Ctos, b"QUIT\r\n").send(Stoc, b"221 Bye\r\n");
+}
+
+fn socks4() -> Scenario {
+    // SOCKS4 CONNECT with a user id.
+    let mut v4 = Session::new("192.0.2.90:42000", "198.51.100.80:1080");
+    v4.handshake()
+        .send(Ctos, b"\x04\x01\x00\x50\xcb\x00\x71\x50alice\x00")
+        .send(Stoc, SOCKS4_OK)
+        .send(Ctos, b"GET / HTTP/1.0\r\n\r\n")
+        .send(Stoc, b"HTTP/1.0 200 OK\r\n\r\nhello")
+        .close();
+    // SOCKS4a: the proxy resolves the name; refused.
+    let mut v4a = Session::new("192.0.2.91:42001", "198.51.100.80:1080").starting_at(at(1));
+    v4a.handshake()
+        .send(
+            Ctos,
+            b"\x04\x01\x01\xbb\x00\x00\x00\x01\x00www.example.com\x00",
+        )
+        .send(Stoc, &[0, 91, 0, 0, 0, 0, 0, 0])
+        .close();
+    Scenario {
+        name: "socks4",
+        about: "SOCKS4 CONNECT with a user id (HTTP inside), and a SOCKS4a request by name that the proxy refuses",
+        link: Link::ethernet(),
+        frames: merge([v4.into_frames(), v4a.into_frames()]),
+    }
+}
+
+fn socks5() -> Scenario {
+    // No authentication, a domain name target.
+    let mut domain = Session::new("192.0.2.92:42002", "198.51.100.80:1080");
+    let mut request = vec![5, 1, 0, 3, 15];
+    request.extend_from_slice(b"www.example.com");
+    request.extend_from_slice(&443u16.to_be_bytes());
+    domain
+        .handshake()
+        .send(Ctos, &[5, 1, 0])
+        .send(Stoc, &[5, 0])
+        .send(Ctos, &request)
+        .send(Stoc, SOCKS5_OK)
+        .send(Ctos, b"\x16\x03\x01\x00\x05hello")
+        .close();
+    // User and password (RFC 1929), an IPv6 target.
+    let mut v6 = Session::new("192.0.2.93:42003", "198.51.100.80:1080").starting_at(at(1));
+    let mut request = vec![5, 1, 0, 4];
+    request.extend_from_slice(&[
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x25,
+    ]);
+    request.extend_from_slice(&22u16.to_be_bytes());
+    v6.handshake()
+        .send(Ctos, &[5, 2, 0, 2])
+        .send(Stoc, &[5, 2])
+        .send(Ctos, b"\x01\x05carol\x09hunter2!!")
+        .send(Stoc, &[1, 0])
+        .send(Ctos, &request)
+        .send(Stoc, SOCKS5_OK)
+        .send(Stoc, b"SSH-2.0-OpenSSH_9.6\r\n")
+        .close();
+    // Wrong password.
+    let mut failed = Session::new("192.0.2.94:42004", "198.51.100.80:1080").starting_at(at(2));
+    failed
+        .handshake()
+        .send(Ctos, &[5, 1, 2])
+        .send(Stoc, &[5, 2])
+        .send(Ctos, b"\x01\x05carol\x05guess")
+        .send(Stoc, &[1, 1])
+        .close();
+    // CONNECT refused.
+    let mut refused = Session::new("192.0.2.95:42005", "198.51.100.80:1080").starting_at(at(3));
+    refused
+        .handshake()
+        .send(Ctos, &[5, 1, 0])
+        .send(Stoc, &[5, 0])
+        .send(Ctos, &socks5_connect([203, 0, 113, 25], 25))
+        .send(Stoc, &[5, 5, 0, 1, 0, 0, 0, 0, 0, 0])
+        .close();
+    Scenario {
+        name: "socks5",
+        about: "SOCKS5: no auth to a domain name, user/password to an IPv6 target, a failed login, a refused CONNECT",
+        link: Link::ethernet(),
+        frames: merge([
+            domain.into_frames(),
+            v6.into_frames(),
+            failed.into_frames(),
+            refused.into_frames(),
+        ]),
+    }
+}
+
+fn socks_smtp() -> Scenario {
+    // A bot sends mail through a SOCKS5 proxy, authenticating as "bot".
+    let mut five = Session::new("192.0.2.96:42006", "198.51.100.80:1080");
+    five.handshake()
+        .send(Ctos, &[5, 1, 2])
+        .send(Stoc, &[5, 2])
+        .send(Ctos, b"\x01\x03bot\x06s3cr3t")
+        .send(Stoc, &[1, 0])
+        .send(Ctos, &socks5_connect([203, 0, 113, 25], 25))
+        .send(Stoc, SOCKS5_OK);
+    bot_mail(&mut five, "victim1@example.net", "4SoCk5");
+    five.close();
+    // The same through SOCKS4, on a high port.
+    let mut four = Session::new("192.0.2.97:42007", "198.51.100.81:31337").starting_at(at(1));
+    four.handshake()
+        .send(Ctos, b"\x04\x01\x00\x19\xcb\x00\x71\x1a\x00")
+        .send(Stoc, SOCKS4_OK);
+    bot_mail(&mut four, "victim2@example.net", "4SoCk4");
+    four.close();
+    // SOCKS5 to a second proxy, SOCKS4 through it, then SMTP.
+    let mut nested = Session::new("192.0.2.98:42008", "198.51.100.80:1080").starting_at(at(2));
+    nested
+        .handshake()
+        .send(Ctos, &[5, 1, 0])
+        .send(Stoc, &[5, 0])
+        .send(Ctos, &socks5_connect([198, 51, 100, 82], 1080))
+        .send(Stoc, SOCKS5_OK)
+        .send(Ctos, b"\x04\x01\x00\x19\xcb\x00\x71\x1b\x00")
+        .send(Stoc, SOCKS4_OK);
+    bot_mail(&mut nested, "victim3@example.net", "4NeSt1");
+    nested.close();
+    Scenario {
+        name: "socks-smtp",
+        about: "SMTP through SOCKS5 (with a login) and SOCKS4, and through SOCKS4 inside SOCKS5",
+        link: Link::ethernet(),
+        frames: merge([five.into_frames(), four.into_frames(), nested.into_frames()]),
+    }
 }
 
 fn smtp_pipelining() -> Scenario {

@@ -7,6 +7,7 @@
 //! flow stage adds the common fields.
 
 pub mod smtp;
+pub mod socks;
 #[cfg(test)]
 pub mod test_parser;
 
@@ -24,6 +25,7 @@ pub enum Probe {
 /// One parser per protocol.
 pub enum AppParser {
     Smtp(Box<smtp::SmtpParser>),
+    Socks(Box<socks::SocksParser>),
     #[cfg(test)]
     Test(test_parser::TestParser),
 }
@@ -32,15 +34,45 @@ pub enum AppParser {
 #[derive(Debug, PartialEq)]
 pub enum AppEvent {
     Smtp(Box<smtp::SmtpRecord>),
+    Socks(Box<socks::SocksRecord>),
     #[cfg(test)]
     Test(test_parser::TestRecord),
 }
 
-/// An event with the packet time it belongs to.
+/// An event with the packet time it belongs to, and the tunnel it was found in.
 #[derive(Debug, PartialEq)]
 pub struct AppOutput {
     pub ts: Timestamp,
     pub event: AppEvent,
+    pub tunnel: Option<Tunnel>,
+}
+
+impl AppOutput {
+    pub fn new(ts: Timestamp, event: AppEvent) -> Self {
+        AppOutput {
+            ts,
+            event,
+            tunnel: None,
+        }
+    }
+}
+
+/// How far proxies may be nested (SOCKS inside SOCKS) before inner streams go unanalysed.
+pub const MAX_TUNNEL_DEPTH: u8 = 2;
+
+/// The proxy an inner session went through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tunnel {
+    /// `socks4` or `socks5`.
+    pub kind: &'static str,
+    /// The proxy's address and port; `None` when it is the flow's server (the outer tunnel),
+    /// which the flow stage fills in.
+    pub proxy: Option<(String, u16)>,
+    /// Where the proxy connected to, as the client asked (a name or an address).
+    pub dest_host: String,
+    pub dest_port: u16,
+    /// 1 for a session inside one proxy, 2 inside a proxy reached through another.
+    pub depth: u8,
 }
 
 impl AppEvent {
@@ -48,6 +80,7 @@ impl AppEvent {
     pub fn event_type(&self) -> &'static str {
         match self {
             AppEvent::Smtp(_) => "smtp",
+            AppEvent::Socks(_) => "socks",
             #[cfg(test)]
             AppEvent::Test(_) => "test",
         }
@@ -63,6 +96,7 @@ impl AppEvent {
                 }
                 Ok(())
             }
+            AppEvent::Socks(record) => map.serialize_entry("socks", record.as_ref()),
             #[cfg(test)]
             AppEvent::Test(record) => map.serialize_entry("test", record),
         }
@@ -72,19 +106,24 @@ impl AppEvent {
 /// A protocol known to detection: its name (`app_proto`), probe and parser constructor.
 struct Protocol {
     probe: fn(ctos: &[u8], stoc: &[u8]) -> Probe,
-    start: fn() -> AppParser,
+    /// A parser for a flow, or for a stream `depth` tunnels deep.
+    start: fn(depth: u8) -> AppParser,
 }
 
 /// Protocols in the order they are probed.
 const PROTOCOLS: &[Protocol] = &[
     Protocol {
         probe: smtp::probe,
-        start: || AppParser::Smtp(Box::default()),
+        start: |_| AppParser::Smtp(Box::default()),
+    },
+    Protocol {
+        probe: socks::probe,
+        start: |depth| AppParser::Socks(Box::new(socks::SocksParser::new(depth))),
     },
     #[cfg(test)]
     Protocol {
         probe: test_parser::probe,
-        start: || AppParser::Test(test_parser::TestParser::default()),
+        start: |_| AppParser::Test(test_parser::TestParser::default()),
     },
 ];
 
@@ -92,6 +131,7 @@ impl AppParser {
     pub fn app_proto(&self) -> &'static str {
         match self {
             AppParser::Smtp(_) => "smtp",
+            AppParser::Socks(p) => p.app_proto(),
             #[cfg(test)]
             AppParser::Test(_) => "test",
         }
@@ -100,6 +140,7 @@ impl AppParser {
     fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
         match self {
             AppParser::Smtp(p) => p.parse(dir, data, ts, out),
+            AppParser::Socks(p) => p.parse(dir, data, ts, out),
             #[cfg(test)]
             AppParser::Test(p) => p.parse(dir, data, ts, out),
         }
@@ -108,6 +149,7 @@ impl AppParser {
     fn on_gap(&mut self, dir: Direction, len: u64) {
         match self {
             AppParser::Smtp(p) => p.on_gap(dir, len),
+            AppParser::Socks(p) => p.on_gap(dir, len),
             #[cfg(test)]
             AppParser::Test(p) => p.on_gap(dir, len),
         }
@@ -116,6 +158,7 @@ impl AppParser {
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
         match self {
             AppParser::Smtp(p) => p.finish(ts, out),
+            AppParser::Socks(p) => p.finish(ts, out),
             #[cfg(test)]
             AppParser::Test(p) => p.finish(ts, out),
         }
@@ -128,6 +171,8 @@ const PROBE_BYTES: usize = 2048;
 /// The first bytes of a flow, kept in arrival order until a protocol matches.
 #[derive(Default)]
 pub struct Detection {
+    /// How many tunnels deep this stream is (0 for a flow's own bytes).
+    depth: u8,
     ctos: Vec<u8>,
     stoc: Vec<u8>,
     /// Arrival order of the buffered chunks, so a parser sees the same interleaving.
@@ -144,15 +189,28 @@ pub enum AppLayer {
 
 impl Default for AppLayer {
     fn default() -> Self {
-        if PROTOCOLS.is_empty() {
-            AppLayer::Off
-        } else {
-            AppLayer::Detecting(Box::default())
-        }
+        AppLayer::new(0)
     }
 }
 
 impl AppLayer {
+    /// Detection for a stream `depth` tunnels deep; past [`MAX_TUNNEL_DEPTH`], none.
+    pub fn new(depth: u8) -> Self {
+        if depth > MAX_TUNNEL_DEPTH {
+            AppLayer::Off
+        } else {
+            AppLayer::Detecting(Box::new(Detection {
+                depth,
+                ..Detection::default()
+            }))
+        }
+    }
+
+    /// Whether detection has concluded, one way or the other.
+    pub fn is_decided(&self) -> bool {
+        !matches!(self, AppLayer::Detecting(_))
+    }
+
     /// `app_proto` of the flow, once a parser took it.
     pub fn app_proto(&self) -> Option<&'static str> {
         match self {
@@ -185,7 +243,7 @@ impl AppLayer {
                 let kept = data.len().min(room);
                 buf.extend_from_slice(&data[..kept]);
                 detection.order.push((dir, kept));
-                match detect(&detection.ctos, &detection.stoc) {
+                match detect(&detection.ctos, &detection.stoc, detection.depth) {
                     Verdict::Parser(mut parser) => {
                         replay(detection, &mut parser, ts, out);
                         if kept < data.len() {
@@ -204,7 +262,12 @@ impl AppLayer {
         match self {
             AppLayer::Parsing(parser) => parser.on_gap(dir, len),
             // The buffered prefix is no longer contiguous: detect afresh from after the gap.
-            AppLayer::Detecting(detection) => **detection = Detection::default(),
+            AppLayer::Detecting(detection) => {
+                **detection = Detection {
+                    depth: detection.depth,
+                    ..Detection::default()
+                }
+            }
             AppLayer::Off => {}
         }
     }
@@ -225,11 +288,11 @@ enum Verdict {
 }
 
 /// Asks every protocol, in order, about the first bytes of both directions.
-fn detect(ctos: &[u8], stoc: &[u8]) -> Verdict {
+fn detect(ctos: &[u8], stoc: &[u8], depth: u8) -> Verdict {
     let mut need_more = false;
     for protocol in PROTOCOLS {
         match (protocol.probe)(ctos, stoc) {
-            Probe::Match => return Verdict::Parser((protocol.start)()),
+            Probe::Match => return Verdict::Parser((protocol.start)(depth)),
             Probe::NeedMore => need_more = true,
             Probe::NoMatch => {}
         }

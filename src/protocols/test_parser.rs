@@ -54,11 +54,11 @@ impl TestParser {
     }
 
     pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        out.push(AppOutput {
+        out.push(AppOutput::new(
             ts,
-            event: AppEvent::Test(TestRecord {
+            AppEvent::Test(TestRecord {
                 transcript: std::mem::take(&mut self.transcript),
             }),
-        });
+        ));
     }
 }

@@ -1230,10 +1230,7 @@ impl SmtpParser {
             status,
             anomalies: anomalies.0,
         };
-        AppOutput {
-            ts,
-            event: AppEvent::Smtp(Box::new(SmtpRecord { smtp, email })),
-        }
+        AppOutput::new(ts, AppEvent::Smtp(Box::new(SmtpRecord { smtp, email })))
     }
 }
 

@@ -1,0 +1,485 @@
+//! SOCKS4, SOCKS4a and SOCKS5: the proxy handshake as a `socks` event, and the stream inside
+//! the tunnel analysed again.
+//!
+//! The handshake is read from both directions as it arrives: SOCKS5 method negotiation, RFC 1929
+//! user name and password (the user kept, the password never), GSSAPI noted, then the request
+//! and the reply. Once a CONNECT (or a BIND's second reply) succeeds, the rest of the stream goes
+//! through protocol detection again, as an inner session one tunnel deeper: SMTP through a proxy
+//! gives a normal `smtp` event carrying a `tunnel` object. The `socks` event is written when the
+//! tunnel's protocol is known, the request failed, or the flow ended.
+
+mod parser;
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use self::parser::{Address, Error};
+use super::{AppEvent, AppLayer, AppOutput, Probe, Tunnel};
+use crate::flow::Direction;
+use crate::timestamp::Timestamp;
+
+/// Handshake bytes buffered per direction; a handshake is a few hundred bytes at most.
+const MAX_HANDSHAKE: usize = 1024;
+/// Longest string emitted, in bytes.
+const MAX_FIELD: usize = 255;
+
+/// Whether a flow starts with a SOCKS handshake: a client greeting or request, and a server
+/// answer that fits it. Both are needed: a first byte of 4 or 5 alone proves nothing.
+pub fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+    match ctos.first() {
+        None if stoc.is_empty() => Probe::NeedMore,
+        None => Probe::NoMatch,
+        Some(5) => match parser::socks5_greeting(ctos) {
+            Ok((methods, _)) => {
+                let plausible = methods
+                    .iter()
+                    .all(|&m| m <= 0x09 || (0x80..0xff).contains(&m));
+                if !plausible {
+                    return Probe::NoMatch;
+                }
+                match parser::socks5_method_choice(stoc) {
+                    Err(Error::Incomplete) => Probe::NeedMore,
+                    Ok((m, 2)) if stoc.len() == 2 && (methods.contains(&m) || m == 0xff) => {
+                        Probe::Match
+                    }
+                    _ => Probe::NoMatch,
+                }
+            }
+            Err(Error::Incomplete) => Probe::NeedMore,
+            Err(Error::Invalid(_)) => Probe::NoMatch,
+        },
+        Some(4) => match parser::socks4_request(ctos) {
+            Ok((request, _)) => {
+                let printable = |s: &[u8]| s.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+                if !printable(&request.user) || !request.dest.name.as_deref().is_none_or(printable)
+                {
+                    return Probe::NoMatch;
+                }
+                match parser::socks4_reply(stoc) {
+                    Err(Error::Incomplete) => Probe::NeedMore,
+                    Ok(_) => Probe::Match,
+                    Err(Error::Invalid(_)) => Probe::NoMatch,
+                }
+            }
+            Err(Error::Incomplete) => Probe::NeedMore,
+            Err(Error::Invalid(_)) => Probe::NoMatch,
+        },
+        Some(_) => Probe::NoMatch,
+    }
+}
+
+/// An address in an event: `host` an IP address, `name` a host name, and the port.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Endpoint {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: u16,
+}
+
+impl Endpoint {
+    fn from(address: &Address) -> Self {
+        Endpoint {
+            host: address.host,
+            name: address.name.as_deref().map(field),
+            port: address.port,
+        }
+    }
+
+    /// The destination as the client asked for it: its name, else its address.
+    fn target(&self) -> String {
+        match (&self.name, self.host) {
+            (Some(name), _) => name.clone(),
+            (None, Some(host)) => host.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// The `socks` object.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SocksRecord {
+    pub version: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<&'static str>,
+    /// Methods the client offered (SOCKS5).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_success: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<Endpoint>,
+    /// What the stream inside the tunnel turned out to be: `smtp`, `socks4`, `socks5`, or
+    /// `unknown`; absent when nothing went through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_proto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<&'static str>,
+}
+
+fn field(bytes: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(bytes).into_owned();
+    if s.len() > MAX_FIELD {
+        let mut end = MAX_FIELD;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Where each side of the handshake is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// SOCKS5: the client's greeting, then the server's method choice.
+    Greeting,
+    MethodChoice,
+    /// RFC 1929: the client's credentials, then the server's verdict.
+    Credentials,
+    CredentialsReply,
+    Request,
+    Reply,
+    /// BIND: the second reply, when the remote host connected.
+    SecondReply,
+    Tunnel,
+    /// Nothing more can be understood (failure, GSSAPI, garbage).
+    Done,
+}
+
+/// One proxied connection.
+pub struct SocksParser {
+    depth: u8,
+    stage: Stage,
+    client: Vec<u8>,
+    server: Vec<u8>,
+    record: SocksRecord,
+    start: Option<Timestamp>,
+    emitted: bool,
+    inner: Option<Box<AppLayer>>,
+    tunnel: Option<Tunnel>,
+}
+
+impl SocksParser {
+    /// A parser for a proxy reached `depth` tunnels deep (0 for a flow's own bytes).
+    pub fn new(depth: u8) -> Self {
+        SocksParser {
+            depth,
+            stage: Stage::Greeting,
+            client: Vec::new(),
+            server: Vec::new(),
+            record: SocksRecord::default(),
+            start: None,
+            emitted: false,
+            inner: None,
+            tunnel: None,
+        }
+    }
+
+    pub fn app_proto(&self) -> &'static str {
+        if self.record.version == 4 {
+            "socks4"
+        } else {
+            "socks5"
+        }
+    }
+
+    fn anomaly(&mut self, what: &'static str) {
+        if !self.record.anomalies.contains(&what) {
+            self.record.anomalies.push(what);
+        }
+    }
+
+    pub fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
+        self.start.get_or_insert(ts);
+        if self.stage == Stage::Tunnel {
+            self.feed_tunnel(dir, data, ts, out);
+            return;
+        }
+        if self.stage == Stage::Done {
+            return;
+        }
+        let buf = match dir {
+            Direction::Ctos => &mut self.client,
+            Direction::Stoc => &mut self.server,
+        };
+        let room = MAX_HANDSHAKE.saturating_sub(buf.len());
+        buf.extend_from_slice(&data[..data.len().min(room)]);
+        if data.len() > room {
+            self.anomaly("handshake_too_long");
+            self.stage = Stage::Done;
+        }
+        self.advance(ts, out);
+        self.maybe_emit(out);
+    }
+
+    pub fn on_gap(&mut self, dir: Direction, len: u64) {
+        match (self.stage, self.inner.as_mut()) {
+            (Stage::Tunnel, Some(inner)) => inner.on_gap(dir, len),
+            (Stage::Done | Stage::Tunnel, _) => {}
+            _ => {
+                self.anomaly("gap");
+                self.stage = Stage::Done;
+            }
+        }
+    }
+
+    pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        if !matches!(self.stage, Stage::Tunnel | Stage::Done) {
+            self.anomaly("incomplete_handshake");
+        }
+        if let Some(mut inner) = self.inner.take() {
+            let proto = inner.app_proto();
+            let mut inner_out = Vec::new();
+            inner.finish(ts, &mut inner_out);
+            self.wrap(inner_out, out);
+            if self.record.tunnel_proto.is_none() {
+                self.record.tunnel_proto = proto;
+            }
+        }
+        self.emit(out);
+    }
+
+    /// Moves the handshake on as far as the buffered bytes allow.
+    fn advance(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        loop {
+            let before = self.stage;
+            match self.stage {
+                Stage::Greeting => self.greeting(),
+                Stage::MethodChoice => self.method_choice(),
+                Stage::Credentials => self.credentials(),
+                Stage::CredentialsReply => self.credentials_reply(),
+                Stage::Request => self.request(),
+                Stage::Reply | Stage::SecondReply => self.reply(ts, out),
+                Stage::Tunnel | Stage::Done => return,
+            }
+            if self.stage == before {
+                return;
+            }
+        }
+    }
+
+    /// Parses a message at the front of a buffer; on success drops it from the buffer.
+    fn take<T>(&mut self, dir: Direction, parse: impl Fn(&[u8]) -> parser::Parsed<T>) -> Option<T> {
+        let buf = match dir {
+            Direction::Ctos => &mut self.client,
+            Direction::Stoc => &mut self.server,
+        };
+        match parse(buf) {
+            Ok((value, used)) => {
+                buf.drain(..used);
+                Some(value)
+            }
+            Err(Error::Incomplete) => None,
+            Err(Error::Invalid(what)) => {
+                self.anomaly(what);
+                self.stage = Stage::Done;
+                None
+            }
+        }
+    }
+
+    fn greeting(&mut self) {
+        match self.client.first() {
+            Some(4) => {
+                self.record.version = 4;
+                self.stage = Stage::Request;
+            }
+            Some(_) => {
+                self.record.version = 5;
+                if let Some(methods) = self.take(Direction::Ctos, parser::socks5_greeting) {
+                    self.record.methods = methods.iter().map(|&m| parser::method_name(m)).collect();
+                    self.stage = Stage::MethodChoice;
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn method_choice(&mut self) {
+        let Some(method) = self.take(Direction::Stoc, parser::socks5_method_choice) else {
+            return;
+        };
+        self.record.auth_method = Some(parser::method_name(method));
+        self.stage = match method {
+            0x00 => Stage::Request,
+            0x02 => Stage::Credentials,
+            0xff => {
+                self.record.status = Some("no acceptable authentication method");
+                Stage::Done
+            }
+            // GSSAPI and private methods: their messages cannot be followed.
+            _ => Stage::Done,
+        };
+    }
+
+    fn credentials(&mut self) {
+        if let Some(user) = self.take(Direction::Ctos, parser::userpass_request) {
+            self.record.user = Some(field(&user));
+            self.stage = Stage::CredentialsReply;
+        }
+    }
+
+    fn credentials_reply(&mut self) {
+        if let Some(ok) = self.take(Direction::Stoc, parser::userpass_reply) {
+            self.record.auth_success = Some(ok);
+            self.stage = if ok {
+                Stage::Request
+            } else {
+                self.record.status = Some("authentication failed");
+                Stage::Done
+            };
+        }
+    }
+
+    fn request(&mut self) {
+        let request = if self.record.version == 4 {
+            self.take(Direction::Ctos, parser::socks4_request).map(|r| {
+                self.record.user = (!r.user.is_empty()).then(|| field(&r.user));
+                (r.command, r.dest)
+            })
+        } else {
+            self.take(Direction::Ctos, parser::socks5_request)
+        };
+        if let Some((command, dest)) = request {
+            self.record.command = Some(command.name());
+            self.record.request = Some(Endpoint::from(&dest));
+            self.stage = Stage::Reply;
+        }
+    }
+
+    fn reply(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        let v4 = self.record.version == 4;
+        let reply = if v4 {
+            self.take(Direction::Stoc, parser::socks4_reply)
+        } else {
+            self.take(Direction::Stoc, parser::socks5_reply)
+        };
+        let Some((code, bound)) = reply else {
+            if self.stage == Stage::Done {
+                self.anomaly("garbage_reply");
+            }
+            return;
+        };
+        let (status, ok) = if v4 {
+            (parser::socks4_status(code), code == 90)
+        } else {
+            (parser::socks5_status(code), code == 0)
+        };
+        self.record.status = Some(status);
+        self.record.status_code = Some(code);
+        let first_reply = self.stage == Stage::Reply;
+        if first_reply {
+            self.record.bound = Some(Endpoint::from(&bound));
+        }
+        let command = self.record.command;
+        self.stage = match (ok, command) {
+            (false, _) => Stage::Done,
+            (true, Some("bind")) if first_reply => Stage::SecondReply,
+            (true, Some("connect" | "bind")) => {
+                self.open_tunnel(ts, out);
+                Stage::Tunnel
+            }
+            // UDP ASSOCIATE: this TCP connection only keeps the association alive.
+            _ => Stage::Done,
+        };
+    }
+
+    /// The handshake succeeded: what follows is another protocol's stream.
+    fn open_tunnel(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        let request = self.record.request.clone().unwrap_or_default();
+        self.tunnel = Some(Tunnel {
+            kind: self.app_proto(),
+            proxy: None,
+            dest_host: request.target(),
+            dest_port: request.port,
+            depth: 1,
+        });
+        self.inner = Some(Box::new(AppLayer::new(self.depth + 1)));
+        // Bytes that came after the handshake in the same segments: the client's first.
+        let client = std::mem::take(&mut self.client);
+        let server = std::mem::take(&mut self.server);
+        self.stage = Stage::Tunnel;
+        if !client.is_empty() {
+            self.feed_tunnel(Direction::Ctos, &client, ts, out);
+        }
+        if !server.is_empty() {
+            self.feed_tunnel(Direction::Stoc, &server, ts, out);
+        }
+    }
+
+    fn feed_tunnel(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) {
+        let Some(inner) = self.inner.as_mut() else {
+            return;
+        };
+        let mut inner_out = Vec::new();
+        inner.on_data(dir, data, ts, &mut inner_out);
+        if inner.is_decided() && self.record.tunnel_proto.is_none() {
+            self.record.tunnel_proto = Some(inner.app_proto().unwrap_or("unknown"));
+        }
+        let decided = inner.is_decided();
+        self.wrap(inner_out, out);
+        if decided {
+            self.maybe_emit(out);
+        }
+    }
+
+    /// Marks events from inside the tunnel with the hop they came through.
+    fn wrap(&self, inner: Vec<AppOutput>, out: &mut Vec<AppOutput>) {
+        for mut output in inner {
+            match (&mut output.tunnel, &self.tunnel) {
+                (None, Some(ours)) => output.tunnel = Some(ours.clone()),
+                // From a proxy inside this one: that proxy is where this tunnel led.
+                (Some(theirs), Some(ours)) if theirs.proxy.is_none() => {
+                    theirs.proxy = Some((ours.dest_host.clone(), ours.dest_port));
+                    theirs.depth = ours.depth + 1;
+                }
+                _ => {}
+            }
+            out.push(output);
+        }
+    }
+
+    fn maybe_emit(&mut self, out: &mut Vec<AppOutput>) {
+        let decided = match self.stage {
+            Stage::Done => true,
+            Stage::Tunnel => self.inner.as_ref().is_none_or(|i| i.is_decided()),
+            _ => false,
+        };
+        if decided {
+            self.emit(out);
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<AppOutput>) {
+        if self.emitted || self.record.version == 0 {
+            return;
+        }
+        self.emitted = true;
+        out.push(AppOutput::new(
+            self.start.unwrap_or_default(),
+            AppEvent::Socks(Box::new(self.record.clone())),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests;
