@@ -170,6 +170,8 @@ pub struct SocksParser {
     emitted: bool,
     inner: Option<Box<AppLayer>>,
     tunnel: Option<Tunnel>,
+    /// Bytes that went through the tunnel, both directions.
+    tunnel_bytes: u64,
 }
 
 impl SocksParser {
@@ -185,6 +187,7 @@ impl SocksParser {
             emitted: false,
             inner: None,
             tunnel: None,
+            tunnel_bytes: 0,
         }
     }
 
@@ -245,8 +248,8 @@ impl SocksParser {
             let mut inner_out = Vec::new();
             inner.finish(ts, &mut inner_out);
             self.wrap(inner_out, out);
-            if self.record.tunnel_proto.is_none() {
-                self.record.tunnel_proto = proto;
+            if self.record.tunnel_proto.is_none() && self.tunnel_bytes > 0 {
+                self.record.tunnel_proto = Some(proto.unwrap_or("unknown"));
             }
         }
         self.emit(out);
@@ -430,6 +433,7 @@ impl SocksParser {
         let Some(inner) = self.inner.as_mut() else {
             return;
         };
+        self.tunnel_bytes += data.len() as u64;
         let mut inner_out = Vec::new();
         inner.on_data(dir, data, ts, &mut inner_out);
         if inner.is_decided() && self.record.tunnel_proto.is_none() {

@@ -78,6 +78,20 @@ fn socks5_no_auth_connect_then_smtp_inside() {
 }
 
 #[test]
+fn undecided_tunnel_traffic_is_unknown_and_no_traffic_is_absent() {
+    let base: Vec<(Direction, &[u8])> = vec![
+        (Ctos, &[5, 1, 0]),
+        (Stoc, &[5, 0]),
+        (Ctos, &[5, 1, 0, 1, 1, 2, 3, 4, 0, 80]),
+        (Stoc, V5_OK),
+    ];
+    assert_eq!(socks(&run(&base)).tunnel_proto, None);
+    let mut some = base.clone();
+    some.push((Ctos, b"EH"));
+    assert_eq!(socks(&run(&some)).tunnel_proto, Some("unknown"));
+}
+
+#[test]
 fn socks5_user_password_success_never_keeps_the_password() {
     let out = run(&[
         (Ctos, &[5, 2, 0, 2]),
