@@ -51,6 +51,10 @@ pub enum Command {
         /// Kernel capture buffer, in MiB.
         #[arg(long = "buffer-size", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(i32).range(1..=2047))]
         buffer_mib: i32,
+        /// Also record every captured packet to this pcap file; replaying it gives the same
+        /// events.
+        #[arg(long = "write-pcap", value_name = "FILE")]
+        write_pcap: Option<PathBuf>,
         #[command(flatten)]
         common: CommonArgs,
     },

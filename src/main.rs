@@ -29,6 +29,7 @@ fn start(cli: Cli) -> Result<(), String> {
             iface,
             snaplen,
             buffer_mib,
+            write_pcap,
             common,
         } => (
             Input::Live(LiveOptions {
@@ -36,6 +37,7 @@ fn start(cli: Cli) -> Result<(), String> {
                 snaplen,
                 buffer_bytes: buffer_mib * 1024 * 1024,
                 promiscuous: true,
+                write_pcap,
             }),
             common,
         ),

@@ -252,7 +252,7 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
                 "spamtap: capturing on {} with {workers} worker(s); SIGINT or SIGTERM stops and reports open flows",
                 opts.iface
             );
-            capture::read_live(cap, link, &opts.iface, &stop, &mut dispatcher)
+            capture::read_live(cap, link, opts, &stop, &mut dispatcher)
         }
         (_, Input::Files(paths)) => {
             capture::read_files(paths, config.bpf.as_deref(), &stop, &mut dispatcher)

@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # Installs what spamtap needs from the system on Debian/Ubuntu: libpcap (to build and run),
-# iproute2 and python3 (live-capture test), tcpdump (benchmark baseline). Does nothing when all
-# are present; uses sudo when not root.
+# iproute2 and python3 (live-capture test), tcpdump and GNU time (benchmark). With --test, also
+# the real programs of tests/real_programs.rs: postfix with Cyrus SASL, dante, swaks, curl,
+# proxychains4. Does nothing when all are present; uses sudo when not root.
+#   bash tests/deps.sh [--test]
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = --test ]; then
+    command -v postfix >/dev/null 2>&1 || need+=(postfix)
+    command -v danted >/dev/null 2>&1 || need+=(dante-server)
+    command -v swaks >/dev/null 2>&1 || need+=(swaks)
+    command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v proxychains4 >/dev/null 2>&1 || need+=(proxychains4)
+    command -v saslpasswd2 >/dev/null 2>&1 || need+=(sasl2-bin)
+    dpkg -s libsasl2-modules >/dev/null 2>&1 || need+=(libsasl2-modules)
+    [ -f /etc/ssl/certs/ssl-cert-snakeoil.pem ] || need+=(ssl-cert)
+fi
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -25,5 +37,7 @@ else
     exit 1
 fi
 echo "installing: ${need[*]}" >&2
+# postfix: install without configuring a system mail service; the test brings its own.
+echo "postfix postfix/main_mailer_type select No configuration" | "${as_root[@]}" debconf-set-selections
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

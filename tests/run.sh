@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: system packages, formatting, lints, then every test
-# (unit, golden replays, CLI and bad input, the third-party corpus, and live capture on a veth
-# pair between network namespaces, which needs root: run this as root or with sudo).
+# (unit, golden replays, CLI and bad input, the third-party corpus, live capture on a veth pair
+# between network namespaces, and real postfix/dante/swaks/curl on test hosts; the last two
+# need root: run this as root or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash tests/deps.sh
+bash tests/deps.sh --test
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 

@@ -43,10 +43,17 @@ pub struct LiveOptions {
     pub snaplen: i32,
     pub buffer_bytes: i32,
     pub promiscuous: bool,
+    /// Also write every captured packet here, with the timestamps the sensor used, so a
+    /// replay of the file gives the same events.
+    pub write_pcap: Option<PathBuf>,
 }
 
 #[derive(Debug)]
 pub enum CaptureError {
+    WritePcap {
+        path: PathBuf,
+        message: String,
+    },
     OpenFile {
         path: PathBuf,
         message: String,
@@ -133,6 +140,9 @@ impl fmt::Display for CaptureError {
             ),
             CaptureError::Live { iface, message } => {
                 write!(f, "cannot capture on {iface:?}: {message}")
+            }
+            CaptureError::WritePcap { path, message } => {
+                write!(f, "cannot write packets to {}: {message}", path.display())
             }
         }
     }
@@ -309,15 +319,26 @@ pub fn open_live(
 pub fn read_live(
     mut cap: Capture<Active>,
     link: LinkType,
-    iface: &str,
+    opts: &LiveOptions,
     stop: &AtomicBool,
     handler: &mut impl PacketHandler,
 ) -> Result<(), CaptureError> {
+    let iface = opts.iface.as_str();
+    let mut record = match &opts.write_pcap {
+        Some(path) => Some(cap.savefile(path).map_err(|e| CaptureError::WritePcap {
+            path: path.clone(),
+            message: message(&e),
+        })?),
+        None => None,
+    };
     const STATS_EVERY: u32 = 4096;
     let mut since_stats = 0u32;
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
             Ok(p) => {
+                if let Some(file) = record.as_mut() {
+                    file.write(&p);
+                }
                 let ts = Timestamp::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
                 handler.packet(0, link, ts, p.data, p.header.len);
                 since_stats += 1;
@@ -339,6 +360,12 @@ pub fn read_live(
         }
     }
     report_kernel_stats(&mut cap, handler);
+    if let (Some(mut file), Some(path)) = (record, &opts.write_pcap) {
+        file.flush().map_err(|e| CaptureError::WritePcap {
+            path: path.clone(),
+            message: message(&e),
+        })?;
+    }
     Ok(())
 }
 
