@@ -1,29 +1,24 @@
 //! The SOCKS parser on its own, with the tunnel's inner detection, fed both directions in
 //! fuzzer-chosen chunks with gaps: it must never panic, and its events must serialise.
-//! Input: records of (control byte, u8 length, bytes), as for the smtp target.
+//! Input: see `script.rs`.
 
 #![no_main]
 
+mod script;
+
 use libfuzzer_sys::fuzz_target;
-use spamtap::flow::Direction;
 use spamtap::protocols::socks::SocksParser;
 use spamtap::timestamp::Timestamp;
 
 fuzz_target!(|data: &[u8]| {
     let mut parser = SocksParser::new(0);
     let mut out = Vec::new();
-    let mut rest = data;
     let mut ts = Timestamp::from_secs(1);
-    while let [control, len, tail @ ..] = rest {
-        let len = usize::from(*len).min(tail.len());
-        let (chunk, after) = tail.split_at(len);
-        rest = after;
-        let dir = if control & 1 == 0 { Direction::Ctos } else { Direction::Stoc };
+    for step in script::steps(data) {
         ts = Timestamp(ts.micros() + 1);
-        if control & 0xf0 == 0xf0 {
-            parser.on_gap(dir, u64::from(*control & 0x0f) * 100 + len as u64);
-        } else {
-            parser.parse(dir, chunk, ts, &mut out);
+        match step {
+            script::Step::Data(dir, chunk) => parser.parse(dir, chunk, ts, &mut out),
+            script::Step::Gap(dir, len) => parser.on_gap(dir, len),
         }
     }
     parser.finish(ts, &mut out);

@@ -245,13 +245,21 @@ fn open_file(path: &Path, bpf: Option<&str>) -> Result<(Capture<Offline>, LinkTy
         message: message(&e),
     })?;
     let link = link_type(&path.display().to_string(), cap.get_datalink())?;
+    set_filter(&mut cap, bpf)?;
+    Ok((cap, link))
+}
+
+fn set_filter<T: pcap::Activated + ?Sized>(
+    cap: &mut Capture<T>,
+    bpf: Option<&str>,
+) -> Result<(), CaptureError> {
     if let Some(expr) = bpf {
         cap.filter(expr, true).map_err(|e| CaptureError::Filter {
             expr: expr.to_string(),
             message: message(&e),
         })?;
     }
-    Ok((cap, link))
+    Ok(())
 }
 
 fn link_type(input: &str, linktype: pcap::Linktype) -> Result<LinkType, CaptureError> {
@@ -306,12 +314,7 @@ pub fn open_live(
             }
         })?;
     let link = link_type(&opts.iface, cap.get_datalink())?;
-    if let Some(expr) = bpf {
-        cap.filter(expr, true).map_err(|e| CaptureError::Filter {
-            expr: expr.to_string(),
-            message: message(&e),
-        })?;
-    }
+    set_filter(&mut cap, bpf)?;
     Ok((cap, link))
 }
 

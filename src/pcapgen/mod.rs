@@ -284,17 +284,30 @@ impl Session {
 
     /// SYN, SYN-ACK, ACK.
     pub fn handshake(&mut self) -> &mut Self {
+        self.three_way(0x02, false, 0x12)
+    }
+
+    /// The client's `client_flags` (with an ACK if `client_acks`), the server's
+    /// `server_flags`, the client's ACK: each of the two control flags uses a sequence number.
+    fn three_way(&mut self, client_flags: u8, client_acks: bool, server_flags: u8) -> &mut Self {
         let [c, s] = self.next_seq;
-        self.emit(Direction::Ctos, c, None, 0x02, b"");
-        self.emit(Direction::Stoc, s, Some(c.wrapping_add(1)), 0x12, b"");
-        self.next_seq = [c.wrapping_add(1), s.wrapping_add(1)];
         self.emit(
             Direction::Ctos,
-            c.wrapping_add(1),
-            Some(s.wrapping_add(1)),
-            0x10,
+            c,
+            client_acks.then_some(s),
+            client_flags,
             b"",
         );
+        self.emit(
+            Direction::Stoc,
+            s,
+            Some(c.wrapping_add(1)),
+            server_flags,
+            b"",
+        );
+        self.next_seq = [c.wrapping_add(1), s.wrapping_add(1)];
+        let [c, s] = self.next_seq;
+        self.emit(Direction::Ctos, c, Some(s), 0x10, b"");
         self
     }
 
@@ -383,18 +396,7 @@ impl Session {
 
     /// Orderly close: the client's FIN, the server's FIN-ACK, the client's last ACK.
     pub fn close(&mut self) -> &mut Self {
-        let [c, s] = self.next_seq;
-        self.emit(Direction::Ctos, c, Some(s), 0x11, b"");
-        self.emit(Direction::Stoc, s, Some(c.wrapping_add(1)), 0x11, b"");
-        self.next_seq = [c.wrapping_add(1), s.wrapping_add(1)];
-        self.emit(
-            Direction::Ctos,
-            c.wrapping_add(1),
-            Some(s.wrapping_add(1)),
-            0x10,
-            b"",
-        );
-        self
+        self.three_way(0x11, true, 0x11)
     }
 
     pub fn reset(&mut self, from: Direction) -> &mut Self {
