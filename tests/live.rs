@@ -275,3 +275,53 @@ fn capture_without_privilege_says_how_to_fix_it() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// A sensor on a silent link still stops at once: libpcap's read timeout does not fire on an
+/// idle link, so a blocking read would never see the signal.
+#[test]
+fn stops_promptly_on_an_idle_link() {
+    require_root_and_iproute2();
+    let ns = format!("spt-idle-{}", std::process::id());
+    let net = TestNet {
+        ns: [ns.clone(), ns.clone()],
+        children: Vec::new(),
+    };
+    let mut net = net;
+    sh(&["ip", "netns", "add", &ns]);
+    sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+    let mut sensor = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_spamtap"),
+            "live",
+            "-i",
+            "lo",
+        ])
+        .args(["--sensor", "idle", "-o", "/dev/null"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spamtap live starts");
+    let mut line = String::new();
+    BufReader::new(sensor.stderr.take().expect("stderr"))
+        .read_line(&mut line)
+        .expect("spamtap reports it is capturing");
+    assert!(line.contains("capturing on"), "{line}");
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill with a valid pid and signal.
+    unsafe { libc::kill(sensor.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(status) = sensor.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spamtap live on an idle link did not stop within 3 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    net.children.push(sensor);
+}

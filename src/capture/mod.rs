@@ -315,7 +315,28 @@ pub fn open_live(
         })?;
     let link = link_type(&opts.iface, cap.get_datalink())?;
     set_filter(&mut cap, bpf)?;
+    // Non-blocking, with our own poll: libpcap's read timeout does not fire on an idle link
+    // with TPACKET_V3, and a blocked read would never see the stop signal.
+    let cap = cap.setnonblock().map_err(|e| CaptureError::Live {
+        iface: opts.iface.clone(),
+        message: message(&e),
+    })?;
     Ok((cap, link))
+}
+
+/// Waits until the capture has packets, at most `ms` milliseconds.
+fn wait_readable(cap: &Capture<Active>, ms: i32) {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: cap.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; an error or a signal just ends
+    // the wait early, which the caller handles like a timeout.
+    unsafe {
+        libc::poll(&mut fd, 1, ms);
+    }
 }
 
 /// Captures until `stop` is set. Input index 0 is the interface.
@@ -334,21 +355,24 @@ pub fn read_live(
         })?),
         None => None,
     };
-    const STATS_EVERY: u32 = 4096;
-    let mut since_stats = 0u32;
+    // Kernel counters are refreshed at most once a second (a system call each).
+    let mut stats_due = std::time::Instant::now();
+    let mut take = |p: pcap::Packet<'_>, handler: &mut dyn FnMut(Timestamp, &[u8], u32)| {
+        if let Some(file) = record.as_mut() {
+            file.write(&p);
+        }
+        let ts = Timestamp::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
+        handler(ts, p.data, p.header.len);
+    };
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
-            Ok(p) => {
-                if let Some(file) = record.as_mut() {
-                    file.write(&p);
-                }
-                let ts = Timestamp::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
-                handler.packet(0, link, ts, p.data, p.header.len);
-                since_stats += 1;
-            }
+            Ok(p) => take(p, &mut |ts, data, len| {
+                handler.packet(0, link, ts, data, len)
+            }),
             Err(pcap::Error::TimeoutExpired) => {
+                // Nothing buffered: hand partial batches on, then sleep until packets or 100 ms.
                 handler.idle();
-                since_stats = STATS_EVERY;
+                wait_readable(&cap, 100);
             }
             Err(e) => {
                 return Err(CaptureError::Live {
@@ -357,9 +381,20 @@ pub fn read_live(
                 });
             }
         }
-        if since_stats >= STATS_EVERY {
-            since_stats = 0;
+        if std::time::Instant::now() >= stats_due {
+            stats_due = std::time::Instant::now() + std::time::Duration::from_secs(1);
             report_kernel_stats(&mut cap, handler);
+        }
+    }
+    // Stopped: what the kernel had already captured is still analysed, until the buffer is
+    // empty or, on a link that never goes quiet, for at most a second.
+    let drain_until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < drain_until {
+        match cap.next_packet() {
+            Ok(p) => take(p, &mut |ts, data, len| {
+                handler.packet(0, link, ts, data, len)
+            }),
+            Err(_) => break,
         }
     }
     report_kernel_stats(&mut cap, handler);
