@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{final_stats, of_type, parse_lines};
 
@@ -175,19 +175,7 @@ fn live_capture_on_a_veth_pair() {
 
     // SIGINT: spamtap stops capturing and drains every open flow.
     let sensor = &mut net.children[0];
-    // SAFETY: kill with a valid pid and signal.
-    unsafe { libc::kill(sensor.id() as i32, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = sensor.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "spamtap did not stop within 20 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::interrupt(sensor, "spamtap live", Duration::from_secs(20));
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut sensor_err, &mut rest);
     assert!(
@@ -309,19 +297,11 @@ fn stops_promptly_on_an_idle_link() {
         .expect("spamtap reports it is capturing");
     assert!(line.contains("capturing on"), "{line}");
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: kill with a valid pid and signal.
-    unsafe { libc::kill(sensor.id() as i32, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let status = loop {
-        if let Some(status) = sensor.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "spamtap live on an idle link did not stop within 3 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::interrupt(
+        &mut sensor,
+        "spamtap live on an idle link",
+        Duration::from_secs(3),
+    );
     assert!(status.success(), "{status}");
     net.children.push(sensor);
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -82,26 +82,6 @@ fn start(args: &[&str], ready: &str) -> Child {
     // Keep draining stderr so the process never blocks on it.
     std::thread::spawn(move || for _ in err.lines() {});
     child
-}
-
-fn interrupt(child: &mut Child, what: &str) {
-    // SAFETY: kill with a valid pid and signal.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(
-                status.success() || what == "tcpdump",
-                "{what} exited with {status}"
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not stop within 20 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Events without the field that names the input, and without `stats` (kernel counters);
@@ -214,9 +194,10 @@ fn real_programs_on_a_real_wire() {
         .expect("clients.sh runs");
     let facts = String::from_utf8_lossy(&clients.stdout).to_string();
     let mut sensor = net.children.remove(1);
-    interrupt(&mut sensor, "spamtap live");
+    let status = common::interrupt(&mut sensor, "spamtap live", Duration::from_secs(20));
+    assert!(status.success(), "spamtap live exited with {status}");
     let mut tcpdump = net.children.remove(0);
-    interrupt(&mut tcpdump, "tcpdump");
+    common::interrupt(&mut tcpdump, "tcpdump", Duration::from_secs(20));
     let maillog = std::fs::read_to_string(dir.join("maillog")).unwrap_or_default();
     check_live_events(&read_events(&events_file), &facts, &maillog, &iface);
     check_replay_equals_live(&recorded, &pcap, &events_file);

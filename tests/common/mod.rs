@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -88,4 +89,21 @@ pub fn zeek_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
         }
     }
     rows
+}
+
+/// Sends SIGINT and waits for the process to exit; fails if it takes longer than `within`.
+pub fn interrupt(child: &mut Child, what: &str, within: Duration) -> ExitStatus {
+    // SAFETY: kill with a valid pid and signal.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not stop within {within:?} of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
