@@ -80,6 +80,33 @@ impl From<CaptureError> for RunError {
     }
 }
 
+/// Serialised events a worker holds before handing them to the output thread.
+const EVENT_BYTES: usize = 1 << 20;
+
+/// A worker's event sink: serialises, and hands the bytes on whenever they pass
+/// [`EVENT_BYTES`], so a burst (a drain of a million flows) streams instead of piling up.
+struct WorkerSink<'a> {
+    writer: EventWriter,
+    out: &'a Sender<ToOutput>,
+}
+
+impl WorkerSink<'_> {
+    fn flush(&mut self) {
+        if self.writer.pending_bytes() > 0 {
+            let _ = self.out.send(ToOutput::Events(self.writer.take()));
+        }
+    }
+}
+
+impl EventSink for WorkerSink<'_> {
+    fn emit(&mut self, event: &Event<'_>) {
+        self.writer.emit(event);
+        if self.writer.pending_bytes() >= EVENT_BYTES {
+            self.flush();
+        }
+    }
+}
+
 /// Segments per batch, and payload bytes per batch, before it is sent.
 const BATCH_SEGMENTS: usize = 256;
 const BATCH_BYTES: usize = 256 * 1024;
@@ -444,16 +471,14 @@ fn worker_thread(
         origins: &origins,
     };
     let mut tracker = Tracker::new(config);
-    let mut writer = EventWriter::default();
-    let flush = |writer: &mut EventWriter| {
-        if writer.pending_bytes() > 0 {
-            let _ = out.send(ToOutput::Events(writer.take()));
-        }
+    let mut sink = WorkerSink {
+        writer: EventWriter::default(),
+        out: &out,
     };
-    let snapshot = |tracker: &Tracker, writer: &EventWriter| WorkerSnapshot {
+    let snapshot = |tracker: &Tracker, sink: &WorkerSink<'_>| WorkerSnapshot {
         flow: tracker.stats(),
         reassembly: tracker.reassembly_stats().clone(),
-        events: writer.counts().clone(),
+        events: sink.writer.counts().clone(),
     };
     for msg in rx {
         match msg {
@@ -468,30 +493,30 @@ fn worker_thread(
                         q.wire_len,
                         usize::from(q.input),
                         &ctx,
-                        &mut writer,
+                        &mut sink,
                     );
                 }
-                tracker.advance(batch.now, &ctx, &mut writer);
+                tracker.advance(batch.now, &ctx, &mut sink);
                 batch.data.clear();
                 batch.segments.clear();
                 let _ = free.send(batch);
-                flush(&mut writer);
+                sink.flush();
             }
             ToWorker::Tick { id, ts } => {
-                tracker.advance(ts, &ctx, &mut writer);
-                flush(&mut writer);
+                tracker.advance(ts, &ctx, &mut sink);
+                sink.flush();
                 let _ = out.send(ToOutput::WorkerStats {
                     tick: id,
-                    snapshot: snapshot(&tracker, &writer),
+                    snapshot: snapshot(&tracker, &sink),
                 });
             }
             ToWorker::Stop { now } => {
-                tracker.advance(now, &ctx, &mut writer);
-                tracker.drain(&ctx, &mut writer);
-                flush(&mut writer);
+                tracker.advance(now, &ctx, &mut sink);
+                tracker.drain(&ctx, &mut sink);
+                sink.flush();
                 let _ = out.send(ToOutput::WorkerStats {
                     tick: FINAL_TICK,
-                    snapshot: snapshot(&tracker, &writer),
+                    snapshot: snapshot(&tracker, &sink),
                 });
                 break;
             }

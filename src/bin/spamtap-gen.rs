@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use spamtap::pcapgen::{Link, PcapWriter, bench_mix, scenarios, write_pcap};
+use spamtap::pcapgen::{Link, PcapWriter, bench_mix, scenarios, syn_flood, write_pcap};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +26,13 @@ enum Command {
         /// Print the scenario names and what each shows, and write nothing.
         #[arg(long)]
         list: bool,
+    },
+    /// Write a SYN flood: one unanswered SYN from each of N source address and port pairs, to
+    /// measure the flow table at its cap.
+    Flood {
+        #[arg(long, default_value_t = 1_000_000)]
+        flows: u32,
+        output: PathBuf,
     },
     /// Write mixed mail and bulk traffic of about the given size, for the benchmark.
     Bench {
@@ -58,6 +65,16 @@ fn main() -> ExitCode {
             }
             result
         }
+        Command::Flood { flows, output } => PcapWriter::create(&output, &Link::ethernet())
+            .map_err(|e| format!("{}: {e}", output.display()))
+            .and_then(|mut writer| {
+                syn_flood(&mut writer, flows);
+                writer
+                    .finish()
+                    .map_err(|e| format!("{}: {e}", output.display()))?;
+                println!("{}: {flows} SYNs", output.display());
+                Ok(())
+            }),
         Command::Bench { size_mb, output } => PcapWriter::create(&output, &Link::ethernet())
             .map_err(|e| format!("{}: {e}", output.display()))
             .and_then(|mut writer| {

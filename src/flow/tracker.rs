@@ -305,14 +305,16 @@ impl Tracker {
     /// Ends every flow: end of input or shutdown.
     pub fn drain(&mut self, ctx: &EventContext<'_>, out: &mut impl EventSink) {
         self.advance(self.now, ctx, out);
-        for (_, flow) in self.table.drain() {
+        let mut table = std::mem::replace(&mut self.table, FlowTable::new(1));
+        table.drain(|_, flow| {
             let reason = if flow.is_closed() {
                 EndReason::Closed
             } else {
                 EndReason::Shutdown
             };
             self.finish(flow, reason, ctx, out);
-        }
+        });
+        self.table = table;
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -6,7 +6,7 @@
 
 mod scenarios;
 
-pub use scenarios::{Scenario, bench_mix, scenarios};
+pub use scenarios::{Scenario, bench_mix, scenarios, syn_flood};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

@@ -778,6 +778,25 @@ fn noise() -> Scenario {
     }
 }
 
+/// One SYN from each of `flows` distinct client addresses and ports, a microsecond apart.
+pub fn syn_flood(writer: &mut PcapWriter, flows: u32) {
+    for n in 0..flows {
+        let client = format!(
+            "10.{}.{}.{}:{}",
+            (n >> 14) & 0xff,
+            (n >> 6) & 0xff,
+            (n & 0x3f) + 1,
+            1024 + n % 50_000
+        );
+        let mut s = Session::new(&client, "198.51.100.25:25")
+            .starting_at(Timestamp(EPOCH.0 + u64::from(n)));
+        s.syn();
+        for frame in s.frames() {
+            writer.write(frame);
+        }
+    }
+}
+
 /// What [`bench_mix`] wrote.
 #[derive(Debug, Default)]
 pub struct MixSummary {

@@ -181,6 +181,9 @@ pub struct Detection {
 
 /// The application-layer state of one flow.
 pub enum AppLayer {
+    /// No byte yet (a SYN flood costs no detection buffer): detection starts at the first one,
+    /// this many tunnels deep.
+    Waiting(u8),
     Detecting(Box<Detection>),
     Parsing(AppParser),
     /// No protocol matched (or none is known): data is only counted by reassembly.
@@ -199,16 +202,13 @@ impl AppLayer {
         if depth > MAX_TUNNEL_DEPTH {
             AppLayer::Off
         } else {
-            AppLayer::Detecting(Box::new(Detection {
-                depth,
-                ..Detection::default()
-            }))
+            AppLayer::Waiting(depth)
         }
     }
 
     /// Whether detection has concluded, one way or the other.
     pub fn is_decided(&self) -> bool {
-        !matches!(self, AppLayer::Detecting(_))
+        !matches!(self, AppLayer::Waiting(_) | AppLayer::Detecting(_))
     }
 
     /// `app_proto` of the flow, once a parser took it.
@@ -231,9 +231,15 @@ impl AppLayer {
         ts: Timestamp,
         out: &mut Vec<AppOutput>,
     ) {
+        if let AppLayer::Waiting(depth) = *self {
+            *self = AppLayer::Detecting(Box::new(Detection {
+                depth,
+                ..Detection::default()
+            }));
+        }
         match self {
             AppLayer::Parsing(parser) => parser.parse(dir, data, ts, out),
-            AppLayer::Off => {}
+            AppLayer::Off | AppLayer::Waiting(_) => {}
             AppLayer::Detecting(detection) => {
                 let buf = match dir {
                     Direction::Ctos => &mut detection.ctos,
@@ -268,7 +274,7 @@ impl AppLayer {
                     ..Detection::default()
                 }
             }
-            AppLayer::Off => {}
+            AppLayer::Off | AppLayer::Waiting(_) => {}
         }
     }
 
