@@ -721,3 +721,58 @@ fn probe_on_any_port() {
         "mid-stream"
     );
 }
+
+#[test]
+fn random_bytes_and_gaps_never_panic() {
+    // Deterministic noise mixed with SMTP words, in random chunks from both sides.
+    let words: [&[u8]; 12] = [
+        b"EHLO x\r\n",
+        b"MAIL FROM:<a@b>\r\n",
+        b"RCPT TO:<c@d>\r\n",
+        b"DATA\r\n",
+        b"BDAT 5 LAST\r\n",
+        b"AUTH LOGIN\r\n",
+        b"250-X\r\n",
+        b"354 go\r\n",
+        b"\r\n.\r\n",
+        b"334 \r\n",
+        b"STARTTLS\r\n",
+        b"220 ok\r\n",
+    ];
+    let mut x = 0x2545_f491u32;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for _ in 0..300 {
+        let mut parser = SmtpParser::default();
+        let mut out = Vec::new();
+        for step in 0..60 {
+            let dir = if next() % 2 == 0 { C } else { S };
+            let r = next();
+            if r % 17 == 0 {
+                parser.on_gap(dir, u64::from(next() % 5000));
+                continue;
+            }
+            let mut chunk = Vec::new();
+            for _ in 0..(r % 6) {
+                if next() % 3 == 0 {
+                    chunk.extend((0..next() % 40).map(|_| next() as u8));
+                } else {
+                    chunk.extend_from_slice(words[next() as usize % words.len()]);
+                }
+            }
+            parser.parse(dir, &chunk, Timestamp::from_secs(step), &mut out);
+        }
+        parser.finish(Timestamp::from_secs(99), &mut out);
+        for o in &out {
+            let AppEvent::Smtp(r) = &o.event else {
+                unreachable!()
+            };
+            let json = serde_json::to_string(&r.smtp).unwrap();
+            serde_json::from_str::<serde_json::Value>(&json).unwrap();
+        }
+    }
+}

@@ -384,3 +384,41 @@ fn probe_needs_both_sides() {
         "servers do not speak first in SOCKS"
     );
 }
+
+#[test]
+fn random_handshakes_never_panic() {
+    let mut x = 0x9e37_79b9u32;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for _ in 0..2000 {
+        let mut parser = SocksParser::new(0);
+        let mut out = Vec::new();
+        // Start like a real client most of the time, so the deeper states are reached.
+        let first: &[u8] = match next() % 3 {
+            0 => &[5, 2, 0, 2],
+            1 => b"\x04\x01\x00\x19\x01\x02\x03\x04u\x00",
+            _ => &[],
+        };
+        parser.parse(Ctos, first, Timestamp::default(), &mut out);
+        for step in 0..20 {
+            let dir = if next() % 2 == 0 { Ctos } else { Stoc };
+            if next() % 13 == 0 {
+                parser.on_gap(dir, u64::from(next() % 100));
+                continue;
+            }
+            let len = next() % 24;
+            let chunk: Vec<u8> = (0..len).map(|_| (next() % 7) as u8).collect();
+            parser.parse(dir, &chunk, Timestamp::from_secs(step), &mut out);
+        }
+        parser.finish(Timestamp::from_secs(99), &mut out);
+        let socks_events = out
+            .iter()
+            .filter(|o| o.tunnel.is_none() && matches!(o.event, AppEvent::Socks(_)))
+            .count();
+        assert!(socks_events <= 1);
+    }
+}
