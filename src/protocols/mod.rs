@@ -10,6 +10,7 @@ pub mod smtp;
 pub mod socks;
 #[cfg(test)]
 pub mod test_parser;
+mod tunnel;
 
 use crate::flow::Direction;
 use crate::timestamp::Timestamp;

@@ -15,7 +15,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use self::parser::{Address, Error};
-use super::{AppEvent, AppLayer, AppOutput, Probe, Tunnel};
+use super::tunnel::InnerStream;
+use super::{AppEvent, AppOutput, Probe};
 use crate::flow::Direction;
 use crate::timestamp::Timestamp;
 
@@ -168,10 +169,7 @@ pub struct SocksParser {
     record: SocksRecord,
     start: Option<Timestamp>,
     emitted: bool,
-    inner: Option<Box<AppLayer>>,
-    tunnel: Option<Tunnel>,
-    /// Bytes that went through the tunnel, both directions.
-    tunnel_bytes: u64,
+    tunnel: Option<InnerStream>,
 }
 
 impl SocksParser {
@@ -185,9 +183,7 @@ impl SocksParser {
             record: SocksRecord::default(),
             start: None,
             emitted: false,
-            inner: None,
             tunnel: None,
-            tunnel_bytes: 0,
         }
     }
 
@@ -229,8 +225,8 @@ impl SocksParser {
     }
 
     pub fn on_gap(&mut self, dir: Direction, len: u64) {
-        match (self.stage, self.inner.as_mut()) {
-            (Stage::Tunnel, Some(inner)) => inner.on_gap(dir, len),
+        match (self.stage, self.tunnel.as_mut()) {
+            (Stage::Tunnel, Some(tunnel)) => tunnel.on_gap(dir, len),
             (Stage::Done | Stage::Tunnel, _) => {}
             _ => {
                 self.anomaly("gap");
@@ -243,14 +239,9 @@ impl SocksParser {
         if !matches!(self.stage, Stage::Tunnel | Stage::Done) {
             self.anomaly("incomplete_handshake");
         }
-        if let Some(mut inner) = self.inner.take() {
-            let proto = inner.app_proto();
-            let mut inner_out = Vec::new();
-            inner.finish(ts, &mut inner_out);
-            self.wrap(inner_out, out);
-            if self.record.tunnel_proto.is_none() && self.tunnel_bytes > 0 {
-                self.record.tunnel_proto = Some(proto.unwrap_or("unknown"));
-            }
+        if let Some(mut tunnel) = self.tunnel.take() {
+            let proto = tunnel.finish(ts, out);
+            self.record.tunnel_proto = self.record.tunnel_proto.or(proto);
         }
         self.emit(out);
     }
@@ -403,14 +394,12 @@ impl SocksParser {
     /// The handshake succeeded: what follows is another protocol's stream.
     fn open_tunnel(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
         let request = self.record.request.clone().unwrap_or_default();
-        self.tunnel = Some(Tunnel {
-            kind: self.app_proto(),
-            proxy: None,
-            dest_host: request.target(),
-            dest_port: request.port,
-            depth: 1,
-        });
-        self.inner = Some(Box::new(AppLayer::new(self.depth + 1)));
+        self.tunnel = Some(InnerStream::new(
+            self.app_proto(),
+            self.depth,
+            request.target(),
+            request.port,
+        ));
         // Bytes that came after the handshake in the same segments: the client's first.
         let client = std::mem::take(&mut self.client);
         let server = std::mem::take(&mut self.server);
@@ -430,42 +419,19 @@ impl SocksParser {
         ts: Timestamp,
         out: &mut Vec<AppOutput>,
     ) {
-        let Some(inner) = self.inner.as_mut() else {
+        let Some(tunnel) = self.tunnel.as_mut() else {
             return;
         };
-        self.tunnel_bytes += data.len() as u64;
-        let mut inner_out = Vec::new();
-        inner.on_data(dir, data, ts, &mut inner_out);
-        if inner.is_decided() && self.record.tunnel_proto.is_none() {
-            self.record.tunnel_proto = Some(inner.app_proto().unwrap_or("unknown"));
-        }
-        let decided = inner.is_decided();
-        self.wrap(inner_out, out);
-        if decided {
+        if let Some(proto) = tunnel.feed(dir, data, ts, out) {
+            self.record.tunnel_proto.get_or_insert(proto);
             self.maybe_emit(out);
-        }
-    }
-
-    /// Marks events from inside the tunnel with the hop they came through.
-    fn wrap(&self, inner: Vec<AppOutput>, out: &mut Vec<AppOutput>) {
-        for mut output in inner {
-            match (&mut output.tunnel, &self.tunnel) {
-                (None, Some(ours)) => output.tunnel = Some(ours.clone()),
-                // From a proxy inside this one: that proxy is where this tunnel led.
-                (Some(theirs), Some(ours)) if theirs.proxy.is_none() => {
-                    theirs.proxy = Some((ours.dest_host.clone(), ours.dest_port));
-                    theirs.depth = ours.depth + 1;
-                }
-                _ => {}
-            }
-            out.push(output);
         }
     }
 
     fn maybe_emit(&mut self, out: &mut Vec<AppOutput>) {
         let decided = match self.stage {
             Stage::Done => true,
-            Stage::Tunnel => self.inner.as_ref().is_none_or(|i| i.is_decided()),
+            Stage::Tunnel => self.record.tunnel_proto.is_some(),
             _ => false,
         };
         if decided {
