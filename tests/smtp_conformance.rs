@@ -24,12 +24,6 @@ struct Known {
 
 const KNOWN: &[Known] = &[
     Known {
-        capture: "connect-with-smtp.pcap",
-        field: "*",
-        why: "SMTP inside an HTTP CONNECT tunnel: spamtap follows tunnels through SOCKS only \
-              (the SOCKS issue); Zeek's HTTP analyser hands the tunnel to SMTP",
-    },
-    Known {
         capture: "zeek/smtp-mail-transactions-invalid.pcap",
         field: "*",
         why: "Zeek starts a transaction at every MAIL, even one the server refused with \

@@ -134,7 +134,37 @@ pub fn scenarios() -> Vec<Scenario> {
         socks4(),
         socks5(),
         socks_smtp(),
+        http_connect(),
     ]
+}
+
+fn http_connect() -> Scenario {
+    // A bot sends mail through an open HTTP proxy.
+    let mut open = Session::new("192.0.2.99:42009", "198.51.100.83:3128");
+    open.handshake()
+        .send(
+            Ctos,
+            b"CONNECT mx.example.net:25 HTTP/1.0\r\nUser-Agent: Mozilla/4.0\r\n\r\n",
+        )
+        .send(Stoc, b"HTTP/1.0 200 Connection established\r\n\r\n");
+    bot_mail(&mut open, "victim4@example.net", "4HtTp1");
+    open.close();
+    // A proxy that wants credentials: no tunnel.
+    let mut refused = Session::new("192.0.2.99:42010", "198.51.100.83:3128").starting_at(at(1));
+    refused
+        .handshake()
+        .send(
+            Ctos,
+            b"CONNECT mx.example.net:25 HTTP/1.1\r\nHost: mx.example.net:25\r\n\r\n",
+        )
+        .send(Stoc, b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+        .close();
+    Scenario {
+        name: "http-connect",
+        about: "SMTP through an open HTTP proxy (CONNECT), and a CONNECT the proxy refuses",
+        link: Link::ethernet(),
+        frames: merge([open.into_frames(), refused.into_frames()]),
+    }
 }
 
 /// A SOCKS5 request for an IPv4 address.

@@ -6,6 +6,7 @@
 //! the [`AppParser`] enum, not trait objects, and report what they found as [`AppEvent`]s; the
 //! flow stage adds the common fields.
 
+pub mod http_connect;
 pub mod smtp;
 pub mod socks;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub enum Probe {
 pub enum AppParser {
     Smtp(Box<smtp::SmtpParser>),
     Socks(Box<socks::SocksParser>),
+    HttpConnect(Box<http_connect::HttpConnectParser>),
     #[cfg(test)]
     Test(test_parser::TestParser),
 }
@@ -64,7 +66,7 @@ pub const MAX_TUNNEL_DEPTH: u8 = 2;
 /// The proxy an inner session went through.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tunnel {
-    /// `socks4` or `socks5`.
+    /// `socks4`, `socks5` or `http_connect`.
     pub kind: &'static str,
     /// The proxy's address and port; `None` when it is the flow's server (the outer tunnel),
     /// which the flow stage fills in.
@@ -121,6 +123,12 @@ const PROTOCOLS: &[Protocol] = &[
         probe: socks::probe,
         start: |depth| AppParser::Socks(Box::new(socks::SocksParser::new(depth))),
     },
+    Protocol {
+        probe: http_connect::probe,
+        start: |depth| {
+            AppParser::HttpConnect(Box::new(http_connect::HttpConnectParser::new(depth)))
+        },
+    },
     #[cfg(test)]
     Protocol {
         probe: test_parser::probe,
@@ -133,6 +141,7 @@ impl AppParser {
         match self {
             AppParser::Smtp(_) => "smtp",
             AppParser::Socks(p) => p.app_proto(),
+            AppParser::HttpConnect(_) => "http_connect",
             #[cfg(test)]
             AppParser::Test(_) => "test",
         }
@@ -142,6 +151,7 @@ impl AppParser {
         match self {
             AppParser::Smtp(p) => p.parse(dir, data, ts, out),
             AppParser::Socks(p) => p.parse(dir, data, ts, out),
+            AppParser::HttpConnect(p) => p.parse(dir, data, ts, out),
             #[cfg(test)]
             AppParser::Test(p) => p.parse(dir, data, ts, out),
         }
@@ -151,6 +161,7 @@ impl AppParser {
         match self {
             AppParser::Smtp(p) => p.on_gap(dir, len),
             AppParser::Socks(p) => p.on_gap(dir, len),
+            AppParser::HttpConnect(p) => p.on_gap(dir, len),
             #[cfg(test)]
             AppParser::Test(p) => p.on_gap(dir, len),
         }
@@ -160,6 +171,7 @@ impl AppParser {
         match self {
             AppParser::Smtp(p) => p.finish(ts, out),
             AppParser::Socks(p) => p.finish(ts, out),
+            AppParser::HttpConnect(p) => p.finish(ts, out),
             #[cfg(test)]
             AppParser::Test(p) => p.finish(ts, out),
         }

@@ -122,7 +122,8 @@ pub struct SocksRecord {
     pub status_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound: Option<Endpoint>,
-    /// What the stream inside the tunnel turned out to be: `smtp`, `socks4`, `socks5`, or
+    /// What the stream inside the tunnel turned out to be: `smtp`, `socks4`, `socks5`,
+    /// `http_connect`, or
     /// `unknown`; absent when nothing went through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel_proto: Option<&'static str>,
