@@ -123,8 +123,7 @@ pub struct SocksRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound: Option<Endpoint>,
     /// What the stream inside the tunnel turned out to be: `smtp`, `socks4`, `socks5`,
-    /// `http_connect`, or
-    /// `unknown`; absent when nothing went through.
+    /// `http_connect` or `unknown`; absent when nothing went through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel_proto: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
