@@ -58,6 +58,24 @@ pub enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Work with rules directories.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Validate a rules directory (default: the built-in rules) and say what it defines;
+    /// each error names the file, line and column.
+    #[command(
+        after_help = "Examples:\n  spamtap rules check\n  spamtap rules check /etc/spamtap/rules"
+    )]
+    Check {
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -71,8 +89,8 @@ pub struct CommonArgs {
     /// Worker threads [default: number of cores - 1, at least 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
-    /// Rules directory replacing the built-in rules. Only checked for readability: the
-    /// fingerprint rules that will use it are not part of this version.
+    /// Rules directory replacing the built-in rules: DIR/assets.toml (asset groups). Check it
+    /// with `spamtap rules check DIR`.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
     /// Sensor name in every event [default: host name].

@@ -4,6 +4,7 @@
 //! The modules follow a packet's path: [`capture`] -> [`decode`] -> [`flow`] ->
 //! [`reassembly`] -> [`protocols`] -> [`output`], wired together by [`runtime`].
 
+pub mod assets;
 pub mod capture;
 pub mod cli;
 pub mod decode;

@@ -6,8 +6,11 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 
+use std::path::Path;
+
+use spamtap::assets::Assets;
 use spamtap::capture::LiveOptions;
-use spamtap::cli::{Cli, Command, CommonArgs};
+use spamtap::cli::{Cli, Command, CommonArgs, RulesCommand};
 use spamtap::flow::TrackerConfig;
 use spamtap::runtime::{Input, RunConfig, run};
 
@@ -24,6 +27,9 @@ fn main() -> ExitCode {
 
 fn start(cli: Cli) -> Result<(), String> {
     let (input, common) = match cli.command {
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => return check_rules(dir.as_deref()),
         Command::Replay { pcaps, common } => (Input::Files(pcaps), common),
         Command::Live {
             iface,
@@ -53,11 +59,30 @@ fn start(cli: Cli) -> Result<(), String> {
     run(config, stop).map_err(|e| e.to_string())
 }
 
-fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
-    if let Some(dir) = &common.rules {
+/// `spamtap rules check [DIR]`: the same loading as at start-up, with a summary.
+fn check_rules(dir: Option<&Path>) -> Result<(), String> {
+    let assets = load_rules(dir)?;
+    let networks: usize = assets.groups.iter().map(|g| g.networks.len()).sum();
+    let source = dir.map_or("built-in rules".to_string(), |d| d.display().to_string());
+    println!(
+        "{source}: {} asset group(s) with {networks} network(s), {} relay(s), {} internal domain(s): OK",
+        assets.groups.len(),
+        assets.relays.len(),
+        assets.internal_domains.len()
+    );
+    Ok(())
+}
+
+fn load_rules(dir: Option<&Path>) -> Result<Assets, String> {
+    if let Some(dir) = dir {
         std::fs::read_dir(dir)
             .map_err(|e| format!("cannot read rules directory {}: {e}", dir.display()))?;
     }
+    Assets::load(dir).map_err(|e| e.to_string())
+}
+
+fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
+    let assets = Arc::new(load_rules(common.rules.as_deref())?);
     let workers = match common.workers {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism()
@@ -79,5 +104,6 @@ fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
             max_flows: usize::try_from(common.max_flows).unwrap_or(usize::MAX),
             ..TrackerConfig::default()
         },
+        assets,
     })
 }

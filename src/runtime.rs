@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+use crate::assets::Assets;
 use crate::capture::{self, CaptureError, KernelStats, LiveOptions, PacketHandler};
 use crate::decode::{DecodeStats, Decoded, LinkType, TcpSegment, decode};
 use crate::flow::{EventContext, FlowKey, Tracker, TrackerConfig};
@@ -51,6 +52,7 @@ pub struct RunConfig {
     pub output: Option<PathBuf>,
     /// Caps for the whole sensor; each worker gets its share.
     pub tracker: TrackerConfig,
+    pub assets: Arc<Assets>,
 }
 
 #[derive(Debug)]
@@ -165,6 +167,7 @@ struct Names {
     sensor: String,
     live: bool,
     inputs: Vec<String>,
+    assets: Arc<Assets>,
 }
 
 impl Names {
@@ -212,6 +215,7 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             Input::Files(paths) => paths.iter().map(|p| p.display().to_string()).collect(),
             Input::Live(opts) => vec![opts.iface.clone()],
         },
+        assets: Arc::clone(&config.assets),
     });
 
     let pool_size = workers * BATCHES_PER_WORKER;
@@ -469,6 +473,7 @@ fn worker_thread(
     let ctx = EventContext {
         sensor: &names.sensor,
         origins: &origins,
+        assets: &names.assets,
     };
     let mut tracker = Tracker::new(config);
     let mut sink = WorkerSink {

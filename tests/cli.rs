@@ -293,3 +293,97 @@ fn random_frames_never_crash_and_are_counted() {
         .sum();
     assert!(errors > 100, "{stats}");
 }
+
+const ASSETS: &str = r#"internal_domains = ["corp.example.org"]
+relays = ["10.0.0.25"]
+
+[[group]]
+name = "clients"
+cidrs = ["192.0.2.0/24", "2001:db8::/64"]
+smtp = "relay_only"
+
+[[group]]
+name = "mail_servers"
+cidrs = ["198.51.100.0/24", "2001:db8:1::/48"]
+smtp = "allow"
+
+[[group]]
+name = "one_client"
+cidrs = ["192.0.2.10/32"]
+"#;
+
+fn rules_dir(name: &str, assets: &str) -> PathBuf {
+    let dir = temp(name);
+    fs::create_dir_all(&dir).expect("rules dir");
+    fs::write(dir.join("assets.toml"), assets).expect("write assets.toml");
+    dir
+}
+
+#[test]
+fn rules_check_reports_what_a_directory_defines() {
+    let out = spamtap(&["rules", "check"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("built-in rules: 0 asset group(s)"));
+    let dir = rules_dir("rules-ok", ASSETS);
+    let out = spamtap(&["rules", "check", dir.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("3 asset group(s) with 5 network(s), 1 relay(s), 1 internal domain(s): OK"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_rules_name_file_line_and_column_at_check_and_at_start() {
+    let dir = rules_dir(
+        "rules-bad",
+        &ASSETS.replace("198.51.100.0/24", "198.51.100.7/24"),
+    );
+    let path = dir.to_str().expect("utf-8");
+    let err = one_clear_error(&["rules", "check", path]);
+    assert!(
+        err.contains("assets.toml:11:10: \"198.51.100.7/24\" has host bits set"),
+        "{err}"
+    );
+    let at_start = one_clear_error(&["replay", "--rules", path, "pcaps/tcp-basic.pcap"]);
+    assert_eq!(at_start, err, "the same message when replay starts");
+}
+
+#[test]
+fn flow_bound_events_name_their_asset_groups() {
+    let dir = rules_dir("rules-groups", ASSETS);
+    let events = replay(
+        &["--rules", dir.to_str().expect("utf-8")],
+        &[&root().join("pcaps/tcp-basic.pcap")],
+    );
+    for e in events.iter().filter(|e| e.get("flow_id").is_some()) {
+        let groups = |k: &str| -> Vec<String> {
+            e[k].as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect()
+        };
+        if e["src_ip"] == "192.0.2.10" {
+            assert_eq!(
+                groups("src_groups"),
+                vec!["one_client", "clients"],
+                "longest prefix first"
+            );
+        } else {
+            assert_eq!(groups("src_groups"), vec!["clients"]);
+        }
+        assert_eq!(groups("dest_groups"), vec!["mail_servers"]);
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event_type"] == "smtp" && e["src_groups"].is_array())
+    );
+    assert!(of_type(&events, "stats")[0].get("src_groups").is_none());
+}

@@ -1,6 +1,7 @@
 //! What both targets share: a small tracker whose caps are easy to hit, and the check that every
 //! event it writes is one valid JSON object per line.
 
+use spamtap::assets::Assets;
 use spamtap::decode::{DecodeStats, Decoded, LinkType, decode};
 use spamtap::flow::{EventContext, Timeouts, Tracker, TrackerConfig};
 use spamtap::output::{EventWriter, Origin};
@@ -15,9 +16,11 @@ pub struct Harness {
 const ORIGINS: [Origin<'static>; 1] = [Origin::PcapFile("fuzz.pcap")];
 
 fn ctx() -> EventContext<'static> {
+    static ASSETS: std::sync::OnceLock<Assets> = std::sync::OnceLock::new();
     EventContext {
         sensor: "fuzz",
         origins: &ORIGINS,
+        assets: ASSETS.get_or_init(Assets::default),
     }
 }
 

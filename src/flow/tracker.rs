@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use crate::assets::Assets;
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::{Direction, FlowKey, FlowTable, Side};
 use crate::output::{
@@ -64,6 +65,8 @@ pub struct EventContext<'a> {
     pub sensor: &'a str,
     /// One origin per input (each pcap file, or the one interface), indexed by packet.
     pub origins: &'a [Origin<'a>],
+    /// Asset groups, named in every flow-bound event.
+    pub assets: &'a Assets,
 }
 
 struct Flow {
@@ -331,7 +334,13 @@ impl Tracker {
         let client = client_side(seg, sender);
         let endpoint = |side: Side| -> (IpAddr, u16) { key.endpoint(side) };
         let flow = Flow {
-            id: FlowIdentity::new(&key, ts, endpoint(client), endpoint(client.other())),
+            id: FlowIdentity::new(
+                &key,
+                ts,
+                endpoint(client),
+                endpoint(client.other()),
+                ctx.assets,
+            ),
             client,
             origin,
             start: ts,
@@ -491,9 +500,11 @@ mod tests {
 
     fn run(frames: &[Frame], config: TrackerConfig) -> Vec<Value> {
         let origins = [Origin::PcapFile("test.pcap")];
+        let assets = Assets::default();
         let ctx = EventContext {
             sensor: "unit",
             origins: &origins,
+            assets: &assets,
         };
         let mut tracker = Tracker::new(config);
         let mut out = Collect::default();

@@ -7,10 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::assets::Assets;
 use crate::decode::{DecodeStats, VlanTags};
 use crate::flow::{FlowKey, stable_hash};
 use crate::protocols::{AppEvent, Tunnel};
@@ -34,6 +36,9 @@ pub struct FlowIdentity {
     pub dest_ip: IpAddr,
     pub dest_port: u16,
     pub vlan: VlanTags,
+    /// Asset groups of the client and the server, longest prefix first.
+    pub src_groups: Vec<Arc<str>>,
+    pub dest_groups: Vec<Arc<str>>,
 }
 
 impl FlowIdentity {
@@ -44,6 +49,7 @@ impl FlowIdentity {
         start: Timestamp,
         client: (IpAddr, u16),
         server: (IpAddr, u16),
+        assets: &Assets,
     ) -> Self {
         const TCP: u8 = 6;
         let community_id = community_id::calculate_community_id(
@@ -64,6 +70,8 @@ impl FlowIdentity {
             dest_ip: server.0,
             dest_port: server.1,
             vlan: key.vlan(),
+            src_groups: assets.groups_of(client.0),
+            dest_groups: assets.groups_of(server.0),
         }
     }
 }
@@ -261,6 +269,12 @@ impl Serialize for Event<'_> {
             if !flow.vlan.is_empty() {
                 map.serialize_entry("vlan", flow.vlan.as_slice())?;
             }
+            if !flow.src_groups.is_empty() {
+                map.serialize_entry("src_groups", &flow.src_groups)?;
+            }
+            if !flow.dest_groups.is_empty() {
+                map.serialize_entry("dest_groups", &flow.dest_groups)?;
+            }
         }
         match &self.body {
             EventBody::Flow {
@@ -338,10 +352,14 @@ mod tests {
             missing: 0,
         };
         let (key, _) = FlowKey::of(&seg);
-        let id = FlowIdentity::new(&key, Timestamp(1), client, server);
+        let assets = Assets::default();
+        let id = FlowIdentity::new(&key, Timestamp(1), client, server, &assets);
         assert_eq!(id.community_id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
         assert!(id.flow_id < 1 << 53);
-        assert_eq!(id, FlowIdentity::new(&key, Timestamp(1), client, server));
+        assert_eq!(
+            id,
+            FlowIdentity::new(&key, Timestamp(1), client, server, &assets)
+        );
     }
 
     #[test]
