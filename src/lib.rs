@@ -14,4 +14,6 @@ pub mod pcapgen;
 pub mod protocols;
 pub mod reassembly;
 pub mod runtime;
+#[cfg(test)]
+mod testing;
 pub mod timestamp;

@@ -299,13 +299,7 @@ fn duplicate_syn_does_not_rewind_a_running_stream() {
 fn random_segment_orders_reassemble_exactly() {
     // Deterministic pseudo-random shuffles of one message: the output must always equal it.
     let message: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let mut state = 0x1234_5678u32;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x1234_5678u32);
     for _ in 0..200 {
         let mut segs = Vec::new();
         let mut pos = 0usize;

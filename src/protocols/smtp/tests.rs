@@ -739,13 +739,7 @@ fn random_bytes_and_gaps_never_panic() {
         b"STARTTLS\r\n",
         b"220 ok\r\n",
     ];
-    let mut x = 0x2545_f491u32;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
+    let mut next = crate::testing::xorshift(0x2545_f491u32);
     for _ in 0..300 {
         let mut parser = SmtpParser::default();
         let mut out = Vec::new();

@@ -387,13 +387,7 @@ fn probe_needs_both_sides() {
 
 #[test]
 fn random_handshakes_never_panic() {
-    let mut x = 0x9e37_79b9u32;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
+    let mut next = crate::testing::xorshift(0x9e37_79b9u32);
     for _ in 0..2000 {
         let mut parser = SocksParser::new(0);
         let mut out = Vec::new();
