@@ -2,9 +2,10 @@
 //! packets.
 //!
 //! The modules follow a packet's path: [`capture`] -> [`decode`] -> [`flow`] ->
-//! [`reassembly`] -> [`protocols`] -> [`output`], wired together by [`runtime`].
+//! [`reassembly`] -> [`protocols`] -> [`analysis`] -> [`output`], wired together by
+//! [`runtime`] and configured by [`rules`].
 
-pub mod assets;
+pub mod analysis;
 pub mod capture;
 pub mod cli;
 pub mod decode;
@@ -13,6 +14,7 @@ pub mod output;
 pub mod pcapgen;
 pub mod protocols;
 pub mod reassembly;
+pub mod rules;
 pub mod runtime;
 #[cfg(test)]
 mod testing;

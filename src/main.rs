@@ -8,10 +8,10 @@ use clap::Parser;
 
 use std::path::Path;
 
-use spamtap::assets::Assets;
 use spamtap::capture::LiveOptions;
 use spamtap::cli::{Cli, Command, CommonArgs, RulesCommand};
 use spamtap::flow::TrackerConfig;
+use spamtap::rules::Rules;
 use spamtap::runtime::{Input, RunConfig, run};
 
 fn main() -> ExitCode {
@@ -61,28 +61,23 @@ fn start(cli: Cli) -> Result<(), String> {
 
 /// `spamtap rules check [DIR]`: the same loading as at start-up, with a summary.
 fn check_rules(dir: Option<&Path>) -> Result<(), String> {
-    let assets = load_rules(dir)?;
+    let rules = Rules::load(dir).map_err(|e| e.to_string())?;
+    let assets = &rules.assets;
     let networks: usize = assets.groups.iter().map(|g| g.networks.len()).sum();
     let source = dir.map_or("built-in rules".to_string(), |d| d.display().to_string());
     println!(
-        "{source}: {} asset group(s) with {networks} network(s), {} relay(s), {} internal domain(s): OK",
+        "{source}: {} asset group(s) with {networks} network(s), {} relay(s), {} internal domain(s); {} blocklist(s) with {} entries: OK",
         assets.groups.len(),
         assets.relays.len(),
-        assets.internal_domains.len()
+        assets.internal_domains.len(),
+        rules.blocklists.list_names().len(),
+        rules.blocklists.len(),
     );
     Ok(())
 }
 
-fn load_rules(dir: Option<&Path>) -> Result<Assets, String> {
-    if let Some(dir) = dir {
-        std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read rules directory {}: {e}", dir.display()))?;
-    }
-    Assets::load(dir).map_err(|e| e.to_string())
-}
-
 fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
-    let assets = Arc::new(load_rules(common.rules.as_deref())?);
+    let rules = Arc::new(Rules::load(common.rules.as_deref()).map_err(|e| e.to_string())?);
     let workers = match common.workers {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism()
@@ -104,6 +99,6 @@ fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
             max_flows: usize::try_from(common.max_flows).unwrap_or(usize::MAX),
             ..TrackerConfig::default()
         },
-        assets,
+        rules,
     })
 }

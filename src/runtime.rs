@@ -4,12 +4,14 @@
 //! capture (this thread): read, decode, shard by flow hash
 //!     --[batches of TCP segments, bounded, buffers recycled]--> worker 1..N: flows, reassembly,
 //!        application layer, events serialised to NDJSON
-//!     --[bytes]--> output thread: writes lines, assembles `stats` events
+//!     --[bytes + observations]--> output thread: writes lines, runs the analysis (alerts,
+//!        asset summaries), assembles `stats` events
 //! ```
 //!
-//! Packet time drives everything: the capture thread sends each worker a tick at every stats
-//! interval of packet time, in band with the packets, so a `stats` event counts exactly the
-//! packets before its timestamp. Replay waits for free batch buffers (nothing is lost); live
+//! Packet time drives everything: the capture thread sends each worker a tick at every second
+//! of packet time, in band with the packets. When every worker has passed a tick, the output
+//! thread runs the analysis on what they sent before it, and at stats interval boundaries
+//! writes a `stats` event that counts exactly the packets before its timestamp. Replay waits for free batch buffers (nothing is lost); live
 //! capture drops a packet when none is free and counts it in `capture.queue_drops`.
 
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::assets::Assets;
+use crate::analysis::{Analyzer, Finding, Observation};
 use crate::capture::{self, CaptureError, KernelStats, LiveOptions, PacketHandler};
 use crate::decode::{DecodeStats, Decoded, LinkType, TcpSegment, decode};
 use crate::flow::{EventContext, FlowKey, Tracker, TrackerConfig};
@@ -32,6 +34,7 @@ use crate::output::{
     StatsRecord,
 };
 use crate::reassembly::ReassemblyStats;
+use crate::rules::Rules;
 use crate::timestamp::Timestamp;
 
 /// Where packets come from.
@@ -52,7 +55,7 @@ pub struct RunConfig {
     pub output: Option<PathBuf>,
     /// Caps for the whole sensor; each worker gets its share.
     pub tracker: TrackerConfig,
-    pub assets: Arc<Assets>,
+    pub rules: Arc<Rules>,
 }
 
 #[derive(Debug)]
@@ -85,17 +88,26 @@ impl From<CaptureError> for RunError {
 /// Serialised events a worker holds before handing them to the output thread.
 const EVENT_BYTES: usize = 1 << 20;
 
-/// A worker's event sink: serialises, and hands the bytes on whenever they pass
-/// [`EVENT_BYTES`], so a burst (a drain of a million flows) streams instead of piling up.
+/// A worker's event sink: serialises, takes the observations the analysis needs, and hands
+/// both on whenever the bytes pass [`EVENT_BYTES`], so a burst (a drain of a million flows)
+/// streams instead of piling up.
 struct WorkerSink<'a> {
     writer: EventWriter,
+    observations: Vec<Observation>,
+    /// The id of the next tick this worker will pass: what it sends now belongs before it.
+    epoch: u64,
+    origins: &'a [Origin<'a>],
     out: &'a Sender<ToOutput>,
 }
 
 impl WorkerSink<'_> {
     fn flush(&mut self) {
-        if self.writer.pending_bytes() > 0 {
-            let _ = self.out.send(ToOutput::Events(self.writer.take()));
+        if self.writer.pending_bytes() > 0 || !self.observations.is_empty() {
+            let _ = self.out.send(ToOutput::Events {
+                bytes: self.writer.take(),
+                observations: std::mem::take(&mut self.observations),
+                epoch: self.epoch,
+            });
         }
     }
 }
@@ -103,6 +115,14 @@ impl WorkerSink<'_> {
 impl EventSink for WorkerSink<'_> {
     fn emit(&mut self, event: &Event<'_>) {
         self.writer.emit(event);
+        let origin = self
+            .origins
+            .iter()
+            .position(|o| *o == event.origin)
+            .unwrap_or(0);
+        if let Some(obs) = Observation::of(event, origin) {
+            self.observations.push(obs);
+        }
         if self.writer.pending_bytes() >= EVENT_BYTES {
             self.flush();
         }
@@ -116,6 +136,8 @@ const BATCH_BYTES: usize = 256 * 1024;
 const BATCHES_PER_WORKER: usize = 8;
 /// Tick id of the final stats event.
 const FINAL_TICK: u64 = u64::MAX;
+/// Packet time between ticks: how soon the analysis sees a worker's observations.
+const TICK_MICROS: u64 = Timestamp::MICROS_PER_SEC;
 
 /// A TCP segment in a batch: its payload lives in the batch's byte buffer.
 struct Queued {
@@ -148,7 +170,11 @@ struct WorkerSnapshot {
 }
 
 enum ToOutput {
-    Events(Vec<u8>),
+    Events {
+        bytes: Vec<u8>,
+        observations: Vec<Observation>,
+        epoch: u64,
+    },
     WorkerStats {
         tick: u64,
         snapshot: WorkerSnapshot,
@@ -156,6 +182,8 @@ enum ToOutput {
     CaptureStats {
         tick: u64,
         ts: Timestamp,
+        /// Set when the tick ends a stats interval: the `stats` event's timestamp.
+        stats: Option<Timestamp>,
         input: usize,
         capture: CaptureStats,
         decoder: DecodeStats,
@@ -167,7 +195,7 @@ struct Names {
     sensor: String,
     live: bool,
     inputs: Vec<String>,
-    assets: Arc<Assets>,
+    rules: Arc<Rules>,
 }
 
 impl Names {
@@ -215,7 +243,7 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             Input::Files(paths) => paths.iter().map(|p| p.display().to_string()).collect(),
             Input::Live(opts) => vec![opts.iface.clone()],
         },
-        assets: Arc::clone(&config.assets),
+        rules: Arc::clone(&config.rules),
     });
 
     let pool_size = workers * BATCHES_PER_WORKER;
@@ -270,6 +298,7 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             .stats_interval
             .saturating_mul(Timestamp::MICROS_PER_SEC),
         next_tick: None,
+        next_stats: None,
         tick_id: 0,
         input: 0,
         out: out_tx,
@@ -326,6 +355,7 @@ struct Dispatcher {
     now: Timestamp,
     interval_micros: u64,
     next_tick: Option<Timestamp>,
+    next_stats: Option<Timestamp>,
     tick_id: u64,
     input: usize,
     out: Sender<ToOutput>,
@@ -353,26 +383,36 @@ impl Dispatcher {
         self.last_flush = Instant::now();
     }
 
-    /// Emits a stats tick when packet time reaches the next interval boundary.
+    /// Emits a tick when packet time reaches the next second, marked as a stats tick when it
+    /// also passes a stats interval boundary.
     fn tick_if_due(&mut self, ts: Timestamp) {
-        if self.interval_micros == 0 {
+        let Some(next) = self.next_tick else {
+            self.next_tick = Some(next_boundary(ts, TICK_MICROS));
+            if self.interval_micros > 0 {
+                self.next_stats = Some(next_boundary(ts, self.interval_micros));
+            }
             return;
-        }
-        let interval = self.interval_micros;
-        let next = *self
-            .next_tick
-            .get_or_insert(Timestamp((ts.0 / interval + 1) * interval));
+        };
         if ts < next {
             return;
         }
-        // One tick for the latest boundary passed: a quiet hour is one event, not sixty.
-        let boundary = Timestamp(ts.0 / interval * interval);
-        self.tick(self.tick_id, boundary);
+        // One tick for the latest boundary passed: a quiet hour is one tick, not 3600.
+        let boundary = Timestamp(ts.0 / TICK_MICROS * TICK_MICROS);
+        let stats = match self.next_stats {
+            Some(next_stats) if ts >= next_stats => {
+                let interval = self.interval_micros;
+                let stats_boundary = Timestamp(ts.0 / interval * interval);
+                self.next_stats = Some(Timestamp(stats_boundary.0 + interval));
+                Some(stats_boundary)
+            }
+            _ => None,
+        };
+        self.tick(self.tick_id, boundary, stats);
         self.tick_id += 1;
-        self.next_tick = Some(Timestamp(boundary.0 + interval));
+        self.next_tick = Some(Timestamp(boundary.0 + TICK_MICROS));
     }
 
-    fn tick(&mut self, id: u64, ts: Timestamp) {
+    fn tick(&mut self, id: u64, ts: Timestamp, stats: Option<Timestamp>) {
         self.flush_all();
         for tx in &self.workers {
             let _ = tx.send(if id == FINAL_TICK {
@@ -384,6 +424,7 @@ impl Dispatcher {
         let _ = self.out.send(ToOutput::CaptureStats {
             tick: id,
             ts,
+            stats,
             input: self.input,
             capture: self.capture.clone(),
             decoder: self.decoder.clone(),
@@ -391,8 +432,13 @@ impl Dispatcher {
     }
 
     fn finish(&mut self) {
-        self.tick(FINAL_TICK, self.now);
+        self.tick(FINAL_TICK, self.now, Some(self.now));
     }
+}
+
+/// The first multiple of `step` after `ts`.
+fn next_boundary(ts: Timestamp, step: u64) -> Timestamp {
+    Timestamp((ts.0 / step + 1) * step)
 }
 
 impl PacketHandler for Dispatcher {
@@ -473,11 +519,14 @@ fn worker_thread(
     let ctx = EventContext {
         sensor: &names.sensor,
         origins: &origins,
-        assets: &names.assets,
+        assets: &names.rules.assets,
     };
     let mut tracker = Tracker::new(config);
     let mut sink = WorkerSink {
         writer: EventWriter::default(),
+        observations: Vec::new(),
+        epoch: 0,
+        origins: &origins,
         out: &out,
     };
     let snapshot = |tracker: &Tracker, sink: &WorkerSink<'_>| WorkerSnapshot {
@@ -514,6 +563,7 @@ fn worker_thread(
                     tick: id,
                     snapshot: snapshot(&tracker, &sink),
                 });
+                sink.epoch = id + 1;
             }
             ToWorker::Stop { now } => {
                 tracker.advance(now, &ctx, &mut sink);
@@ -529,11 +579,12 @@ fn worker_thread(
     }
 }
 
-/// A stats tick being assembled from the capture thread and every worker.
+/// A tick being assembled from the capture thread and every worker.
 #[derive(Default)]
-struct PendingStats {
+struct PendingTick {
     record: StatsRecord,
     ts: Timestamp,
+    stats: Option<Timestamp>,
     input: usize,
     parts: usize,
 }
@@ -546,6 +597,13 @@ fn output_thread(
     stop: &AtomicBool,
 ) -> io::Result<()> {
     let origins = names.origins();
+    let origin = |index: usize| {
+        origins
+            .get(index)
+            .or(origins.first())
+            .copied()
+            .unwrap_or(Origin::PcapFile(""))
+    };
     let mut out = BufWriter::with_capacity(1 << 20, sink);
     let mut result = Ok(());
     let mut write = |bytes: &[u8], out: &mut BufWriter<Box<dyn Write + Send>>| {
@@ -557,13 +615,21 @@ fn output_thread(
             }
         }
     };
-    let mut pending: BTreeMap<u64, PendingStats> = BTreeMap::new();
-    let mut stats_written = 0u64;
+    let mut analyzer = Analyzer::new(Arc::clone(&names.rules));
+    let mut findings = Vec::new();
+    // Events the output thread writes itself (analysis, stats), counted like the workers'.
+    let mut own = EventWriter::default();
+    let mut pending: BTreeMap<u64, PendingTick> = BTreeMap::new();
     let parts_needed = workers + 1;
     for msg in rx {
         let tick = match msg {
-            ToOutput::Events(bytes) => {
+            ToOutput::Events {
+                bytes,
+                observations,
+                epoch,
+            } => {
                 write(&bytes, &mut out);
+                analyzer.receive(observations, epoch);
                 continue;
             }
             ToOutput::WorkerStats { tick, snapshot } => {
@@ -579,6 +645,7 @@ fn output_thread(
             ToOutput::CaptureStats {
                 tick,
                 ts,
+                stats,
                 input,
                 capture,
                 decoder,
@@ -587,29 +654,62 @@ fn output_thread(
                 p.record.capture = capture;
                 p.record.decoder = decoder;
                 p.ts = ts;
+                p.stats = stats;
                 p.input = input;
                 p.parts += 1;
                 tick
             }
         };
-        if pending.get(&tick).is_some_and(|p| p.parts == parts_needed) {
-            if let Some(mut p) = pending.remove(&tick) {
-                stats_written += 1;
-                p.record.events.insert("stats", stats_written);
-                let mut line = EventWriter::default();
-                line.emit(&Event {
-                    timestamp: p.ts,
+        if pending.get(&tick).is_none_or(|p| p.parts != parts_needed) {
+            continue;
+        }
+        let Some(mut p) = pending.remove(&tick) else {
+            continue;
+        };
+        if tick == FINAL_TICK {
+            analyzer.finish(p.ts, &mut findings);
+        } else {
+            analyzer.tick(tick, p.ts, &mut findings);
+        }
+        for finding in findings.drain(..) {
+            match finding {
+                Finding::Alert {
+                    ts,
+                    origin: index,
+                    flow,
+                    alert,
+                } => own.emit(&Event {
+                    timestamp: ts,
                     sensor: &names.sensor,
-                    origin: origins
-                        .get(p.input)
-                        .copied()
-                        .unwrap_or(Origin::PcapFile("")),
+                    origin: origin(index),
+                    flow: flow.as_ref(),
+                    body: EventBody::Alert(&alert),
+                }),
+                Finding::Summary { ts, summary } => own.emit(&Event {
+                    timestamp: ts,
+                    sensor: &names.sensor,
+                    origin: origin(analyzer.origin()),
                     flow: None,
-                    body: EventBody::Stats(&p.record),
-                });
-                write(&line.take(), &mut out);
+                    body: EventBody::AssetSummary(&summary),
+                }),
             }
         }
+        if let Some(stats_ts) = p.stats {
+            p.record.analysis = analyzer.stats();
+            for (k, v) in own.counts() {
+                *p.record.events.entry(k).or_default() += v;
+            }
+            // This event itself is counted.
+            *p.record.events.entry("stats").or_default() += 1;
+            own.emit(&Event {
+                timestamp: stats_ts,
+                sensor: &names.sensor,
+                origin: origin(p.input),
+                flow: None,
+                body: EventBody::Stats(&p.record),
+            });
+        }
+        write(&own.take(), &mut out);
     }
     if result.is_ok() {
         result = out.flush();

@@ -333,7 +333,7 @@ fn rules_check_reports_what_a_directory_defines() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("3 asset group(s) with 5 network(s), 1 relay(s), 1 internal domain(s): OK"),
+        text.contains("3 asset group(s) with 5 network(s), 1 relay(s), 1 internal domain(s); 0 blocklist(s) with 0 entries: OK"),
         "{text}"
     );
 }

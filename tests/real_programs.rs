@@ -104,6 +104,11 @@ fn comparable(events: &[Value], per_packet_times: bool) -> Vec<String> {
                             flow.remove(key);
                         }
                     }
+                    if let Some(s) = map.get_mut("asset_summary").and_then(Value::as_object_mut) {
+                        for key in ["period_start", "period"] {
+                            s.remove(key);
+                        }
+                    }
                 }
             }
             e.to_string()

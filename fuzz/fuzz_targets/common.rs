@@ -1,7 +1,7 @@
 //! What both targets share: a small tracker whose caps are easy to hit, and the check that every
 //! event it writes is one valid JSON object per line.
 
-use spamtap::assets::Assets;
+use spamtap::rules::Assets;
 use spamtap::decode::{DecodeStats, Decoded, LinkType, decode};
 use spamtap::flow::{EventContext, Timeouts, Tracker, TrackerConfig};
 use spamtap::output::{EventWriter, Origin};

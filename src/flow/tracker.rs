@@ -7,7 +7,6 @@
 
 use std::net::IpAddr;
 
-use crate::assets::Assets;
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::flow::{Direction, FlowKey, FlowTable, Side};
 use crate::output::{
@@ -16,6 +15,7 @@ use crate::output::{
 };
 use crate::protocols::{AppLayer, AppOutput};
 use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream};
+use crate::rules::Assets;
 use crate::timestamp::Timestamp;
 
 /// Inactivity timeouts, in seconds of packet time.

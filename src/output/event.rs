@@ -12,15 +12,16 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use crate::assets::Assets;
+use crate::analysis::{Alert, AnalysisStats, AssetSummary};
 use crate::decode::{DecodeStats, VlanTags};
 use crate::flow::{FlowKey, stable_hash};
 use crate::protocols::{AppEvent, Tunnel};
 use crate::reassembly::ReassemblyStats;
+use crate::rules::Assets;
 use crate::timestamp::Timestamp;
 
 /// Where packets come from, named in every event.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin<'a> {
     Iface(&'a str),
     PcapFile(&'a str),
@@ -211,6 +212,7 @@ pub struct StatsRecord {
     pub decoder: DecodeStats,
     pub flow: FlowStats,
     pub reassembly: ReassemblyStats,
+    pub analysis: AnalysisStats,
     pub events: EventCounts,
 }
 
@@ -227,6 +229,8 @@ pub enum EventBody<'a> {
         /// Set for a session found inside a proxy tunnel.
         tunnel: Option<&'a Tunnel>,
     },
+    Alert(&'a Alert),
+    AssetSummary(&'a AssetSummary),
 }
 
 impl EventBody<'_> {
@@ -235,6 +239,8 @@ impl EventBody<'_> {
             EventBody::Flow { .. } => "flow",
             EventBody::Stats(_) => "stats",
             EventBody::App { event, .. } => event.event_type(),
+            EventBody::Alert(_) => "alert",
+            EventBody::AssetSummary(_) => "asset_summary",
         }
     }
 }
@@ -289,6 +295,8 @@ impl Serialize for Event<'_> {
                 map.serialize_entry("tcp", tcp)?;
             }
             EventBody::Stats(stats) => map.serialize_entry("stats", stats)?,
+            EventBody::Alert(alert) => map.serialize_entry("alert", alert)?,
+            EventBody::AssetSummary(summary) => map.serialize_entry("asset_summary", summary)?,
             EventBody::App { event, tunnel } => {
                 event.write_fields(&mut map)?;
                 if let (Some(tunnel), Some(flow)) = (tunnel, self.flow) {

@@ -444,6 +444,11 @@ struct Transaction {
     mail_from: Option<String>,
     mail_rejected: bool,
     rcpt_to: Vec<String>,
+    /// The server's verdict on each address of `rcpt_to`, once its reply is seen.
+    rcpt_verdicts: Vec<Option<bool>>,
+    /// Per RCPT command in order: its place in `rcpt_to` (`None` when malformed or over the
+    /// cap), so pipelined replies land on the right address.
+    rcpt_commands: Vec<Option<u8>>,
     rcpt_accepted: u32,
     rcpt_rejected: u32,
     data_started: bool,
@@ -465,6 +470,8 @@ impl Transaction {
             mail_from: None,
             mail_rejected: false,
             rcpt_to: Vec::new(),
+            rcpt_verdicts: Vec::new(),
+            rcpt_commands: Vec::new(),
             rcpt_accepted: 0,
             rcpt_rejected: 0,
             data_started: false,
@@ -860,12 +867,23 @@ impl SmtpParser {
             }
             Verb::Rcpt => {
                 let txn = self.transaction(ts);
-                match parser::parse_path(c.arg, b"TO:") {
+                let slot = match parser::parse_path(c.arg, b"TO:") {
                     Some((address, _)) if txn.rcpt_to.len() < MAX_RCPT => {
-                        txn.rcpt_to.push(field(address))
+                        txn.rcpt_to.push(field(address));
+                        txn.rcpt_verdicts.push(None);
+                        u8::try_from(txn.rcpt_to.len() - 1).ok()
                     }
-                    Some(_) => txn.anomalies.add("too_many_recipients"),
-                    None => txn.anomalies.add("malformed_rcpt_to"),
+                    Some(_) => {
+                        txn.anomalies.add("too_many_recipients");
+                        None
+                    }
+                    None => {
+                        txn.anomalies.add("malformed_rcpt_to");
+                        None
+                    }
+                };
+                if txn.rcpt_commands.len() < 2 * MAX_RCPT {
+                    txn.rcpt_commands.push(slot);
                 }
                 Pending::Rcpt(txn.depth)
             }
@@ -1105,6 +1123,12 @@ impl SmtpParser {
             }
             Pending::Rcpt(depth) => {
                 if let Some(txn) = self.txn_mut(depth) {
+                    let answered = (txn.rcpt_accepted + txn.rcpt_rejected) as usize;
+                    if let Some(Some(slot)) = txn.rcpt_commands.get(answered) {
+                        if let Some(verdict) = txn.rcpt_verdicts.get_mut(usize::from(*slot)) {
+                            *verdict = Some(ok);
+                        }
+                    }
                     if ok {
                         txn.rcpt_accepted += 1;
                     } else {
@@ -1219,6 +1243,7 @@ impl SmtpParser {
             pregreet: self.pregreet,
             mail_from: t.and_then(|t| t.mail_from.clone()),
             rcpt_to: t.map(|t| t.rcpt_to.clone()).unwrap_or_default(),
+            rcpt_verdicts: t.map(|t| t.rcpt_verdicts.clone()).unwrap_or_default(),
             rcpt_accepted: t.map_or(0, |t| t.rcpt_accepted),
             rcpt_rejected: t.map_or(0, |t| t.rcpt_rejected),
             trans_depth: t.map_or(0, |t| t.depth),

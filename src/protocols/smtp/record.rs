@@ -58,6 +58,10 @@ pub struct SmtpFields {
     pub mail_from: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rcpt_to: Vec<String>,
+    /// The server's verdict on each of `rcpt_to` (`None`: no reply seen). Not in the event:
+    /// the detections use it to count accepted recipients.
+    #[serde(skip)]
+    pub rcpt_verdicts: Vec<Option<bool>>,
     pub rcpt_accepted: u32,
     pub rcpt_rejected: u32,
     pub trans_depth: u32,

@@ -1,20 +1,17 @@
-//! Asset groups: named sets of networks with an SMTP policy, the organisation's mail domains and
-//! its sanctioned relays, from `assets.toml` in the rules directory.
-//!
-//! A file that does not validate is refused as a whole, with the file, line and column of the
-//! first problem: a typo in a CIDR must not silently leave hosts out of their group.
+//! Asset groups (`assets.toml`): named sets of networks with an SMTP policy, the
+//! organisation's mail domains and its sanctioned relays.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// The built-in `rules/assets.toml`.
-const EMBEDDED: &str = include_str!("../../rules/assets.toml");
+use super::{RuleError, RuleFile};
+
+/// Reserved for hosts in no group, in `asset_summary` events.
+pub const UNGROUPED: &str = "ungrouped";
 
 /// What a group's hosts may do with SMTP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +19,16 @@ pub enum SmtpPolicy {
     Allow,
     RelayOnly,
     Deny,
+}
+
+impl SmtpPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SmtpPolicy::Allow => "allow",
+            SmtpPolicy::RelayOnly => "relay_only",
+            SmtpPolicy::Deny => "deny",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,30 +47,6 @@ pub struct Assets {
     /// Every network with its group, longest prefix first.
     index: Vec<(IpNetwork, usize)>,
 }
-
-/// A problem in a rules file, where it is.
-#[derive(Debug, PartialEq, Eq)]
-pub struct RuleError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
-    }
-}
-
-impl std::error::Error for RuleError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,43 +68,9 @@ struct GroupFile {
 }
 
 impl Assets {
-    /// The built-in copy of `rules/assets.toml`.
-    pub fn embedded() -> Self {
-        // The shipped file is tested to parse; an empty configuration is the safe fallback.
-        Self::parse(EMBEDDED, Path::new("rules/assets.toml")).unwrap_or_default()
-    }
-
-    /// `DIR/assets.toml` when a rules directory is given (none there means no groups), else
-    /// the built-in copy.
-    pub fn load(dir: Option<&Path>) -> Result<Self, RuleError> {
-        let Some(dir) = dir else {
-            return Ok(Self::embedded());
-        };
-        let path = dir.join("assets.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(RuleError {
-                file: path,
-                line: 0,
-                column: 0,
-                message: e.to_string(),
-            }),
-        }
-    }
-
-    pub fn parse(text: &str, file: &Path) -> Result<Self, RuleError> {
-        let at = |span: std::ops::Range<usize>, message: String| {
-            let (line, column) = line_column(text, span.start);
-            RuleError {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        };
-        let raw: AssetsFile = toml::from_str(text)
-            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string()))?;
+    pub(super) fn parse(file: &RuleFile<'_>) -> Result<Self, RuleError> {
+        let at = |span: std::ops::Range<usize>, message: String| file.error(span, message);
+        let raw: AssetsFile = file.parse()?;
         let mut assets = Assets::default();
         for domain in &raw.internal_domains {
             let d = domain
@@ -146,6 +95,12 @@ impl Assets {
             let name = group.name.get_ref().trim();
             if name.is_empty() {
                 return Err(at(group.name.span(), "a group needs a name".into()));
+            }
+            if name == UNGROUPED {
+                return Err(at(
+                    group.name.span(),
+                    format!("the group name {UNGROUPED:?} is reserved for hosts in no group"),
+                ));
             }
             if assets.groups.iter().any(|g| &*g.name == name) {
                 return Err(at(
@@ -196,18 +151,70 @@ impl Assets {
         Ok(assets)
     }
 
-    /// The groups an address belongs to, longest prefix first, each once.
-    pub fn groups_of(&self, ip: IpAddr) -> Vec<Arc<str>> {
-        let mut out: Vec<Arc<str>> = Vec::new();
+    /// The most specific group of an address (longest prefix), whose policy applies to it.
+    pub fn primary_group(&self, ip: IpAddr) -> Option<&AssetGroup> {
+        self.index
+            .iter()
+            .find(|(network, _)| network.contains(ip))
+            .and_then(|(_, g)| self.groups.get(*g))
+    }
+
+    /// Whether a host is on the organisation's side: in an asset group, or at a private-use
+    /// address (RFC 1918, RFC 6598 shared space, RFC 4193 unique local, loopback, link-local).
+    pub fn is_internal(&self, ip: IpAddr) -> bool {
+        let private = match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, ..] = v4.octets();
+                v4.is_private()
+                    || v4.is_loopback()
+                    || v4.is_link_local()
+                    || (a == 100 && (64..128).contains(&b))
+            }
+            IpAddr::V6(v6) => {
+                let first = v6.segments()[0];
+                v6.is_loopback() || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+            }
+        };
+        private || self.primary_group(ip).is_some()
+    }
+
+    pub fn is_relay(&self, ip: IpAddr) -> bool {
+        self.relays.iter().any(|r| r.contains(ip))
+    }
+
+    /// Whether a mail address belongs to an internal domain (or a subdomain of one).
+    pub fn is_internal_address(&self, address: &str) -> bool {
+        let Some((_, domain)) = address.rsplit_once('@') else {
+            return false;
+        };
+        let domain = domain.trim_end_matches('.');
+        self.internal_domains.iter().any(|d| {
+            domain.eq_ignore_ascii_case(d)
+                || (domain.len() > d.len()
+                    && domain.is_char_boundary(domain.len() - d.len() - 1)
+                    && domain[domain.len() - d.len()..].eq_ignore_ascii_case(d)
+                    && domain.as_bytes()[domain.len() - d.len() - 1] == b'.')
+        })
+    }
+
+    /// The groups an address belongs to, as indexes into `groups`, longest prefix first,
+    /// each once.
+    pub fn group_ids(&self, ip: IpAddr) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
         for (network, group) in &self.index {
-            if network.contains(ip) {
-                let name = &self.groups[*group].name;
-                if !out.contains(name) {
-                    out.push(Arc::clone(name));
-                }
+            if network.contains(ip) && !out.contains(group) {
+                out.push(*group);
             }
         }
         out
+    }
+
+    /// The names of [`Assets::group_ids`].
+    pub fn groups_of(&self, ip: IpAddr) -> Vec<Arc<str>> {
+        self.group_ids(ip)
+            .into_iter()
+            .filter_map(|g| self.groups.get(g).map(|g| Arc::clone(&g.name)))
+            .collect()
     }
 }
 
@@ -227,20 +234,10 @@ fn network(text: &Spanned<String>) -> Result<IpNetwork, String> {
     Ok(net)
 }
 
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, column)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const EXAMPLE: &str = r#"
 internal_domains = ["corp.example.org"]
@@ -258,15 +255,20 @@ name = "lab"
 cidrs = ["10.20.5.0/24"]
 "#;
 
+    fn parse(text: &str) -> Result<Assets, RuleError> {
+        Assets::parse(&RuleFile {
+            path: Path::new("assets.toml"),
+            text,
+        })
+    }
+
     fn err(text: &str) -> String {
-        Assets::parse(text, Path::new("assets.toml"))
-            .unwrap_err()
-            .to_string()
+        parse(text).unwrap_err().to_string()
     }
 
     #[test]
     fn the_documented_example_works_as_written() {
-        let a = Assets::parse(EXAMPLE, Path::new("assets.toml")).unwrap();
+        let a = parse(EXAMPLE).unwrap();
         assert_eq!(a.internal_domains, vec!["corp.example.org"]);
         assert_eq!(a.relays, vec!["10.0.0.25/32".parse::<IpNetwork>().unwrap()]);
         assert_eq!(a.groups[0].smtp, SmtpPolicy::RelayOnly);
@@ -319,9 +321,29 @@ cidrs = ["10.20.5.0/24"]
     }
 
     #[test]
-    fn the_shipped_file_parses_and_is_empty() {
-        let shipped = Assets::parse(EMBEDDED, Path::new("rules/assets.toml")).unwrap();
-        assert!(shipped.groups.is_empty());
-        assert_eq!(Assets::embedded(), shipped);
+    fn internal_hosts_and_addresses() {
+        let a = parse(EXAMPLE).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(a.is_internal(ip("2001:db8:30::9")), "in a group");
+        assert!(a.is_internal(ip("192.168.1.1")) && a.is_internal(ip("fd00::1")));
+        assert!(!a.is_internal(ip("192.0.2.1")) && !a.is_internal(ip("2001:db8:99::1")));
+        assert!(a.is_relay(ip("10.0.0.25")) && !a.is_relay(ip("10.0.0.26")));
+        assert_eq!(
+            a.primary_group(ip("10.20.5.7")).map(|g| &*g.name),
+            Some("lab")
+        );
+        assert!(a.is_internal_address("bob@corp.example.org"));
+        assert!(a.is_internal_address("bob@Mail.Corp.Example.ORG"));
+        assert!(!a.is_internal_address("bob@notcorp.example.org"));
+        assert!(
+            !a.is_internal_address("bob@example.org") && !a.is_internal_address("corp.example.org")
+        );
+    }
+
+    #[test]
+    fn the_reserved_group_name_is_refused() {
+        assert!(
+            err("[[group]]\nname = \"ungrouped\"\ncidrs = [\"10.0.0.0/8\"]\n").contains("reserved")
+        );
     }
 }

@@ -1,0 +1,199 @@
+//! Analysis: the stage that sees every worker's sessions, in the output thread. It keeps the
+//! state that spans flows (population per asset group, detection windows) and writes
+//! `asset_summary` and `alert` events.
+//!
+//! Determinism: workers send [`Observation`]s along with their event bytes, each batch marked
+//! with the tick it came before. The capture thread sends a tick every second of packet time,
+//! in band; once every worker has passed tick N, everything it will ever report about the
+//! packets before it has arrived. Only then are the observations from before tick N processed
+//! (a fast worker's later ones wait), sorted by (timestamp, flow id) with ties in a worker's
+//! own order, so the alerts are the same whatever the number of workers or their timing.
+
+mod alert;
+mod detect;
+mod observation;
+mod population;
+mod state;
+
+use serde::Serialize;
+
+pub use alert::{Alert, Details, MessageSummary, Signature};
+pub use observation::{Observation, Observed, SmtpSighting, TunnelSighting};
+pub use population::{AssetSummary, HostEntry, Role, RoleSummary, SoftwareCount};
+
+use crate::output::FlowIdentity;
+use crate::rules::Rules;
+use crate::timestamp::Timestamp;
+use detect::Detectors;
+use population::{Output, Population};
+
+/// Observations held between ticks; beyond this they are dropped and counted (a second of
+/// packet time with more than this many SMTP sessions).
+const MAX_PENDING: usize = 1_000_000;
+
+/// Counters of the analysis stage, in the `stats` event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AnalysisStats {
+    pub observations: u64,
+    /// Observations dropped because too many arrived between two ticks.
+    pub observation_drops: u64,
+    /// Keys (senders, clients, host pairs) held by the detections now.
+    pub tracked: u64,
+    /// New keys refused because a detection's table was full (`limits.max_tracked`).
+    pub tracked_refused: u64,
+    /// Window entries folded into a neighbour because the window was full
+    /// (`limits.max_window_entries`); their counts are kept, their details are not.
+    pub window_merges: u64,
+    /// Hosts in asset groups now, and hosts not tracked because a group was full
+    /// (`limits.max_group_hosts`).
+    pub group_hosts: u64,
+    pub group_host_drops: u64,
+}
+
+/// An event the analysis wants written.
+pub enum Finding {
+    Alert {
+        ts: Timestamp,
+        origin: usize,
+        flow: Option<FlowIdentity>,
+        alert: Alert,
+    },
+    Summary {
+        ts: Timestamp,
+        summary: AssetSummary,
+    },
+}
+
+pub struct Analyzer {
+    rules: std::sync::Arc<Rules>,
+    /// Observations with the tick they came before.
+    pending: Vec<(u64, Observation)>,
+    detectors: Detectors,
+    population: Population,
+    observations: u64,
+    observation_drops: u64,
+    /// The latest input seen, for events not tied to a flow.
+    origin: usize,
+}
+
+impl Analyzer {
+    pub fn new(rules: std::sync::Arc<Rules>) -> Self {
+        Analyzer {
+            detectors: Detectors::new(&rules),
+            population: Population::new(&rules),
+            rules,
+            pending: Vec::new(),
+            observations: 0,
+            observation_drops: 0,
+            origin: 0,
+        }
+    }
+
+    pub fn origin(&self) -> usize {
+        self.origin
+    }
+
+    /// Holds a worker's observations, sent before tick `epoch`, until that tick.
+    pub fn receive(&mut self, observations: Vec<Observation>, epoch: u64) {
+        for obs in observations {
+            if self.pending.len() < MAX_PENDING {
+                self.pending.push((epoch, obs));
+            } else {
+                self.observation_drops += 1;
+            }
+        }
+    }
+
+    /// Every worker has passed tick `id` at packet time `now`: process what they sent before.
+    pub fn tick(&mut self, id: u64, now: Timestamp, out: &mut Vec<Finding>) {
+        self.process(id, out);
+        self.roll_to(now, out);
+        self.detectors.expire(now, &self.rules);
+    }
+
+    /// The end of the run: process the rest, then the final summaries.
+    pub fn finish(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        self.process(u64::MAX, out);
+        let mut produced = Vec::new();
+        self.population.finish(now, &self.rules, &mut produced);
+        self.emit(produced, out);
+    }
+
+    pub fn stats(&self) -> AnalysisStats {
+        let (tracked, tracked_refused) = self.detectors.tracked();
+        AnalysisStats {
+            observations: self.observations,
+            observation_drops: self.observation_drops,
+            tracked,
+            tracked_refused,
+            window_merges: self.detectors.merged,
+            group_hosts: self.population.hosts(),
+            group_host_drops: self.population.dropped_hosts,
+        }
+    }
+
+    fn roll_to(&mut self, now: Timestamp, out: &mut Vec<Finding>) {
+        let mut produced = Vec::new();
+        self.population.roll_to(now, &self.rules, &mut produced);
+        self.emit(produced, out);
+    }
+
+    fn emit(&self, produced: Vec<Output>, out: &mut Vec<Finding>) {
+        for p in produced {
+            out.push(match p {
+                Output::Summary(ts, summary) => Finding::Summary { ts, summary },
+                Output::Alert(ts, alert) => Finding::Alert {
+                    ts,
+                    origin: self.origin,
+                    flow: None,
+                    alert,
+                },
+            });
+        }
+    }
+
+    fn process(&mut self, tick: u64, out: &mut Vec<Finding>) {
+        let (mut batch, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(epoch, _)| *epoch <= tick);
+        self.pending = later;
+        // Stable: equal keys come from one flow, hence one worker, in its own order.
+        batch.sort_by_key(|(_, o)| (o.ts, o.flow.flow_id));
+        for (_, obs) in batch {
+            self.observations += 1;
+            self.origin = obs.origin;
+            self.roll_to(obs.ts, out);
+            self.track(&obs);
+            let rules = std::sync::Arc::clone(&self.rules);
+            self.detectors.observe(&obs, &rules, &mut |alert| {
+                out.push(Finding::Alert {
+                    ts: obs.ts,
+                    origin: obs.origin,
+                    flow: Some(obs.flow.clone()),
+                    alert,
+                })
+            });
+        }
+    }
+
+    fn track(&mut self, obs: &Observation) {
+        let rules = &self.rules;
+        match &obs.what {
+            Observed::Smtp(smtp) => {
+                if smtp.client_spoke {
+                    self.population
+                        .add(obs.client(), Role::SmtpClient, None, rules);
+                }
+                if smtp.server_spoke && smtp.tunnel.is_none() {
+                    self.population
+                        .add(obs.server(), Role::SmtpServer, None, rules);
+                }
+            }
+            Observed::SocksServer { .. } => {
+                self.population
+                    .add(obs.server(), Role::SocksServer, None, rules);
+            }
+            Observed::FailedSmtpConnection { .. } => {}
+        }
+    }
+}

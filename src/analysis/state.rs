@@ -1,0 +1,200 @@
+//! Bounded detection state: keyed tables with a cap, sliding windows of packet time, and
+//! cool-downs. What a cap refuses is counted, never silently lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+use crate::timestamp::Timestamp;
+
+/// A table with at most `cap` keys; a new key beyond that is refused and counted.
+#[derive(Debug)]
+pub struct Capped<K, V> {
+    map: HashMap<K, V>,
+    cap: usize,
+    pub refused: u64,
+}
+
+impl<K: Hash + Eq, V> Capped<K, V> {
+    pub fn new(cap: usize) -> Self {
+        Capped {
+            map: HashMap::new(),
+            cap,
+            refused: 0,
+        }
+    }
+
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Option<&mut V> {
+        let full = self.map.len() >= self.cap;
+        match self.map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
+                self.refused += 1;
+                None
+            }
+            std::collections::hash_map::Entry::Vacant(e) => Some(e.insert(make())),
+        }
+    }
+
+    pub fn retain(&mut self, keep: impl FnMut(&K, &mut V) -> bool) {
+        self.map.retain(keep);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Whether `then` lies within `secs` before `now`.
+pub fn within(then: Timestamp, now: Timestamp, secs: u64) -> bool {
+    now.0.saturating_sub(then.0) < secs.saturating_mul(Timestamp::MICROS_PER_SEC)
+}
+
+/// What happened in the last `window` seconds: entries with a weight, oldest first, at most
+/// `cap` of them (a full window adds to its newest entry instead), and when it last alerted.
+#[derive(Debug)]
+pub struct Window<T> {
+    entries: VecDeque<(Timestamp, u64, T)>,
+    total: u64,
+    pub last_alert: Option<Timestamp>,
+}
+
+impl<T> Default for Window<T> {
+    fn default() -> Self {
+        Window {
+            entries: VecDeque::new(),
+            total: 0,
+            last_alert: None,
+        }
+    }
+}
+
+impl<T> Window<T> {
+    /// Adds an entry; returns false when the window was full and the weight went to its
+    /// newest entry.
+    pub fn push(&mut self, ts: Timestamp, weight: u64, item: T, cap: usize) -> bool {
+        self.total += weight;
+        if self.entries.len() >= cap {
+            if let Some(last) = self.entries.back_mut() {
+                last.1 += weight;
+                return false;
+            }
+        }
+        self.entries.push_back((ts, weight, item));
+        true
+    }
+
+    /// Drops what is older than `window` seconds before `now`.
+    pub fn expire(&mut self, now: Timestamp, window: u64) {
+        while let Some((ts, weight, _)) = self.entries.front() {
+            if within(*ts, now, window) {
+                break;
+            }
+            self.total -= weight;
+            self.entries.pop_front();
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn items(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().map(|(_, _, item)| item)
+    }
+
+    /// Whether an alert may be raised now: never raised, or the cool-down has passed.
+    pub fn may_alert(&self, now: Timestamp, cooldown: u64) -> bool {
+        self.last_alert.is_none_or(|t| !within(t, now, cooldown))
+    }
+}
+
+/// When each key last alerted, so a detection raises one alert per key and cool-down.
+#[derive(Debug)]
+pub struct Cooldowns<K> {
+    last: Capped<K, Timestamp>,
+    cooldown: u64,
+}
+
+impl<K: Hash + Eq> Cooldowns<K> {
+    pub fn new(cap: usize, cooldown: u64) -> Self {
+        Cooldowns {
+            last: Capped::new(cap),
+            cooldown,
+        }
+    }
+
+    /// True (and remembered) if `key` has not alerted within the cool-down. A key that does
+    /// not fit in the table alerts every time rather than never.
+    pub fn fire(&mut self, key: K, now: Timestamp) -> bool {
+        let cooldown = self.cooldown;
+        match self.last.get_or_insert_with(key, || Timestamp(0)) {
+            Some(last) if last.0 != 0 && within(*last, now, cooldown) => false,
+            Some(last) => {
+                *last = now.max(Timestamp(1));
+                true
+            }
+            None => true,
+        }
+    }
+
+    pub fn expire(&mut self, now: Timestamp) {
+        let cooldown = self.cooldown;
+        self.last.retain(|_, t| within(*t, now, cooldown));
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.last.refused
+    }
+
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_secs(secs)
+    }
+
+    #[test]
+    fn window_slides_and_caps() {
+        let mut w: Window<()> = Window::default();
+        w.push(at(100), 3, (), 2);
+        w.push(at(200), 4, (), 2);
+        assert!(!w.push(at(250), 5, (), 2), "full: added to the newest");
+        assert_eq!((w.total(), w.len()), (12, 2));
+        w.expire(at(999), 900);
+        assert_eq!(w.total(), 12, "899 s old: still in");
+        w.expire(at(1000), 900);
+        assert_eq!((w.total(), w.len()), (9, 1), "900 s old: out");
+        assert!(w.may_alert(at(1001), 60));
+        w.last_alert = Some(at(1001));
+        assert!(!w.may_alert(at(1060), 60) && w.may_alert(at(1061), 60));
+    }
+
+    #[test]
+    fn cooldowns_fire_once_per_period_and_count_overflow() {
+        let mut c = Cooldowns::new(1, 10);
+        assert!(c.fire("a", at(5)));
+        assert!(!c.fire("a", at(14)));
+        assert!(c.fire("a", at(15)));
+        assert!(
+            c.fire("b", at(15)) && c.fire("b", at(15)),
+            "no room: always fires"
+        );
+        assert_eq!(c.refused(), 2);
+        c.expire(at(100));
+        assert_eq!(c.len(), 0);
+    }
+}
