@@ -1,6 +1,7 @@
 //! Every capture in `pcaps/` replayed and compared, event for event, with its golden file in
 //! `tests/golden/`. Run with `UPDATE_GOLDEN=1` to rewrite the golden files after an intended
-//! change, and say why in the commit.
+//! change, and say why in the commit. The replays use the test rules in `tests/rules/`, whose
+//! asset groups and blocklist match the addresses of the generated captures.
 
 mod common;
 
@@ -23,7 +24,16 @@ fn pcaps() -> Vec<PathBuf> {
 
 /// Events of a replay as sorted lines: workers finish flows in any order.
 fn events(pcap: &str, workers: &str) -> Vec<String> {
-    let out = spamtap(&["replay", "--sensor", "golden", "--workers", workers, pcap]);
+    let out = spamtap(&[
+        "replay",
+        "--sensor",
+        "golden",
+        "--rules",
+        "tests/rules",
+        "--workers",
+        workers,
+        pcap,
+    ]);
     assert!(
         out.status.success(),
         "{pcap}: {}",

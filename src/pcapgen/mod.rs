@@ -4,6 +4,7 @@
 //! snap-length truncation. The same calls always give the same bytes, so `pcaps/` can be
 //! regenerated and checked, and the benchmark input need not be committed.
 
+mod detections;
 mod scenarios;
 
 pub use scenarios::{Scenario, bench_mix, scenarios, syn_flood};

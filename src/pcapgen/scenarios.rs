@@ -17,7 +17,7 @@ pub struct Scenario {
     pub frames: Vec<Frame>,
 }
 
-fn at(secs: u64) -> Timestamp {
+pub(super) fn at(secs: u64) -> Timestamp {
     EPOCH.saturating_add_secs(secs)
 }
 
@@ -136,6 +136,9 @@ pub fn scenarios() -> Vec<Scenario> {
         socks_smtp(),
         http_connect(),
     ]
+    .into_iter()
+    .chain(super::detections::scenarios())
+    .collect()
 }
 
 fn http_connect() -> Scenario {

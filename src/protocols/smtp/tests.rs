@@ -143,8 +143,27 @@ fn pipelined_commands_pair_with_replies_in_order() {
     let s = &r[0].smtp;
     assert_eq!(s.rcpt_to.len(), 3);
     assert_eq!((s.rcpt_accepted, s.rcpt_rejected), (2, 1));
+    assert_eq!(s.rcpt_verdicts, vec![Some(true), Some(false), Some(true)]);
     assert_eq!(s.status, Status::Queued);
     assert!(s.anomalies.is_empty(), "{:?}", s.anomalies);
+}
+
+#[test]
+fn recipient_verdicts_stay_aligned_past_a_malformed_rcpt() {
+    let r = run(&session(&[
+        (
+            C,
+            b"MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nRCPT garbage\r\nRCPT TO:<c@y.org>\r\nRCPT TO:<d@y.org>\r\nRCPT TO:<e@y.org>\r\n",
+        ),
+        (S, b"250 ok\r\n250 ok\r\n501 syntax\r\n550 no such user\r\n250 ok\r\n"),
+    ]));
+    let s = &r[0].smtp;
+    assert_eq!(s.rcpt_to, vec!["b@y.org", "c@y.org", "d@y.org", "e@y.org"]);
+    assert_eq!(
+        s.rcpt_verdicts,
+        vec![Some(true), Some(false), Some(true), None],
+        "e: no reply seen"
+    );
 }
 
 #[test]
