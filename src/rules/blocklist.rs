@@ -6,13 +6,14 @@
 //! lookup is one binary search however the networks nest or overlap. Memory is about 24 bytes
 //! per entry plus its reference text.
 
+use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
 use super::detections::Detections;
-use super::{RuleError, RuleFile};
+use super::RuleError;
 
 /// One list entry; `T` is the address as an integer.
 #[derive(Debug)]
@@ -103,18 +104,17 @@ impl Blocklists {
         let mut lists = Blocklists::default();
         for name in &settings.lists {
             let path = dir.join(name.get_ref());
-            let text = std::fs::read_to_string(&path).map_err(|e| RuleError {
+            let unreadable = |e: std::io::Error| RuleError {
                 file: dir.join("detections.toml"),
                 line: 0,
                 column: 0,
                 message: format!("cannot read blocklist {}: {e}", path.display()),
-            })?;
+            };
+            let file = std::fs::File::open(&path).map_err(unreadable)?;
             lists.add(
                 name.get_ref(),
-                &RuleFile {
-                    path: &path,
-                    text: &text,
-                },
+                &path,
+                BufReader::with_capacity(1 << 20, file),
                 settings.max_entries,
             )?;
         }
@@ -123,19 +123,36 @@ impl Blocklists {
         Ok(lists)
     }
 
+    /// Reads one list line by line (a ten-million-line list is never held as text).
     fn add(
         &mut self,
         name: &str,
-        file: &RuleFile<'_>,
+        path: &Path,
+        mut reader: impl BufRead,
         max_entries: usize,
     ) -> Result<(), RuleError> {
+        let error = |line: usize, column: usize, message: String| RuleError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message,
+        };
         let list = u16::try_from(self.names.len())
-            .map_err(|_| file.error(0..0, "more than 65535 blocklists"))?;
+            .map_err(|_| error(0, 0, "more than 65535 blocklists".into()))?;
         self.names.push(name.to_string());
-        let mut offset = 0usize;
-        for (index, raw) in file.text.split('\n').enumerate() {
-            let line_start = offset;
-            offset += raw.len() + 1;
+        let mut bytes = Vec::new();
+        let mut index = 0usize;
+        loop {
+            bytes.clear();
+            let read = reader
+                .read_until(b'\n', &mut bytes)
+                .map_err(|e| error(0, 0, e.to_string()))?;
+            if read == 0 {
+                break;
+            }
+            index += 1;
+            let raw = String::from_utf8_lossy(&bytes);
+            let raw = raw.trim_end_matches(['\n', '\r']);
             let content = raw.split('#').next().unwrap_or_default();
             let (network, reference) = match content.split_once(';') {
                 Some((n, r)) => (n, r.trim()),
@@ -145,8 +162,8 @@ impl Blocklists {
             if text.is_empty() {
                 continue;
             }
-            let column = line_start + (text.as_ptr() as usize - raw.as_ptr() as usize);
-            let at = |message: String| file.error(column..column, message);
+            let column = text.as_ptr() as usize - raw.as_ptr() as usize + 1;
+            let at = |message: String| error(index, column, message);
             let net: IpNetwork = text
                 .parse()
                 .map_err(|e| at(format!("invalid network {text:?}: {e}")))?;
@@ -166,7 +183,7 @@ impl Blocklists {
             let start = u32::try_from(self.references.len()).unwrap_or(u32::MAX);
             self.references.push_str(reference);
             let reference = (start, reference.len() as u16);
-            let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let line = u32::try_from(index).unwrap_or(u32::MAX);
             match net {
                 IpNetwork::V4(n) => self.v4.entries.push(Entry {
                     first: u32::from(n.network()),
@@ -227,14 +244,7 @@ mod tests {
 
     fn load(text: &str) -> Result<Blocklists, RuleError> {
         let mut lists = Blocklists::default();
-        lists.add(
-            "drop.txt",
-            &RuleFile {
-                path: Path::new("drop.txt"),
-                text,
-            },
-            100,
-        )?;
+        lists.add("drop.txt", Path::new("drop.txt"), text.as_bytes(), 100)?;
         lists.v4.seal();
         lists.v6.seal();
         Ok(lists)
