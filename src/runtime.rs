@@ -520,6 +520,7 @@ fn worker_thread(
         sensor: &names.sensor,
         origins: &origins,
         assets: &names.rules.assets,
+        fingerprints: &names.rules.fingerprints,
     };
     let mut tracker = Tracker::new(config);
     let mut sink = WorkerSink {
@@ -684,6 +685,18 @@ fn output_thread(
                     origin: origin(index),
                     flow: flow.as_ref(),
                     body: EventBody::Alert(&alert),
+                }),
+                Finding::Software {
+                    ts,
+                    origin: index,
+                    flow,
+                    sighting,
+                } => own.emit(&Event {
+                    timestamp: ts,
+                    sensor: &names.sensor,
+                    origin: origin(index),
+                    flow: Some(&flow),
+                    body: EventBody::Software(&sighting),
                 }),
                 Finding::Summary { ts, summary } => own.emit(&Event {
                     timestamp: ts,

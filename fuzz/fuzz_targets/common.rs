@@ -1,7 +1,7 @@
 //! What both targets share: a small tracker whose caps are easy to hit, and the check that every
 //! event it writes is one valid JSON object per line.
 
-use spamtap::rules::Assets;
+use spamtap::rules::Rules;
 use spamtap::decode::{DecodeStats, Decoded, LinkType, decode};
 use spamtap::flow::{EventContext, Timeouts, Tracker, TrackerConfig};
 use spamtap::output::{EventWriter, Origin};
@@ -16,11 +16,14 @@ pub struct Harness {
 const ORIGINS: [Origin<'static>; 1] = [Origin::PcapFile("fuzz.pcap")];
 
 fn ctx() -> EventContext<'static> {
-    static ASSETS: std::sync::OnceLock<Assets> = std::sync::OnceLock::new();
+    // The built-in rules, fingerprints included: their matching sees fuzzed sessions too.
+    static RULES: std::sync::OnceLock<Rules> = std::sync::OnceLock::new();
+    let rules = RULES.get_or_init(|| Rules::load(None).unwrap_or_default());
     EventContext {
         sensor: "fuzz",
         origins: &ORIGINS,
-        assets: ASSETS.get_or_init(Assets::default),
+        assets: &rules.assets,
+        fingerprints: &rules.fingerprints,
     }
 }
 

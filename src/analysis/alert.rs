@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::rules::{RuleAlert, Software, SoftwareType};
 use crate::timestamp::Timestamp;
 
 /// One alert. Detections fill `details`; the rest is common to all.
@@ -14,8 +15,8 @@ pub struct Alert {
     pub action: &'static str,
     pub signature_id: u32,
     pub rev: u32,
-    pub signature: &'static str,
-    pub category: &'static str,
+    pub signature: String,
+    pub category: String,
     /// 1 high .. 3 low.
     pub severity: u8,
     /// The host the alert is about (an internal client, or the group's case a sample host).
@@ -60,12 +61,39 @@ impl Signature {
             action: "allowed",
             signature_id,
             rev: 1,
-            signature,
-            category,
+            signature: signature.to_string(),
+            category: category.to_string(),
             severity,
             host,
             details,
         }
+    }
+}
+
+/// The alert of a fingerprint rule whose software is unwanted. A forged identification is
+/// one step more severe.
+pub fn software_alert(host: IpAddr, rule: &RuleAlert, software: &Software) -> Alert {
+    Alert {
+        action: "allowed",
+        signature_id: rule.signature_id,
+        rev: 1,
+        signature: rule.signature.clone(),
+        category: rule.category.clone(),
+        severity: if software.forged {
+            rule.severity.saturating_sub(1).max(1)
+        } else {
+            rule.severity
+        },
+        host: Some(host),
+        details: Details::Software {
+            rule: software.rule.to_string(),
+            software_type: software.kind,
+            name: software.name.clone(),
+            version: software.version.clone(),
+            edition: software.edition.clone(),
+            forged: software.forged,
+            evidence: software.evidence.clone(),
+        },
     }
 }
 
@@ -137,6 +165,17 @@ pub enum Details {
         server: IpAddr,
         /// User names tried, as far as seen (capped at 20).
         usernames: Vec<String>,
+    },
+    Software {
+        rule: String,
+        software_type: SoftwareType,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        edition: Option<String>,
+        forged: bool,
+        evidence: String,
     },
     SmtpOverSocks {
         tunnel_type: &'static str,

@@ -1,6 +1,6 @@
 //! Analysis: the stage that sees every worker's sessions, in the output thread. It keeps the
-//! state that spans flows (population per asset group, detection windows) and writes
-//! `asset_summary` and `alert` events.
+//! state that spans flows (software inventory, population per asset group, detection
+//! windows) and writes `software`, `asset_summary` and `alert` events.
 //!
 //! Determinism: workers send [`Observation`]s along with their event bytes, each batch marked
 //! with the tick it came before. The capture thread sends a tick every second of packet time,
@@ -11,6 +11,7 @@
 
 mod alert;
 mod detect;
+mod inventory;
 mod observation;
 mod population;
 mod state;
@@ -18,13 +19,15 @@ mod state;
 use serde::Serialize;
 
 pub use alert::{Alert, Details, MessageSummary, Signature};
+pub use inventory::SoftwareSighting;
 pub use observation::{Observation, Observed, SmtpSighting, TunnelSighting};
 pub use population::{AssetSummary, HostEntry, Role, RoleSummary, SoftwareCount};
 
 use crate::output::FlowIdentity;
-use crate::rules::Rules;
+use crate::rules::{Rules, Software, SoftwareType};
 use crate::timestamp::Timestamp;
 use detect::Detectors;
+use inventory::Inventory;
 use population::{Output, Population};
 
 /// Observations held between ticks; beyond this they are dropped and counted (a second of
@@ -37,9 +40,10 @@ pub struct AnalysisStats {
     pub observations: u64,
     /// Observations dropped because too many arrived between two ticks.
     pub observation_drops: u64,
-    /// Keys (senders, clients, host pairs) held by the detections now.
+    /// Keys (senders, clients, host pairs, host and software) held by the detections and the
+    /// software inventory now.
     pub tracked: u64,
-    /// New keys refused because a detection's table was full (`limits.max_tracked`).
+    /// New keys refused because a table was full (`limits.max_tracked`).
     pub tracked_refused: u64,
     /// Window entries folded into a neighbour because the window was full
     /// (`limits.max_window_entries`); their counts are kept, their details are not.
@@ -62,6 +66,12 @@ pub enum Finding {
         ts: Timestamp,
         summary: AssetSummary,
     },
+    Software {
+        ts: Timestamp,
+        origin: usize,
+        flow: FlowIdentity,
+        sighting: SoftwareSighting,
+    },
 }
 
 pub struct Analyzer {
@@ -69,6 +79,7 @@ pub struct Analyzer {
     /// Observations with the tick they came before.
     pending: Vec<(u64, Observation)>,
     detectors: Detectors,
+    inventory: Inventory,
     population: Population,
     observations: u64,
     observation_drops: u64,
@@ -80,6 +91,7 @@ impl Analyzer {
     pub fn new(rules: std::sync::Arc<Rules>) -> Self {
         Analyzer {
             detectors: Detectors::new(&rules),
+            inventory: Inventory::new(rules.detections.limits.max_tracked),
             population: Population::new(&rules),
             rules,
             pending: Vec::new(),
@@ -121,11 +133,12 @@ impl Analyzer {
 
     pub fn stats(&self) -> AnalysisStats {
         let (tracked, tracked_refused) = self.detectors.tracked();
+        let (software, software_refused) = self.inventory.tracked();
         AnalysisStats {
             observations: self.observations,
             observation_drops: self.observation_drops,
-            tracked,
-            tracked_refused,
+            tracked: tracked + software,
+            tracked_refused: tracked_refused + software_refused,
             window_merges: self.detectors.merged,
             group_hosts: self.population.hosts(),
             group_host_drops: self.population.dropped_hosts,
@@ -163,7 +176,7 @@ impl Analyzer {
             self.observations += 1;
             self.origin = obs.origin;
             self.roll_to(obs.ts, out);
-            self.track(&obs);
+            self.track(&obs, out);
             let rules = std::sync::Arc::clone(&self.rules);
             self.detectors.observe(&obs, &rules, &mut |alert| {
                 out.push(Finding::Alert {
@@ -176,24 +189,76 @@ impl Analyzer {
         }
     }
 
-    fn track(&mut self, obs: &Observation) {
-        let rules = &self.rules;
+    /// Population and software inventory.
+    fn track(&mut self, obs: &Observation, out: &mut Vec<Finding>) {
+        let rules = std::sync::Arc::clone(&self.rules);
+        let names = |software: &[Software], server: bool| -> Vec<(String, String)> {
+            software
+                .iter()
+                .filter(|s| (s.kind == SoftwareType::MailServer) == server)
+                .map(|s| {
+                    let display = match &s.version {
+                        Some(v) => format!("{} {v}", s.name),
+                        None => s.name.clone(),
+                    };
+                    (s.name.clone(), display)
+                })
+                .collect()
+        };
+        let mut sightings: Vec<(std::net::IpAddr, Software)> = Vec::new();
         match &obs.what {
             Observed::Smtp(smtp) => {
                 if smtp.client_spoke {
+                    let software = names(&smtp.software, false);
                     self.population
-                        .add(obs.client(), Role::SmtpClient, None, rules);
+                        .add(obs.client(), Role::SmtpClient, &software, &rules);
                 }
                 if smtp.server_spoke && smtp.tunnel.is_none() {
+                    let software = names(&smtp.software, true);
                     self.population
-                        .add(obs.server(), Role::SmtpServer, None, rules);
+                        .add(obs.server(), Role::SmtpServer, &software, &rules);
+                }
+                for s in &smtp.software {
+                    let host = if s.kind == SoftwareType::MailServer {
+                        if smtp.tunnel.is_some() {
+                            continue;
+                        }
+                        obs.server()
+                    } else {
+                        obs.client()
+                    };
+                    sightings.push((host, s.clone()));
                 }
             }
-            Observed::SocksServer { .. } => {
-                self.population
-                    .add(obs.server(), Role::SocksServer, None, rules);
+            Observed::SocksServer { version } => {
+                let proxy = self.inventory.socks_proxy(*version);
+                self.population.add(
+                    obs.server(),
+                    Role::SocksServer,
+                    &[(proxy.name.clone(), proxy.name.clone())],
+                    &rules,
+                );
+                sightings.push((obs.server(), proxy));
             }
             Observed::FailedSmtpConnection { .. } => {}
+        }
+        for (host, software) in sightings {
+            if let Some((sighting, alert)) = self.inventory.sighted(host, &software) {
+                out.push(Finding::Software {
+                    ts: obs.ts,
+                    origin: obs.origin,
+                    flow: obs.flow.clone(),
+                    sighting,
+                });
+                if let Some(alert) = alert {
+                    out.push(Finding::Alert {
+                        ts: obs.ts,
+                        origin: obs.origin,
+                        flow: Some(obs.flow.clone()),
+                        alert,
+                    });
+                }
+            }
         }
     }
 }

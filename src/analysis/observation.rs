@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use crate::output::{Event, EventBody, FlowIdentity, FlowState};
 use crate::protocols::AppEvent;
 use crate::protocols::smtp::Status;
+use crate::rules::Software;
 use crate::timestamp::Timestamp;
 
 /// One thing a worker saw that matters beyond its flow.
@@ -53,6 +54,8 @@ pub struct SmtpSighting {
     pub delivered_unrecorded: u32,
     pub subject: Option<String>,
     pub tunnel: Option<TunnelSighting>,
+    /// What the fingerprint rules found, client's and server's.
+    pub software: Vec<Software>,
 }
 
 #[derive(Clone, Debug)]
@@ -108,6 +111,7 @@ impl Observation {
                     delivered_to,
                     delivered_unrecorded,
                     subject: record.email.as_ref().and_then(|e| e.subject.clone()),
+                    software: record.software.clone(),
                     tunnel: tunnel.map(|t| {
                         let (proxy, proxy_port) = match &t.proxy {
                             Some((host, port)) => (host.clone(), *port),

@@ -28,7 +28,8 @@ const MAX_SOFTWARE: usize = 8;
 struct Host {
     /// Per role: the periods the host was first and last seen in it.
     roles: [Option<(u64, u64)>; 3],
-    software: Vec<String>,
+    /// Its software as (the role it was seen in, name, name and version).
+    software: Vec<(Role, String, String)>,
 }
 
 #[derive(Debug)]
@@ -139,8 +140,9 @@ impl Population {
         self.groups.iter().map(|g| g.hosts.len() as u64).sum()
     }
 
-    /// Notes a host in a role, in every group it belongs to.
-    pub fn add(&mut self, ip: IpAddr, role: Role, software: Option<&str>, rules: &Rules) {
+    /// Notes a host in a role, with the software seen on it as (name, name and version), in
+    /// every group it belongs to.
+    pub fn add(&mut self, ip: IpAddr, role: Role, software: &[(String, String)], rules: &Rules) {
         let mut ids = rules.assets.group_ids(ip);
         if ids.is_empty() {
             ids.push(self.groups.len() - 1);
@@ -157,9 +159,10 @@ impl Population {
             let host = group.hosts.entry(ip).or_default();
             let seen = &mut host.roles[role as usize];
             *seen = Some((seen.map_or(self.period, |s| s.0), self.period));
-            if let Some(name) = software {
-                if host.software.len() < MAX_SOFTWARE && !host.software.iter().any(|s| s == name) {
-                    host.software.push(name.to_string());
+            for (name, display) in software {
+                let entry = (role, name.clone(), display.clone());
+                if host.software.len() < MAX_SOFTWARE && !host.software.contains(&entry) {
+                    host.software.push(entry);
                 }
             }
         }
@@ -230,7 +233,12 @@ impl Population {
                         if s.hosts.len() < max_hosts {
                             s.hosts.push(HostEntry {
                                 ip: *ip,
-                                software: host.software.clone(),
+                                software: host
+                                    .software
+                                    .iter()
+                                    .filter(|(role, _, _)| *role == r)
+                                    .map(|(_, _, display)| display.clone())
+                                    .collect(),
                             });
                         }
                     }
@@ -249,7 +257,15 @@ impl Population {
             let mut software: BTreeMap<&str, u64> = BTreeMap::new();
             for host in group.hosts.values() {
                 if host.roles[Role::SmtpClient as usize].is_some_and(|(_, last)| last == period) {
-                    for name in &host.software {
+                    let mut names: Vec<&str> = host
+                        .software
+                        .iter()
+                        .filter(|(role, _, _)| *role == Role::SmtpClient)
+                        .map(|(_, name, _)| name.as_str())
+                        .collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    for name in names {
                         *software.entry(name).or_default() += 1;
                     }
                 }

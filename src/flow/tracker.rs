@@ -13,9 +13,10 @@ use crate::output::{
     EndReason, Event, EventBody, EventSink, FlowIdentity, FlowRecord, FlowState, FlowStats, Origin,
     TcpSummary,
 };
+use crate::protocols::AppEvent;
 use crate::protocols::{AppLayer, AppOutput};
 use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream};
-use crate::rules::Assets;
+use crate::rules::{Assets, Fingerprints};
 use crate::timestamp::Timestamp;
 
 /// Inactivity timeouts, in seconds of packet time.
@@ -67,6 +68,8 @@ pub struct EventContext<'a> {
     pub origins: &'a [Origin<'a>],
     /// Asset groups, named in every flow-bound event.
     pub assets: &'a Assets,
+    /// Names the software of SMTP sessions.
+    pub fingerprints: &'a Fingerprints,
 }
 
 struct Flow {
@@ -467,7 +470,25 @@ fn emit_app_events(
     ctx: &EventContext<'_>,
     out: &mut impl EventSink,
 ) {
-    for AppOutput { ts, event, tunnel } in pending.drain(..) {
+    for AppOutput {
+        ts,
+        mut event,
+        tunnel,
+    } in pending.drain(..)
+    {
+        if let AppEvent::Smtp(record) = &mut event {
+            // The mail server is the tunnel's destination for a session through a proxy.
+            let (port, internal) = match &tunnel {
+                Some(t) => (
+                    t.dest_port,
+                    t.dest_host
+                        .parse()
+                        .is_ok_and(|ip| ctx.assets.is_internal(ip)),
+                ),
+                None => (id.dest_port, ctx.assets.is_internal(id.dest_ip)),
+            };
+            ctx.fingerprints.identify_smtp(record, port, internal);
+        }
         out.emit(&Event {
             timestamp: ts,
             sensor: ctx.sensor,
@@ -501,10 +522,12 @@ mod tests {
     fn run(frames: &[Frame], config: TrackerConfig) -> Vec<Value> {
         let origins = [Origin::PcapFile("test.pcap")];
         let assets = Assets::default();
+        let fingerprints = Fingerprints::default();
         let ctx = EventContext {
             sensor: "unit",
             origins: &origins,
             assets: &assets,
+            fingerprints: &fingerprints,
         };
         let mut tracker = Tracker::new(config);
         let mut out = Collect::default();

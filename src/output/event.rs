@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use crate::analysis::{Alert, AnalysisStats, AssetSummary};
+use crate::analysis::{Alert, AnalysisStats, AssetSummary, SoftwareSighting};
 use crate::decode::{DecodeStats, VlanTags};
 use crate::flow::{FlowKey, stable_hash};
 use crate::protocols::{AppEvent, Tunnel};
@@ -231,6 +231,7 @@ pub enum EventBody<'a> {
     },
     Alert(&'a Alert),
     AssetSummary(&'a AssetSummary),
+    Software(&'a SoftwareSighting),
 }
 
 impl EventBody<'_> {
@@ -241,6 +242,7 @@ impl EventBody<'_> {
             EventBody::App { event, .. } => event.event_type(),
             EventBody::Alert(_) => "alert",
             EventBody::AssetSummary(_) => "asset_summary",
+            EventBody::Software(_) => "software",
         }
     }
 }
@@ -297,6 +299,7 @@ impl Serialize for Event<'_> {
             EventBody::Stats(stats) => map.serialize_entry("stats", stats)?,
             EventBody::Alert(alert) => map.serialize_entry("alert", alert)?,
             EventBody::AssetSummary(summary) => map.serialize_entry("asset_summary", summary)?,
+            EventBody::Software(sighting) => map.serialize_entry("software", sighting)?,
             EventBody::App { event, tunnel } => {
                 event.write_fields(&mut map)?;
                 if let (Some(tunnel), Some(flow)) = (tunnel, self.flow) {

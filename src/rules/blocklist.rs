@@ -12,8 +12,8 @@ use std::path::Path;
 
 use ipnetwork::IpNetwork;
 
-use super::detections::Detections;
 use super::RuleError;
+use super::detections::Detections;
 
 /// One list entry; `T` is the address as an integer.
 #[derive(Debug)]

@@ -3,7 +3,9 @@
 //!
 //! - `assets.toml`: asset groups, internal mail domains, sanctioned relays ([`Assets`]);
 //! - `detections.toml`: thresholds, windows and caps of the detections, and the blocklist
-//!   files they use ([`Detections`], [`Blocklists`]).
+//!   files they use ([`Detections`], [`Blocklists`]);
+//! - `fingerprints.toml`: the rules that name mail clients, servers and spam bots
+//!   ([`Fingerprints`]).
 //!
 //! A file that does not validate is refused as a whole, with the file, line and column of the
 //! first problem: a typo must never silently switch a detection off.
@@ -11,6 +13,7 @@
 mod assets;
 mod blocklist;
 mod detections;
+mod fingerprint;
 
 use std::fmt;
 use std::ops::Range;
@@ -22,6 +25,7 @@ pub use detections::{
     AuthBruteforce, Cooldown, Detections, DirectSmtp, ExcessiveMail, Limits, SenderKey, Summary,
     Surge,
 };
+pub use fingerprint::{Fingerprints, RuleAlert, Software, SoftwareType};
 
 /// A problem in a rules file, where it is (line and column are 1-based; 0 when the file as a
 /// whole is at fault, e.g. unreadable).
@@ -94,6 +98,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "detections.toml",
         include_str!("../../rules/detections.toml"),
     ),
+    (
+        "fingerprints.toml",
+        include_str!("../../rules/fingerprints.toml"),
+    ),
 ];
 
 /// All the rules of a run.
@@ -102,6 +110,7 @@ pub struct Rules {
     pub assets: Assets,
     pub detections: Detections,
     pub blocklists: Blocklists,
+    pub fingerprints: Fingerprints,
 }
 
 impl Rules {
@@ -145,6 +154,12 @@ impl Rules {
             })?;
             rules.blocklists = Blocklists::load(dir, &rules.detections)?;
         }
+        if let Some((path, text)) = read("fingerprints.toml")? {
+            rules.fingerprints = Fingerprints::parse(&RuleFile {
+                path: &path,
+                text: &text,
+            })?;
+        }
         Ok(rules)
     }
 
@@ -161,6 +176,7 @@ impl Rules {
             assets: Assets::parse(&file("assets.toml"))?,
             detections: Detections::parse(&file("detections.toml"))?,
             blocklists: Blocklists::default(),
+            fingerprints: Fingerprints::parse(&file("fingerprints.toml"))?,
         })
     }
 }
@@ -174,6 +190,10 @@ mod tests {
         let rules = Rules::load(None).unwrap();
         assert!(rules.assets.groups.is_empty());
         assert_eq!(rules.detections, Detections::default());
+        assert!(
+            rules.fingerprints.len() >= 20,
+            "every shipped file is embedded"
+        );
     }
 
     #[test]

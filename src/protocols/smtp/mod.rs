@@ -36,6 +36,8 @@ const MAX_RCPT: usize = 100;
 const MAX_PENDING: usize = 256;
 const MAX_REPLY_LINES: usize = 64;
 const MAX_EXTENSIONS: usize = 32;
+/// Bytes of the client's command transcript kept for fingerprints.
+const MAX_TRANSCRIPT: usize = 512;
 /// Longest string emitted in an event, in bytes.
 const MAX_FIELD: usize = 1024;
 
@@ -396,6 +398,7 @@ impl MessageReader {
             b"message-id" => set(&mut email.message_id, raw()),
             b"x-mailer" => set(&mut email.x_mailer, raw()),
             b"user-agent" => set(&mut email.user_agent, raw()),
+            b"x-priority" => set(&mut email.x_priority, raw()),
             b"x-originating-ip" => set(
                 &mut email.x_originating_ip,
                 raw().trim_matches(|c| c == '[' || c == ']').to_string(),
@@ -548,6 +551,8 @@ pub struct SmtpParser {
     pregreet: bool,
     helo: Option<String>,
     helo_verb: Option<String>,
+    /// The client's commands as it spelt them, in order, for fingerprints (capped).
+    commands: String,
     /// A HELO/EHLO after the first one, applied only if the server accepts it.
     next_helo: Option<(String, String)>,
     /// The sender of a nested MAIL, until the server's reply decides.
@@ -583,6 +588,7 @@ impl Default for SmtpParser {
             pregreet: false,
             helo: None,
             helo_verb: None,
+            commands: String::new(),
             next_helo: None,
             nested_from: None,
             extensions: Vec::new(),
@@ -832,6 +838,7 @@ impl SmtpParser {
 
     fn command(&mut self, c: &Command<'_>, ts: Timestamp, out: &mut Vec<AppOutput>) {
         self.last_command = c.verb;
+        self.note_spelling(c);
         let pending = match c.verb {
             Verb::Helo | Verb::Ehlo => {
                 let (helo, verb) = (field(c.arg), field(c.word).to_ascii_uppercase());
@@ -931,6 +938,28 @@ impl SmtpParser {
             Verb::Noop | Verb::Vrfy | Verb::Expn | Verb::Help | Verb::Other => Pending::Other,
         };
         self.push_pending(pending);
+    }
+
+    /// Adds a command to the transcript: the verb as typed, and for MAIL and RCPT what comes
+    /// before the address (`MAIL FROM:<` or `mail from: <`), separated by `;`.
+    fn note_spelling(&mut self, c: &Command<'_>) {
+        if self.commands.len() >= MAX_TRANSCRIPT {
+            return;
+        }
+        if !self.commands.is_empty() {
+            self.commands.push(';');
+        }
+        let word = &c.word[..c.word.len().min(16)];
+        self.commands.push_str(&String::from_utf8_lossy(word));
+        if matches!(c.verb, Verb::Mail | Verb::Rcpt) {
+            let before = match memchr::memchr(b'<', c.arg) {
+                Some(i) => &c.arg[..=i],
+                None => &c.arg[..c.arg.len().min(8)],
+            };
+            self.commands.push(' ');
+            self.commands
+                .push_str(&String::from_utf8_lossy(&before[..before.len().min(16)]));
+        }
     }
 
     /// The open transaction, or one opened for a command that needs it (RCPT or DATA without
@@ -1237,6 +1266,7 @@ impl SmtpParser {
             banner: self.banner.clone(),
             helo: self.helo.clone(),
             helo_verb: self.helo_verb.clone(),
+            commands: self.commands.clone(),
             extensions: self.extensions.clone(),
             auth: self.auth.clone(),
             starttls: self.starttls,
@@ -1254,8 +1284,17 @@ impl SmtpParser {
             queue_id: t.and_then(|t| t.queue_id.clone()),
             status,
             anomalies: anomalies.0,
+            client_software: None,
+            server_software: None,
         };
-        AppOutput::new(ts, AppEvent::Smtp(Box::new(SmtpRecord { smtp, email })))
+        AppOutput::new(
+            ts,
+            AppEvent::Smtp(Box::new(SmtpRecord {
+                smtp,
+                email,
+                software: Vec::new(),
+            })),
+        )
     }
 }
 

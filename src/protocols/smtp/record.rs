@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::rules::Software;
+
 /// How a transaction ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +50,10 @@ pub struct SmtpFields {
     pub helo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helo_verb: Option<String>,
+    /// The client's commands as spelt, `;`-separated (`EHLO;MAIL FROM:<;RCPT TO:<;DATA`).
+    /// Not in the event: fingerprint rules match it.
+    #[serde(skip)]
+    pub commands: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +79,11 @@ pub struct SmtpFields {
     pub status: Status,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<&'static str>,
+    /// The client's and the server's software, by the fingerprint rules (first match).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_software: Option<Software>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_software: Option<Software>,
 }
 
 /// The `email` object: the message headers that matter, decoded.
@@ -97,6 +108,8 @@ pub struct EmailFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_priority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x_originating_ip: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub received: Vec<String>,
@@ -113,4 +126,6 @@ pub struct EmailFields {
 pub struct SmtpRecord {
     pub smtp: SmtpFields,
     pub email: Option<EmailFields>,
+    /// Every fingerprint rule that matched, in rule order (the detections use them all).
+    pub software: Vec<Software>,
 }
