@@ -61,7 +61,7 @@ fn start(cli: Cli) -> Result<(), String> {
 
 /// `spamtap rules check [DIR]`: the same loading as at start-up, with a summary.
 fn check_rules(dir: Option<&Path>) -> Result<(), String> {
-    let rules = Rules::load(dir).map_err(|e| e.to_string())?;
+    let rules = load_rules(dir)?;
     let assets = &rules.assets;
     let networks: usize = assets.groups.iter().map(|g| g.networks.len()).sum();
     let source = dir.map_or("built-in rules".to_string(), |d| d.display().to_string());
@@ -77,8 +77,23 @@ fn check_rules(dir: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// The rules, with a note on stderr for each file a rules directory lacks: `--rules`
+/// replaces the built-in directory, it does not add to it.
+fn load_rules(dir: Option<&Path>) -> Result<Rules, String> {
+    let rules = Rules::load(dir).map_err(|e| e.to_string())?;
+    if let Some(dir) = dir {
+        for name in &rules.missing {
+            eprintln!(
+                "spamtap: note: {} has no {name}; copy the built-in rules/{name} there to keep its rules and defaults",
+                dir.display()
+            );
+        }
+    }
+    Ok(rules)
+}
+
 fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
-    let rules = Arc::new(Rules::load(common.rules.as_deref()).map_err(|e| e.to_string())?);
+    let rules = Arc::new(load_rules(common.rules.as_deref())?);
     let workers = match common.workers {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism()

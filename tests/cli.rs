@@ -323,7 +323,10 @@ fn rules_dir(name: &str, assets: &str) -> PathBuf {
 fn rules_check_reports_what_a_directory_defines() {
     let out = spamtap(&["rules", "check"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("built-in rules: 0 asset group(s)"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("built-in rules: 0 asset group(s)"), "{text}");
+    assert!(text.contains("fingerprint rule(s): OK"), "{text}");
+    assert!(out.stderr.is_empty());
     let dir = rules_dir("rules-ok", ASSETS);
     let out = spamtap(&["rules", "check", dir.to_str().expect("utf-8")]);
     assert!(
@@ -331,9 +334,14 @@ fn rules_check_reports_what_a_directory_defines() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        notes.contains("has no fingerprints.toml; copy the built-in rules/fingerprints.toml"),
+        "{notes}"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("3 asset group(s) with 5 network(s), 1 relay(s), 1 internal domain(s); 0 blocklist(s) with 0 entries: OK"),
+        text.contains("3 asset group(s) with 5 network(s), 1 relay(s), 1 internal domain(s); 0 blocklist(s) with 0 entries; 0 fingerprint rule(s): OK"),
         "{text}"
     );
 }
@@ -386,4 +394,79 @@ fn flow_bound_events_name_their_asset_groups() {
             .any(|e| e["event_type"] == "smtp" && e["src_groups"].is_array())
     );
     assert!(of_type(&events, "stats")[0].get("src_groups").is_none());
+}
+
+/// A copy of the built-in rules directory with one file replaced.
+fn rules_copy(name: &str, file: &str, contents: &str) -> PathBuf {
+    let dir = temp(name);
+    fs::create_dir_all(dir.join("blocklists")).expect("rules dir");
+    for entry in fs::read_dir(root().join("rules")).expect("rules/") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    fs::write(dir.join(file), contents).expect("write");
+    dir
+}
+
+#[test]
+fn bad_fingerprint_rules_and_blocklists_name_file_and_line() {
+    let fingerprints = fs::read_to_string(root().join("rules/fingerprints.toml")).expect("read");
+    let broken = fingerprints.replacen("'^ylmf-pc$'", "'^ylmf-pc($'", 1);
+    let line = broken
+        .lines()
+        .position(|l| l.contains("ylmf-pc($"))
+        .expect("the broken line")
+        + 1;
+    let dir = rules_copy("rules-bad-regex", "fingerprints.toml", &broken);
+    let path = dir.to_str().expect("utf-8");
+    let err = one_clear_error(&["rules", "check", path]);
+    assert!(
+        err.contains(&format!("fingerprints.toml:{line}:14: invalid regex")),
+        "{err}"
+    );
+    let at_start = one_clear_error(&["replay", "--rules", path, "pcaps/tcp-basic.pcap"]);
+    assert_eq!(at_start, err);
+
+    let dir = rules_copy(
+        "rules-bad-blocklist",
+        "detections.toml",
+        "[blocklisted_peer]\nlists = [\"blocklists/drop.txt\"]\n",
+    );
+    fs::write(
+        dir.join("blocklists/drop.txt"),
+        "; DROP\n192.0.2.0/24 ; SBL1\n198.51.100.0/33 ; SBL2\n",
+    )
+    .expect("write");
+    let err = one_clear_error(&["rules", "check", dir.to_str().expect("utf-8")]);
+    assert!(
+        err.contains("blocklists/drop.txt:3:1: invalid network \"198.51.100.0/33\""),
+        "{err}"
+    );
+    fs::remove_file(dir.join("blocklists/drop.txt")).expect("remove");
+    let err = one_clear_error(&["rules", "check", dir.to_str().expect("utf-8")]);
+    assert!(
+        err.contains("detections.toml: cannot read blocklist") && err.contains("drop.txt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_complete_rules_directory_checks_without_notes() {
+    let dir = rules_copy("rules-full", "assets.toml", ASSETS);
+    let out = spamtap(&["rules", "check", dir.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 asset group(s)"), "{text}");
+    assert!(!text.contains(" 0 fingerprint rule(s)"), "{text}");
 }

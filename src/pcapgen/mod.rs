@@ -5,6 +5,7 @@
 //! regenerated and checked, and the benchmark input need not be committed.
 
 mod detections;
+mod fingerprints;
 mod scenarios;
 
 pub use scenarios::{Scenario, bench_mix, scenarios, syn_flood};

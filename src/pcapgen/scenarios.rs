@@ -138,6 +138,7 @@ pub fn scenarios() -> Vec<Scenario> {
     ]
     .into_iter()
     .chain(super::detections::scenarios())
+    .chain(super::fingerprints::scenarios())
     .collect()
 }
 

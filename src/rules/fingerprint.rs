@@ -161,7 +161,18 @@ impl<'de> Deserialize<'de> for Pattern {
         let regex = RegexBuilder::new(&source)
             .size_limit(1 << 20)
             .build()
-            .map_err(|e| serde::de::Error::custom(format!("invalid regex: {e}")))?;
+            .map_err(|e| {
+                // The regex crate's message draws a caret under the pattern over several
+                // lines; one line is kept: what is wrong.
+                let text = e.to_string();
+                let what = text
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix("error: "))
+                    .unwrap_or(text.lines().next().unwrap_or_default())
+                    .to_string();
+                serde::de::Error::custom(format!("invalid regex {source:?}: {what}"))
+            })?;
         Ok(Pattern { source, regex })
     }
 }
@@ -440,8 +451,8 @@ fn helo_shapes(helo: &str) -> Vec<HeloShape> {
     shapes
 }
 
-/// Letters only, at least six, and hard to pronounce: four consonants in a row, or under one
-/// vowel in five.
+/// Letters only, at least six, and unpronounceable: five consonants in a row, or no vowel at
+/// all (`WORKPC` and `MARKETING` are names; `XKQZTRWP` is not).
 fn looks_random(name: &str) -> bool {
     if name.len() < 6 || !name.bytes().all(|b| b.is_ascii_alphabetic()) {
         return false;
@@ -454,7 +465,7 @@ fn looks_random(name: &str) -> bool {
         run = if vowel(b) { 0 } else { run + 1 };
         longest = longest.max(run);
     }
-    longest >= 4 || vowels * 5 < name.len()
+    longest >= 5 || vowels == 0
 }
 
 /// What matched, for the `evidence` field.

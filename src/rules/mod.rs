@@ -111,6 +111,8 @@ pub struct Rules {
     pub detections: Detections,
     pub blocklists: Blocklists,
     pub fingerprints: Fingerprints,
+    /// Files the rules directory does not have (that part is empty or at its defaults).
+    pub missing: Vec<&'static str>,
 }
 
 impl Rules {
@@ -127,11 +129,15 @@ impl Rules {
             column: 0,
             message: format!("cannot read the rules directory: {e}"),
         })?;
-        let read = |name: &str| -> Result<Option<(PathBuf, String)>, RuleError> {
+        let mut missing = Vec::new();
+        let mut read = |name: &'static str| -> Result<Option<(PathBuf, String)>, RuleError> {
             let path = dir.join(name);
             match std::fs::read_to_string(&path) {
                 Ok(text) => Ok(Some((path, text))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    missing.push(name);
+                    Ok(None)
+                }
                 Err(e) => Err(RuleError {
                     file: path,
                     line: 0,
@@ -160,6 +166,7 @@ impl Rules {
                 text: &text,
             })?;
         }
+        rules.missing = missing;
         Ok(rules)
     }
 
@@ -177,6 +184,7 @@ impl Rules {
             detections: Detections::parse(&file("detections.toml"))?,
             blocklists: Blocklists::default(),
             fingerprints: Fingerprints::parse(&file("fingerprints.toml"))?,
+            missing: Vec::new(),
         })
     }
 }

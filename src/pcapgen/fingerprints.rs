@@ -1,0 +1,291 @@
+//! Captures for the shipped fingerprint rules (`rules/fingerprints.toml`): every rule is
+//! matched by at least one session here (a test checks it), and near misses are not.
+//! Addresses follow `tests/rules/`: clients in 10.20.0.0/16, the relay 10.0.0.25.
+
+use super::scenarios::{Scenario, at};
+use super::{Frame, Link, Session, merge};
+use crate::flow::Direction::{Ctos, Stoc};
+use crate::timestamp::Timestamp;
+
+const POSTFIX: &str = "220 relay.corp.example.org ESMTP Postfix";
+
+/// A message with these headers (after From, To, Subject) and a short body.
+fn message(headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut m = String::from(
+        "From: Sender <sender@corp.example.org>\r\nTo: <friend@example.net>\r\nSubject: Hello\r\n",
+    );
+    for (name, value) in headers {
+        m.push_str(&format!("{name}: {value}\r\n"));
+    }
+    m.push_str("\r\nHello,\r\nsee you soon.\r\n.\r\n");
+    m.into_bytes()
+}
+
+/// One client session: banner, `greeting` (the whole HELO/EHLO line), one message, QUIT.
+fn session(
+    client: &str,
+    server: &str,
+    when: Timestamp,
+    banner: &str,
+    greeting: &str,
+    headers: &[(&str, &str)],
+) -> Vec<Frame> {
+    let mut s = Session::new(client, server).starting_at(when);
+    s.handshake()
+        .send(Stoc, format!("{banner}\r\n").as_bytes())
+        .send(Ctos, format!("{greeting}\r\n").as_bytes())
+        .send(Stoc, b"250 relay.corp.example.org\r\n")
+        .send(Ctos, b"MAIL FROM:<sender@corp.example.org>\r\n")
+        .send(Stoc, b"250 2.1.0 Ok\r\n")
+        .send(Ctos, b"RCPT TO:<friend@example.net>\r\n")
+        .send(Stoc, b"250 2.1.5 Ok\r\n")
+        .send(Ctos, b"DATA\r\n")
+        .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .send(Ctos, &message(headers))
+        .send(Stoc, b"250 2.0.0 Ok: queued as F1\r\n")
+        .send(Ctos, b"QUIT\r\n")
+        .send(Stoc, b"221 2.0.0 Bye\r\n")
+        .close();
+    s.into_frames()
+}
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![the_bat(), clients(), servers(), bots()]
+}
+
+/// A genuine The Bat! message's headers, for a given X-Mailer.
+fn bat_headers(x_mailer: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Date", "Thu, 1 Jan 2026 12:00:00 +0300"),
+        ("Message-ID", "<1743021987.20260101120000@corp.example.org>"),
+        ("X-Mailer", x_mailer),
+        ("X-Priority", "3 (Normal)"),
+        ("MIME-Version", "1.0"),
+        (
+            "Content-Type",
+            "multipart/mixed; boundary=\"----------0D3A7C41B2E9F58\"; charset=windows-1251",
+        ),
+    ]
+}
+
+fn the_bat() -> Scenario {
+    let relay = "10.0.0.25:587";
+    let mut sessions = Vec::new();
+    // Genuine, old and new versions and editions, each from its own workstation with a bare
+    // Windows machine name.
+    for (i, x_mailer) in [
+        "The Bat! (v3.99.3) Professional",
+        "The Bat! (v4.0.24) Home",
+        "The Bat! (v2.00.6) UNREG / CD5BF9353B3B7091",
+        "The Bat! (v9.5.2) Professional",
+        "The Bat! (v10.5.4) Home",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sessions.push(session(
+            &format!("10.20.8.{}:46{i:03}", i + 1),
+            relay,
+            at(i as u64),
+            POSTFIX,
+            &format!("EHLO WORKPC-{i}"),
+            &bat_headers(x_mailer),
+        ));
+    }
+    // Forged: the X-Mailer of The Bat!, but a habit broken.
+    let forged = |i: u64, headers: Vec<(&'static str, &'static str)>, greeting: &str| {
+        session(
+            &format!("10.20.9.{}:47{i:03}", i + 1),
+            relay,
+            at(10 + i),
+            POSTFIX,
+            greeting,
+            &headers,
+        )
+    };
+    let mut wrong_boundary = bat_headers("The Bat! (v8.8.9) Professional");
+    wrong_boundary[5].1 =
+        "multipart/alternative; boundary=\"=_NextPart_000_0012_01DA\"; charset=windows-1251";
+    let mut wrong_id = bat_headers("The Bat! (v8.8.9) Professional");
+    wrong_id[1].1 = "<5f1c2e9a-4b7d-4e0b-9a63-2c1f@mailer.example.com>";
+    let mut quoted = bat_headers("The Bat! (v8.8.9) Professional");
+    quoted[5].1 = "text/plain; charset=\"windows-1251\"";
+    sessions.push(forged(0, wrong_boundary, "EHLO WORKPC"));
+    sessions.push(forged(1, wrong_id, "EHLO WORKPC"));
+    sessions.push(forged(2, quoted, "EHLO WORKPC"));
+    sessions.push(forged(
+        3,
+        bat_headers("The Bat! (v8.8.9) Professional"),
+        "EHLO bulk7.mailer.example.com",
+    ));
+    Scenario {
+        name: "fingerprint-the-bat",
+        about: "The Bat! 2.00.6 UNREG to 10.5.4 with every habit (genuine), and four forgeries that break one habit each (boundary, Message-ID, quoted charset, EHLO name)",
+        link: Link::ethernet(),
+        frames: merge(sessions),
+    }
+}
+
+fn clients() -> Scenario {
+    let relay = "10.0.0.25:587";
+    let cases: [(&str, &str); 12] = [
+        ("X-Mailer", "Microsoft Outlook 16.0"),
+        ("X-Mailer", "Microsoft Office Outlook 12.0"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:115.0) Gecko/20100101 Thunderbird/115.3.1",
+        ),
+        ("X-Mailer", "Apple Mail (2.3654.120.0.1.13)"),
+        (
+            "X-Mailer",
+            "PHPMailer 6.8.0 (https://github.com/PHPMailer/PHPMailer)",
+        ),
+        ("X-Mailer", "Swift Mailer v5.4.12"),
+        ("X-Mailer", "swaks v20201014.0 jetmore.org/john/code/swaks/"),
+        ("X-Mailer", "Atomic Mail Sender 9.30"),
+        ("User-Agent", "Roundcube Webmail/1.6.5"),
+        ("User-Agent", "SquirrelMail/1.4.22"),
+        ("User-Agent", "Horde Application Framework 5"),
+        // Unknown: no software.
+        ("X-Mailer", "Homegrown Mailer 0.1"),
+    ];
+    let sessions = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (header, value))| {
+            session(
+                &format!("10.20.10.{}:48{i:03}", i + 1),
+                relay,
+                at(i as u64),
+                POSTFIX,
+                "EHLO pc.corp.example.org",
+                &[(*header, *value), ("MIME-Version", "1.0")],
+            )
+        })
+        .collect::<Vec<_>>();
+    Scenario {
+        name: "fingerprint-clients",
+        about: "Outlook (two spellings), Thunderbird, Apple Mail, PHPMailer, Swift Mailer, swaks, a bulk mailer, three webmails, and an unknown X-Mailer",
+        link: Link::ethernet(),
+        frames: merge(sessions),
+    }
+}
+
+fn servers() -> Scenario {
+    let banners = [
+        "220 mx1.example.net ESMTP Postfix (Debian/GNU)",
+        "220 mail.example.com ESMTP Exim 4.96 Thu, 01 Jan 2026 00:00:00 +0000",
+        "220 mx.example.org ESMTP Sendmail 8.15.2/8.15.2; Thu, 1 Jan 2026 00:00:00 GMT",
+        "220 EXCH01.example.local Microsoft ESMTP MAIL Service ready at Thu, 1 Jan 2026 00:00:00 +0000",
+        "220 mail.example.info ESMTP qmail",
+        "220 smtp.example.biz ESMTP OpenSMTPD",
+        "220 mx2.example.net ESMTP Haraka/3.0.2 ready",
+        // Says nothing: no software.
+        "220 mx3.example.net ESMTP",
+    ];
+    let sessions = banners
+        .iter()
+        .enumerate()
+        .map(|(i, banner)| {
+            session(
+                &format!("10.0.0.25:49{i:03}"),
+                &format!("198.51.100.{}:25", 100 + i),
+                at(i as u64),
+                banner,
+                "EHLO relay.corp.example.org",
+                &[],
+            )
+        })
+        .collect::<Vec<_>>();
+    Scenario {
+        name: "fingerprint-servers",
+        about: "the relay delivering to Postfix, Exim, Sendmail, Exchange, qmail, OpenSMTPD, Haraka, and a banner without a name",
+        link: Link::ethernet(),
+        frames: merge(sessions),
+    }
+}
+
+fn bots() -> Scenario {
+    let outside = |i: u8| format!("203.0.113.{}:25", 30 + i);
+    let mut sessions = vec![
+        // Cutwail's greeting, to an outside MX.
+        session(
+            "10.20.11.1:50001",
+            &outside(1),
+            at(0),
+            "220 mx ESMTP",
+            "EHLO ylmf-pc",
+            &[],
+        ),
+        // Random upper-case name.
+        session(
+            "10.20.11.2:50002",
+            "10.0.0.25:587",
+            at(1),
+            POSTFIX,
+            "HELO XKQZTRWP",
+            &[],
+        ),
+        // A bare address to an outside MX.
+        session(
+            "10.20.11.3:50003",
+            &outside(3),
+            at(2),
+            "220 mx ESMTP",
+            "HELO 10.20.11.3",
+            &[],
+        ),
+        // A dotless name to an outside MX.
+        session(
+            "10.20.11.4:50004",
+            &outside(4),
+            at(3),
+            "220 mx ESMTP",
+            "EHLO DESKTOP-4F2K",
+            &[],
+        ),
+        // Near misses: a bare address to the internal relay, a pronounceable upper-case name,
+        // an address literal to an outside MX.
+        session(
+            "10.20.11.5:50005",
+            "10.0.0.25:25",
+            at(4),
+            POSTFIX,
+            "HELO 10.20.11.5",
+            &[],
+        ),
+        session(
+            "10.20.11.6:50006",
+            "10.0.0.25:587",
+            at(5),
+            POSTFIX,
+            "HELO MARKETING",
+            &[],
+        ),
+        session(
+            "10.20.11.7:50007",
+            &outside(7),
+            at(6),
+            "220 mx ESMTP",
+            "EHLO [10.20.11.7]",
+            &[],
+        ),
+    ];
+    // Talks before the banner.
+    let mut pregreet = Session::new("10.20.11.8:50008", &outside(8)).starting_at(at(7));
+    pregreet
+        .handshake()
+        .send(Ctos, b"EHLO mail.example.com\r\n")
+        .send(Stoc, b"220 mx ESMTP\r\n")
+        .send(Stoc, b"250 mx\r\n")
+        .send(Ctos, b"QUIT\r\n")
+        .send(Stoc, b"221 Bye\r\n")
+        .close();
+    sessions.push(pregreet.into_frames());
+    Scenario {
+        name: "fingerprint-bots",
+        about: "spam-bot dialects: ylmf-pc, a random upper-case HELO, bare-IP and dotless HELO to outside MXs, pre-greeting; near misses to the relay, a pronounceable name, an address literal",
+        link: Link::ethernet(),
+        frames: merge(sessions),
+    }
+}
