@@ -208,6 +208,31 @@ fn real_programs_on_a_real_wire() {
     check_replay_equals_live(&recorded, &pcap, &events_file);
 }
 
+/// The software inventory: what each host was seen running, once per host and software.
+fn check_inventory(events: &[Value]) {
+    let mut seen: Vec<(String, String, String, bool)> = of_type(events, "software")
+        .iter()
+        .map(|e| {
+            let w = &e["software"];
+            let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+            (s(&w["host"]), s(&w["type"]), s(&w["name"]), w["forged"] == true)
+        })
+        .collect();
+    seen.sort();
+    let row = |h: &str, t: &str, n: &str, f: bool| (h.to_string(), t.to_string(), n.to_string(), f);
+    assert_eq!(
+        seen,
+        vec![
+            row("10.78.0.1", "mail_client", "The Bat!", true),
+            row("10.78.0.1", "mail_client", "swaks", false),
+            row("10.78.0.2", "mail_server", "Postfix", false),
+            row("10.78.0.2", "socks_proxy", "SOCKS4 proxy", false),
+            row("10.78.0.2", "socks_proxy", "SOCKS5 proxy", false),
+        ],
+        "dante answers SOCKS4 and SOCKS5; smtplib sends no X-Mailer"
+    );
+}
+
 fn read_events(path: &Path) -> Vec<Value> {
     parse_lines(&std::fs::read(path).expect("live events written"))
 }
@@ -269,6 +294,11 @@ fn check_live_events(events: &[Value], facts: &str, maillog: &str, iface: &str) 
     );
     assert_eq!(p["email"]["x_mailer"], "The Bat! (v9.5.2) Professional");
     assert_eq!(s["status"], "queued");
+    // swaks only borrowed The Bat!'s X-Mailer: its EHLO name and Message-ID give it away.
+    assert_eq!(s["client_software"]["name"], "The Bat!");
+    assert_eq!(s["client_software"]["forged"], true);
+    assert_eq!(s["server_software"]["name"], "Postfix");
+    check_inventory(events);
 
     // AUTH PLAIN and LOGIN, as swaks used them.
     for mech in ["PLAIN", "LOGIN"] {
