@@ -215,7 +215,12 @@ fn check_inventory(events: &[Value]) {
         .map(|e| {
             let w = &e["software"];
             let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-            (s(&w["host"]), s(&w["type"]), s(&w["name"]), w["forged"] == true)
+            (
+                s(&w["host"]),
+                s(&w["type"]),
+                s(&w["name"]),
+                w["forged"] == true,
+            )
         })
         .collect();
     seen.sort();
