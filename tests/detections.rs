@@ -42,6 +42,24 @@ fn alerts(name: &str) -> (Vec<Value>, Vec<(String, String)>) {
     (detections, list)
 }
 
+/// Replays a detection capture with the test assets and this `detections.toml`.
+fn replay_with_detections(tag: &str, detections: &str, pcap: &str) -> Vec<Value> {
+    let dir = std::env::temp_dir().join(format!("spamtap-rules-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(
+        root().join("tests/rules/assets.toml"),
+        dir.join("assets.toml"),
+    )
+    .expect("copy");
+    std::fs::write(dir.join("detections.toml"), detections).expect("write");
+    let events = replay(
+        &["--rules", dir.to_str().expect("utf-8")],
+        &[&root().join(format!("pcaps/{pcap}.pcap"))],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    events
+}
+
 fn pair(signature: &str, host: &str) -> (String, String) {
     (signature.to_string(), host.to_string())
 }
@@ -88,35 +106,21 @@ fn excessive_outbound_mail_counts_accepted_outside_recipients_in_the_window() {
 
 #[test]
 fn excessive_outbound_mail_sender_can_be_the_client() {
-    let dir = std::env::temp_dir().join(format!("spamtap-rules-client-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::copy(
-        root().join("tests/rules/assets.toml"),
-        dir.join("assets.toml"),
-    )
-    .expect("copy");
-    std::fs::write(
-        dir.join("detections.toml"),
-        "[excessive_outbound_mail]\nsender = \"client_ip\"\nthreshold = 450\n",
-    )
-    .expect("write");
-    let events = replay(
-        &["--rules", dir.to_str().expect("utf-8")],
-        &[&root().join("pcaps/detect-excessive-mail.pcap")],
-    );
-    let alerts = of_type(&events, "alert");
+    let by_client = |threshold: u32| {
+        replay_with_detections(
+            "client",
+            &format!(
+                "[excessive_outbound_mail]\nsender = \"client_ip\"\nthreshold = {threshold}\n"
+            ),
+            "detect-excessive-mail",
+        )
+    };
     // Per client: 10.20.1.10 has 401, 10.20.1.11 399, 10.20.1.12 300 in its window; none
-    // reaches 450. At 450 the threshold is the other side.
+    // reaches 450.
+    let events = by_client(450);
+    let alerts = of_type(&events, "alert");
     assert!(alerts.is_empty(), "{alerts:?}");
-    std::fs::write(
-        dir.join("detections.toml"),
-        "[excessive_outbound_mail]\nsender = \"client_ip\"\nthreshold = 300\n",
-    )
-    .expect("write");
-    let events = replay(
-        &["--rules", dir.to_str().expect("utf-8")],
-        &[&root().join("pcaps/detect-excessive-mail.pcap")],
-    );
+    let events = by_client(300);
     let mut senders: Vec<&str> = of_type(&events, "alert")
         .iter()
         .filter_map(|a| a["alert"]["sender"].as_str())
@@ -127,7 +131,6 @@ fn excessive_outbound_mail_sender_can_be_the_client() {
         vec!["10.20.1.10", "10.20.1.11"],
         "300 is not above 300"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -290,21 +293,10 @@ fn detection_state_is_counted_in_stats() {
 
 #[test]
 fn capped_state_is_counted_not_lost() {
-    let dir = std::env::temp_dir().join(format!("spamtap-rules-caps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::copy(
-        root().join("tests/rules/assets.toml"),
-        dir.join("assets.toml"),
-    )
-    .expect("copy");
-    std::fs::write(
-        dir.join("detections.toml"),
+    let events = replay_with_detections(
+        "caps",
         "[limits]\nmax_tracked = 2\nmax_window_entries = 2\nmax_group_hosts = 1\n",
-    )
-    .expect("write");
-    let events = replay(
-        &["--rules", dir.to_str().expect("utf-8")],
-        &[&root().join("pcaps/detect-excessive-mail.pcap")],
+        "detect-excessive-mail",
     );
     let analysis = &final_stats(&events)["analysis"];
     assert!(analysis["tracked_refused"].as_u64() > Some(0), "{analysis}");
@@ -319,5 +311,4 @@ fn capped_state_is_counted_not_lost() {
     assert_eq!(alert.len(), 1);
     assert_eq!(alert[0]["alert"]["count"], 401);
     assert_eq!(alert[0]["alert"]["messages_total"], 2);
-    let _ = std::fs::remove_dir_all(&dir);
 }

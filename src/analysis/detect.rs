@@ -21,6 +21,20 @@ struct AuthAttempt {
     user: Option<String>,
 }
 
+/// Drops what left each window, and the keys with nothing in their window and no cool-down
+/// running.
+fn expire_windows<K: std::hash::Hash + Eq, T>(
+    table: &mut Capped<K, Window<T>>,
+    now: Timestamp,
+    window: u64,
+    cooldown: u64,
+) {
+    table.retain(|_, w| {
+        w.expire(now, window);
+        !w.is_empty() || !w.may_alert(now, cooldown)
+    });
+}
+
 /// State of the per-observation detections.
 #[derive(Debug)]
 pub struct Detectors {
@@ -75,30 +89,12 @@ impl Detectors {
     /// Forgets what no window or cool-down needs any more.
     pub fn expire(&mut self, now: Timestamp, rules: &Rules) {
         let d = &rules.detections;
-        let (mail_window, mail_cooldown) = (
-            d.excessive_outbound_mail.window.get(),
-            d.excessive_outbound_mail.cooldown,
-        );
-        self.excessive.retain(|_, w| {
-            w.expire(now, mail_window);
-            !w.is_empty() || !w.may_alert(now, mail_cooldown)
-        });
-        let (direct_window, direct_cooldown) = (
-            d.direct_smtp_attempt.window.get(),
-            d.direct_smtp_attempt.cooldown,
-        );
-        self.direct.retain(|_, w| {
-            w.expire(now, direct_window);
-            !w.is_empty() || !w.may_alert(now, direct_cooldown)
-        });
-        let (auth_window, auth_cooldown) = (
-            d.smtp_auth_bruteforce.window.get(),
-            d.smtp_auth_bruteforce.cooldown,
-        );
-        self.bruteforce.retain(|_, w| {
-            w.expire(now, auth_window);
-            !w.is_empty() || !w.may_alert(now, auth_cooldown)
-        });
+        let m = &d.excessive_outbound_mail;
+        expire_windows(&mut self.excessive, now, m.window.get(), m.cooldown);
+        let a = &d.direct_smtp_attempt;
+        expire_windows(&mut self.direct, now, a.window.get(), a.cooldown);
+        let b = &d.smtp_auth_bruteforce;
+        expire_windows(&mut self.bruteforce, now, b.window.get(), b.cooldown);
         // A session's repeated events come close together; an hour of silence ends it.
         self.auth_counted
             .retain(|_, (_, seen)| super::state::within(*seen, now, 3600));

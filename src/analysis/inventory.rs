@@ -11,20 +11,12 @@ use super::alert::{Alert, software_alert};
 use super::state::Capped;
 use crate::rules::{Software, SoftwareType};
 
-/// Body of a `software` event.
+/// Body of a `software` event: the host and what runs on it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SoftwareSighting {
     pub host: IpAddr,
-    #[serde(rename = "type")]
-    pub kind: SoftwareType,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub edition: Option<String>,
-    pub rule: Arc<str>,
-    pub evidence: String,
-    pub forged: bool,
+    #[serde(flatten)]
+    pub software: Software,
 }
 
 type Key = (
@@ -87,13 +79,7 @@ impl Inventory {
         Some((
             SoftwareSighting {
                 host,
-                kind: software.kind,
-                name: software.name.clone(),
-                version: software.version.clone(),
-                edition: software.edition.clone(),
-                rule: Arc::clone(&software.rule),
-                evidence: software.evidence.clone(),
-                forged: software.forged,
+                software: software.clone(),
             },
             alert,
         ))

@@ -53,10 +53,9 @@ pub struct Software {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edition: Option<String>,
     pub rule: Arc<str>,
-    pub forged: bool,
-    /// What matched (`field=value; ...`), capped; in `software` events, not `smtp` events.
-    #[serde(skip)]
+    /// What matched (`field=value; ...`), and the habits a forgery broke; capped.
     pub evidence: String,
+    pub forged: bool,
     #[serde(skip)]
     pub alert: Option<Arc<RuleAlert>>,
 }
