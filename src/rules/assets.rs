@@ -114,9 +114,18 @@ impl Assets {
                     format!("group {name:?} has no cidrs"),
                 ));
             }
-            let mut networks = Vec::new();
+            let mut networks: Vec<IpNetwork> = Vec::new();
             for cidr in group.cidrs.get_ref() {
-                networks.push(network(cidr).map_err(|m| at(cidr.span(), m))?);
+                let net = network(cidr).map_err(|m| at(cidr.span(), m))?;
+                // Across groups an overlap is how a host belongs to several; inside one group
+                // it is a typo or a leftover.
+                if let Some(wider) = networks.iter().find(|n| overlaps(n, &net)) {
+                    return Err(at(
+                        cidr.span(),
+                        format!("{net} overlaps {wider}, already in group {name:?}"),
+                    ));
+                }
+                networks.push(net);
             }
             let smtp = match group
                 .smtp
@@ -216,6 +225,10 @@ impl Assets {
             .filter_map(|g| self.groups.get(g).map(|g| Arc::clone(&g.name)))
             .collect()
     }
+}
+
+fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
 }
 
 /// A network in CIDR notation, or a single address; host bits must be zero.
@@ -318,6 +331,12 @@ cidrs = ["10.20.5.0/24"]
         );
         assert!(err("internal_domains = \"corp.example.org\"\n").starts_with("assets.toml:1:20:"));
         assert!(err("[[group]\n").starts_with("assets.toml:1:"));
+        assert!(
+            err("[[group]]\nname = \"a\"\ncidrs = [\"10.0.0.0/8\", \"10.1.0.0/16\"]\n")
+                .starts_with(
+                    "assets.toml:3:24: 10.1.0.0/16 overlaps 10.0.0.0/8, already in group \"a\""
+                )
+        );
     }
 
     #[test]

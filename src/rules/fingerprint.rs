@@ -1036,6 +1036,60 @@ mod tests {
     }
 
     #[test]
+    fn commands_header_order_auth_and_verb_conditions() {
+        let rules = parse(
+            r#"
+[[rule]]
+name = "lowercase_bot"
+type = "spam_bot"
+software = "lower-case bot"
+match.commands = '^helo;mail from: <'
+match.helo_verb = "HELO"
+
+[[rule]]
+name = "header_order"
+type = "mail_client"
+software = "Ordered"
+match.header_order = '^Date,From,To,'
+match.auth_mechanism = '^LOGIN$'
+"#,
+        )
+        .unwrap();
+        let mut r = record("pc", "220 x", None);
+        r.smtp.commands = "helo;mail from: <;rcpt to: <;data".into();
+        r.smtp.helo_verb = Some("HELO".into());
+        rules.identify_smtp(&mut r, 25, false);
+        assert_eq!(r.software.len(), 1);
+        assert_eq!(
+            r.software[0].evidence,
+            "commands=helo;mail from: <;rcpt to: <;data"
+        );
+        r.smtp.commands = "HELO;MAIL FROM:<".into();
+        rules.identify_smtp(&mut r, 25, false);
+        assert!(r.software.is_empty(), "spelling differs");
+
+        let email = EmailFields {
+            header_names: vec!["Date".into(), "From".into(), "To".into(), "Subject".into()],
+            ..EmailFields::default()
+        };
+        let mut r = record("pc", "220 x", Some(email));
+        rules.identify_smtp(&mut r, 587, false);
+        assert!(
+            r.software.is_empty(),
+            "no AUTH: a match condition on it fails"
+        );
+        r.smtp.auth = Some(crate::protocols::smtp::AuthRecord {
+            mechanism: "LOGIN".into(),
+            ..Default::default()
+        });
+        rules.identify_smtp(&mut r, 587, false);
+        assert_eq!(
+            r.smtp.client_software.map(|s| s.name),
+            Some("Ordered".into())
+        );
+    }
+
+    #[test]
     fn bad_rules_name_the_line() {
         let err = |t: &str| parse(t).unwrap_err().to_string();
         let ok = "[[rule]]\nname = \"a\"\ntype = \"mail_client\"\nsoftware = \"A\"\nmatch.x_mailer = '^A'\n";

@@ -466,6 +466,26 @@ fn starttls_seen_from_the_client_alone() {
 }
 
 #[test]
+fn command_spellings_are_kept_in_order() {
+    let r = run(&[
+        (S, b"220 mx ESMTP\r\n"),
+        (C, b"ehlo pc\r\n"),
+        (S, b"250 mx\r\n"),
+        (C, b"mail from: <a@x.org>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"RCPT TO:<b@y.org>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"Rcpt To: c@y.org\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"QUIT\r\n"),
+    ]);
+    assert_eq!(
+        r[0].smtp.commands,
+        "ehlo;mail from: <;RCPT TO:<;Rcpt To: c@y.;QUIT"
+    );
+}
+
+#[test]
 fn pregreeting_client() {
     let r = run(&[
         (C, b"EHLO spambot\r\n"),
