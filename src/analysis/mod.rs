@@ -30,9 +30,9 @@ use detect::Detectors;
 use inventory::Inventory;
 use population::{Output, Population};
 
-/// Observations held between ticks; beyond this they are dropped and counted (a second of
-/// packet time with more than this many SMTP sessions).
-const MAX_PENDING: usize = 1_000_000;
+/// Observations held between ticks (about 250 bytes each); beyond this they are dropped and
+/// counted (a second of packet time with more SMTP sessions and failed port-25 connections).
+const MAX_PENDING: usize = 500_000;
 
 /// Counters of the analysis stage, in the `stats` event.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -166,10 +166,12 @@ impl Analyzer {
     }
 
     fn process(&mut self, tick: u64, out: &mut Vec<Finding>) {
-        let (mut batch, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|(epoch, _)| *epoch <= tick);
-        self.pending = later;
+        // In place, so a burst is never held twice: the few from a fast worker's next epoch
+        // move to the end and stay.
+        self.pending.sort_by_key(|(epoch, _)| *epoch);
+        let due = self.pending.partition_point(|(epoch, _)| *epoch <= tick);
+        let later = self.pending.split_off(due);
+        let mut batch = std::mem::replace(&mut self.pending, later);
         // Stable: equal keys come from one flow, hence one worker, in its own order.
         batch.sort_by_key(|(_, o)| (o.ts, o.flow.flow_id));
         for (_, obs) in batch {
