@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::analysis::{Analyzer, Finding, Observation};
+use crate::analysis::{Analyzer, Observation};
 use crate::capture::{self, CaptureError, KernelStats, LiveOptions, PacketHandler};
 use crate::decode::{DecodeStats, Decoded, LinkType, TcpSegment, decode};
 use crate::flow::{EventContext, FlowKey, Tracker, TrackerConfig};
@@ -673,39 +673,7 @@ fn output_thread(
             analyzer.tick(tick, p.ts, &mut findings);
         }
         for finding in findings.drain(..) {
-            match finding {
-                Finding::Alert {
-                    ts,
-                    origin: index,
-                    flow,
-                    alert,
-                } => own.emit(&Event {
-                    timestamp: ts,
-                    sensor: &names.sensor,
-                    origin: origin(index),
-                    flow: flow.as_ref(),
-                    body: EventBody::Alert(&alert),
-                }),
-                Finding::Software {
-                    ts,
-                    origin: index,
-                    flow,
-                    sighting,
-                } => own.emit(&Event {
-                    timestamp: ts,
-                    sensor: &names.sensor,
-                    origin: origin(index),
-                    flow: Some(&flow),
-                    body: EventBody::Software(&sighting),
-                }),
-                Finding::Summary { ts, summary } => own.emit(&Event {
-                    timestamp: ts,
-                    sensor: &names.sensor,
-                    origin: origin(analyzer.origin()),
-                    flow: None,
-                    body: EventBody::AssetSummary(&summary),
-                }),
-            }
+            own.emit(&finding.event(&names.sensor, origin(finding.origin)));
         }
         if let Some(stats_ts) = p.stats {
             p.record.analysis = analyzer.stats();

@@ -23,7 +23,7 @@ pub use inventory::SoftwareSighting;
 pub use observation::{Observation, Observed, SmtpSighting, TunnelSighting};
 pub use population::{AssetSummary, HostEntry, Role, RoleSummary, SoftwareCount};
 
-use crate::output::FlowIdentity;
+use crate::output::{Event, EventBody, FlowIdentity, Origin};
 use crate::rules::{Rules, Software, SoftwareType};
 use crate::timestamp::Timestamp;
 use detect::Detectors;
@@ -55,23 +55,35 @@ pub struct AnalysisStats {
 }
 
 /// An event the analysis wants written.
-pub enum Finding {
-    Alert {
-        ts: Timestamp,
-        origin: usize,
-        flow: Option<FlowIdentity>,
-        alert: Alert,
-    },
-    Summary {
-        ts: Timestamp,
-        summary: AssetSummary,
-    },
-    Software {
-        ts: Timestamp,
-        origin: usize,
-        flow: FlowIdentity,
-        sighting: SoftwareSighting,
-    },
+pub struct Finding {
+    pub ts: Timestamp,
+    /// Index of the input it came from (pcap file or interface).
+    pub origin: usize,
+    /// The session it is about, if any.
+    pub flow: Option<FlowIdentity>,
+    pub what: Found,
+}
+
+pub enum Found {
+    Alert(Alert),
+    Software(SoftwareSighting),
+    Summary(AssetSummary),
+}
+
+impl Finding {
+    pub fn event<'a>(&'a self, sensor: &'a str, origin: Origin<'a>) -> Event<'a> {
+        Event {
+            timestamp: self.ts,
+            sensor,
+            origin,
+            flow: self.flow.as_ref(),
+            body: match &self.what {
+                Found::Alert(alert) => EventBody::Alert(alert),
+                Found::Software(sighting) => EventBody::Software(sighting),
+                Found::Summary(summary) => EventBody::AssetSummary(summary),
+            },
+        }
+    }
 }
 
 pub struct Analyzer {
@@ -99,10 +111,6 @@ impl Analyzer {
             observation_drops: 0,
             origin: 0,
         }
-    }
-
-    pub fn origin(&self) -> usize {
-        self.origin
     }
 
     /// Holds a worker's observations, sent before tick `epoch`, until that tick.
@@ -153,14 +161,15 @@ impl Analyzer {
 
     fn emit(&self, produced: Vec<Output>, out: &mut Vec<Finding>) {
         for p in produced {
-            out.push(match p {
-                Output::Summary(ts, summary) => Finding::Summary { ts, summary },
-                Output::Alert(ts, alert) => Finding::Alert {
-                    ts,
-                    origin: self.origin,
-                    flow: None,
-                    alert,
-                },
+            let (ts, what) = match p {
+                Output::Summary(ts, summary) => (ts, Found::Summary(summary)),
+                Output::Alert(ts, alert) => (ts, Found::Alert(alert)),
+            };
+            out.push(Finding {
+                ts,
+                origin: self.origin,
+                flow: None,
+                what,
             });
         }
     }
@@ -181,11 +190,11 @@ impl Analyzer {
             self.track(&obs, out);
             let rules = std::sync::Arc::clone(&self.rules);
             self.detectors.observe(&obs, &rules, &mut |alert| {
-                out.push(Finding::Alert {
+                out.push(Finding {
                     ts: obs.ts,
                     origin: obs.origin,
                     flow: Some(obs.flow.clone()),
-                    alert,
+                    what: Found::Alert(alert),
                 })
             });
         }
@@ -246,19 +255,15 @@ impl Analyzer {
         }
         for (host, software) in sightings {
             if let Some((sighting, alert)) = self.inventory.sighted(host, &software) {
-                out.push(Finding::Software {
+                let finding = |what| Finding {
                     ts: obs.ts,
                     origin: obs.origin,
-                    flow: obs.flow.clone(),
-                    sighting,
-                });
+                    flow: Some(obs.flow.clone()),
+                    what,
+                };
+                out.push(finding(Found::Software(sighting)));
                 if let Some(alert) = alert {
-                    out.push(Finding::Alert {
-                        ts: obs.ts,
-                        origin: obs.origin,
-                        flow: Some(obs.flow.clone()),
-                        alert,
-                    });
+                    out.push(finding(Found::Alert(alert)));
                 }
             }
         }
