@@ -141,7 +141,8 @@ pub enum Details {
     },
     BlocklistedPeer {
         peer: IpAddr,
-        /// `smtp_server`, `smtp_client` or `socks_server`: what the peer was in this flow.
+        /// `smtp_server`, `smtp_client`, `socks_server`, `socks_client` or `http_proxy`: what
+        /// the peer was in this flow.
         peer_role: &'static str,
         list: String,
         line: u32,

@@ -120,11 +120,13 @@ impl Detectors {
                     self.over_proxy(obs, smtp, raise);
                 }
                 if d.blocklisted_peer.enabled {
-                    let role = if smtp.tunnel.is_some() {
-                        ("socks_server", "smtp_client")
-                    } else {
-                        ("smtp_server", "smtp_client")
+                    // Through a proxy, the flow's server is the proxy.
+                    let server = match &smtp.tunnel {
+                        Some(t) if t.kind == "http_connect" => "http_proxy",
+                        Some(_) => "socks_server",
+                        None => "smtp_server",
                     };
+                    let role = (server, "smtp_client");
                     self.blocklisted(obs, role, rules, raise);
                 }
             }

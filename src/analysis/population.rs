@@ -323,3 +323,89 @@ impl Population {
         self.period += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        let mut rules = Rules::default();
+        rules.detections.summary.interval = 10;
+        rules.detections.smtp_client_surge.min_clients = 3;
+        rules.detections.smtp_client_surge.warmup = 2;
+        rules.detections.smtp_client_surge.smoothing = 0.5;
+        rules
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_secs(secs)
+    }
+
+    fn client(n: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, n])
+    }
+
+    fn surges(out: &[Output]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Alert(_, a) => match a.details {
+                    Details::SmtpClientSurge { clients, .. } => Some(clients),
+                    _ => None,
+                },
+                Output::Summary(..) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quiet_intervals_lower_the_baseline() {
+        let rules = rules();
+        let mut p = Population::new(&rules);
+        let mut out = Vec::new();
+        // 4 clients in each of the first two intervals: baseline 4.
+        for (start, n) in [(1, 4), (11, 4)] {
+            p.roll_to(at(start), &rules, &mut out);
+            for i in 0..n {
+                p.add(client(i + start as u8), Role::SmtpClient, &[], &rules);
+            }
+        }
+        // Then quiet until 80 s: six empty intervals halve the baseline six times (4 -> 0.0625).
+        p.roll_to(at(80), &rules, &mut out);
+        for i in 0..3 {
+            p.add(client(100 + i), Role::SmtpClient, &[], &rules);
+        }
+        p.roll_to(at(90), &rules, &mut out);
+        assert_eq!(
+            surges(&out),
+            vec![3],
+            "3 clients against a decayed baseline"
+        );
+        let summaries: Vec<(Timestamp, u64)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Summary(ts, s) if &*s.group == UNGROUPED => {
+                    Some((*ts, s.smtp_clients.active))
+                }
+                _ => None,
+            })
+            .collect();
+        // One summary per boundary crossed with traffic; the quiet stretch gives one.
+        assert_eq!(summaries, vec![(at(10), 4), (at(20), 4), (at(90), 3)],);
+    }
+
+    #[test]
+    fn no_surge_before_the_warmup_or_under_the_minimum() {
+        let rules = rules();
+        let mut p = Population::new(&rules);
+        let mut out = Vec::new();
+        p.roll_to(at(1), &rules, &mut out);
+        p.add(client(1), Role::SmtpClient, &[], &rules);
+        // Interval 2: 9 clients, but only one interval of baseline so far.
+        p.roll_to(at(11), &rules, &mut out);
+        for i in 0..9 {
+            p.add(client(10 + i), Role::SmtpClient, &[], &rules);
+        }
+        p.roll_to(at(21), &rules, &mut out);
+        assert!(surges(&out).is_empty());
+    }
+}
