@@ -235,3 +235,55 @@ fn bot_dialects_and_near_misses() {
         "10.20.11.5 (bare IP to the internal relay), .6 (MARKETING) and .7 (address literal) are not bots"
     );
 }
+
+/// Third-party captures: every X-Mailer Zeek's smtp.log records for a known client names it,
+/// and the servers' banners name theirs.
+#[test]
+fn corpus_clients_and_servers_are_named() {
+    let corpus = common::corpus();
+    let named = |pcap: &str| -> BTreeSet<(String, String)> {
+        let events = replay(&[], &[&corpus.join(pcap)]);
+        of_type(&events, "software")
+            .iter()
+            .map(|e| {
+                let w = &e["software"];
+                let version = w["version"].as_str().unwrap_or("");
+                (
+                    w["type"].as_str().unwrap_or("").to_string(),
+                    format!("{} {version}", w["name"].as_str().unwrap_or(""))
+                        .trim()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    let set = |items: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        items
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.to_string()))
+            .collect()
+    };
+    let smtp = named("zeek/smtp.pcap");
+    for expected in set(&[
+        ("mail_client", "Microsoft Outlook 12.0"),
+        ("mail_client", "Apple Mail 2.2102"),
+        ("mail_server", "Exim 4.69"),
+        ("mail_server", "SubEthaSMTP"),
+    ]) {
+        assert!(smtp.contains(&expected), "{expected:?} in {smtp:?}");
+    }
+    let git = named("zeek/smtp-bdat-pipeline-8bitmime.pcap");
+    assert!(
+        git.iter()
+            .any(|(t, n)| t == "mail_client" && n.starts_with("git-send-email 2.30.1")),
+        "{git:?}"
+    );
+    let proxied = named("zeek/connect-with-smtp.pcap");
+    assert!(
+        proxied.contains(&(
+            "mail_client".to_string(),
+            "Microsoft Outlook 10.0.2616".to_string()
+        )),
+        "{proxied:?}"
+    );
+}
