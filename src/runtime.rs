@@ -402,14 +402,14 @@ impl Dispatcher {
             Some(next_stats) if ts >= next_stats => {
                 let interval = self.interval_micros;
                 let stats_boundary = Timestamp(ts.0 / interval * interval);
-                self.next_stats = Some(Timestamp(stats_boundary.0 + interval));
+                self.next_stats = Some(Timestamp(stats_boundary.0.saturating_add(interval)));
                 Some(stats_boundary)
             }
             _ => None,
         };
         self.tick(self.tick_id, boundary, stats);
         self.tick_id += 1;
-        self.next_tick = Some(Timestamp(boundary.0 + TICK_MICROS));
+        self.next_tick = Some(Timestamp(boundary.0.saturating_add(TICK_MICROS)));
     }
 
     fn tick(&mut self, id: u64, ts: Timestamp, stats: Option<Timestamp>) {
@@ -438,7 +438,7 @@ impl Dispatcher {
 
 /// The first multiple of `step` after `ts`.
 fn next_boundary(ts: Timestamp, step: u64) -> Timestamp {
-    Timestamp((ts.0 / step + 1) * step)
+    Timestamp((ts.0 / step + 1).saturating_mul(step))
 }
 
 impl PacketHandler for Dispatcher {

@@ -180,7 +180,7 @@ impl Population {
         let micros = interval.saturating_mul(Timestamp::MICROS_PER_SEC);
         let next = *self
             .next_summary
-            .get_or_insert(Timestamp((start.0 / micros + 1) * micros));
+            .get_or_insert(Timestamp((start.0 / micros + 1).saturating_mul(micros)));
         if now < next {
             return;
         }
@@ -196,7 +196,7 @@ impl Population {
         }
         let boundary = Timestamp(now.0 / micros * micros);
         self.period_start = Some(boundary);
-        self.next_summary = Some(Timestamp(boundary.0 + micros));
+        self.next_summary = Some(Timestamp(boundary.0.saturating_add(micros)));
     }
 
     /// The summaries at the end of the run.
