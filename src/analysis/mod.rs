@@ -28,7 +28,7 @@ use crate::rules::{Rules, Software, SoftwareType};
 use crate::timestamp::Timestamp;
 use detect::Detectors;
 use inventory::Inventory;
-use population::{Output, Population};
+use population::Population;
 
 /// Observations held between ticks (about 250 bytes each); beyond this they are dropped and
 /// counted (a second of packet time with more SMTP sessions and failed port-25 connections).
@@ -159,12 +159,9 @@ impl Analyzer {
         self.emit(produced, out);
     }
 
-    fn emit(&self, produced: Vec<Output>, out: &mut Vec<Finding>) {
-        for p in produced {
-            let (ts, what) = match p {
-                Output::Summary(ts, summary) => (ts, Found::Summary(summary)),
-                Output::Alert(ts, alert) => (ts, Found::Alert(alert)),
-            };
+    /// Findings about a group, not a session: they name the latest input.
+    fn emit(&self, produced: Vec<(Timestamp, Found)>, out: &mut Vec<Finding>) {
+        for (ts, what) in produced {
             out.push(Finding {
                 ts,
                 origin: self.origin,

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::alert::{Alert, Details, Signature};
+use super::Found;
+use super::alert::{Details, Signature};
 use crate::rules::{Rules, UNGROUPED};
 use crate::timestamp::Timestamp;
 
@@ -89,12 +90,6 @@ pub struct AssetSummary {
     pub mail_clients: Vec<SoftwareCount>,
 }
 
-/// What the population stage wants written.
-pub enum Output {
-    Summary(Timestamp, AssetSummary),
-    Alert(Timestamp, Alert),
-}
-
 #[derive(Debug)]
 pub struct Population {
     /// The rules' groups in order, then the hosts in no group.
@@ -171,7 +166,7 @@ impl Population {
     /// Writes the summaries of every interval boundary up to `now`. A jump over several
     /// boundaries writes one summary (the quiet intervals after it are empty) and counts the
     /// quiet intervals into the surge baselines as zero clients.
-    pub fn roll_to(&mut self, now: Timestamp, rules: &Rules, out: &mut Vec<Output>) {
+    pub fn roll_to(&mut self, now: Timestamp, rules: &Rules, out: &mut Vec<(Timestamp, Found)>) {
         let interval = rules.detections.summary.interval;
         let start = *self.period_start.get_or_insert(now);
         if interval == 0 {
@@ -200,7 +195,7 @@ impl Population {
     }
 
     /// The summaries at the end of the run.
-    pub fn finish(&mut self, now: Timestamp, rules: &Rules, out: &mut Vec<Output>) {
+    pub fn finish(&mut self, now: Timestamp, rules: &Rules, out: &mut Vec<(Timestamp, Found)>) {
         self.roll_to(now, rules, out);
         self.summarise(now, true, rules, out);
     }
@@ -210,7 +205,7 @@ impl Population {
         end: Timestamp,
         end_of_run: bool,
         rules: &Rules,
-        out: &mut Vec<Output>,
+        out: &mut Vec<(Timestamp, Found)>,
     ) {
         let settings = &rules.detections;
         let start = self.period_start.unwrap_or(end);
@@ -295,7 +290,7 @@ impl Population {
                                 hosts: smtp_clients.hosts.iter().take(20).map(|h| h.ip).collect(),
                             },
                         );
-                        out.push(Output::Alert(end, alert));
+                        out.push((end, Found::Alert(alert)));
                     }
                 }
                 let c = clients as f64;
@@ -305,9 +300,9 @@ impl Population {
                 });
                 group.intervals += 1;
             }
-            out.push(Output::Summary(
+            out.push((
                 end,
-                AssetSummary {
+                Found::Summary(AssetSummary {
                     group: Arc::clone(&group.name),
                     policy: group.policy,
                     period_start: start,
@@ -317,7 +312,7 @@ impl Population {
                     socks_servers,
                     smtp_clients,
                     mail_clients,
-                },
+                }),
             ));
         }
         self.period += 1;
@@ -345,14 +340,14 @@ mod tests {
         IpAddr::from([192, 0, 2, n])
     }
 
-    fn surges(out: &[Output]) -> Vec<u64> {
+    fn surges(out: &[(Timestamp, Found)]) -> Vec<u64> {
         out.iter()
-            .filter_map(|o| match o {
-                Output::Alert(_, a) => match a.details {
+            .filter_map(|(_, o)| match o {
+                Found::Alert(a) => match a.details {
                     Details::SmtpClientSurge { clients, .. } => Some(clients),
                     _ => None,
                 },
-                Output::Summary(..) => None,
+                _ => None,
             })
             .collect()
     }
@@ -383,7 +378,7 @@ mod tests {
         let summaries: Vec<(Timestamp, u64)> = out
             .iter()
             .filter_map(|o| match o {
-                Output::Summary(ts, s) if &*s.group == UNGROUPED => {
+                (ts, Found::Summary(s)) if &*s.group == UNGROUPED => {
                     Some((*ts, s.smtp_clients.active))
                 }
                 _ => None,
