@@ -11,8 +11,9 @@
 //! Packet time drives everything: the capture thread sends each worker a tick at every second
 //! of packet time, in band with the packets. When every worker has passed a tick, the output
 //! thread runs the analysis on what they sent before it, and at stats interval boundaries
-//! writes a `stats` event that counts exactly the packets before its timestamp. Replay waits for free batch buffers (nothing is lost); live
-//! capture drops a packet when none is free and counts it in `capture.queue_drops`.
+//! writes a `stats` event that counts exactly the packets before its timestamp. Replay waits
+//! for free batch buffers (nothing is lost); live capture drops a packet when none is free and
+//! counts it in `capture.queue_drops`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -115,12 +116,13 @@ impl WorkerSink<'_> {
 impl EventSink for WorkerSink<'_> {
     fn emit(&mut self, event: &Event<'_>) {
         self.writer.emit(event);
-        let origin = self
-            .origins
-            .iter()
-            .position(|o| *o == event.origin)
-            .unwrap_or(0);
-        if let Some(obs) = Observation::of(event, origin) {
+        if let Some(mut obs) = Observation::of(event, 0) {
+            // Only the few events that matter beyond their flow look their input up.
+            obs.origin = self
+                .origins
+                .iter()
+                .position(|o| *o == event.origin)
+                .unwrap_or(0);
             self.observations.push(obs);
         }
         if self.writer.pending_bytes() >= EVENT_BYTES {
