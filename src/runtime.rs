@@ -116,7 +116,7 @@ impl WorkerSink<'_> {
 impl EventSink for WorkerSink<'_> {
     fn emit(&mut self, event: &Event<'_>) {
         self.writer.emit(event);
-        if let Some(mut obs) = Observation::of(event, 0) {
+        if let Some(mut obs) = Observation::of(event) {
             // Only the few events that matter beyond their flow look their input up.
             obs.origin = self
                 .origins

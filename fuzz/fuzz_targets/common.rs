@@ -23,7 +23,7 @@ struct Sink {
 impl EventSink for Sink {
     fn emit(&mut self, event: &Event<'_>) {
         self.writer.emit(event);
-        self.observations.extend(Observation::of(event, 0));
+        self.observations.extend(Observation::of(event));
     }
 }
 

@@ -69,8 +69,9 @@ pub struct TunnelSighting {
 }
 
 impl Observation {
-    /// The observation an event gives, if any.
-    pub fn of(event: &Event<'_>, origin: usize) -> Option<Self> {
+    /// The observation an event gives, if any, with `origin` 0: the caller, who knows its
+    /// inputs, sets it.
+    pub fn of(event: &Event<'_>) -> Option<Self> {
         let flow = event.flow?;
         let what = match &event.body {
             EventBody::App {
@@ -148,7 +149,7 @@ impl Observation {
         };
         Some(Observation {
             ts: event.timestamp,
-            origin,
+            origin: 0,
             flow: flow.clone(),
             what,
         })
