@@ -282,7 +282,7 @@ fn surge() -> Scenario {
 }
 
 fn auth_bruteforce() -> Scenario {
-    // Each failed attempt: AUTH LOGIN with a user name, a wrong password, 535.
+    // Each failed attempt: AUTH PLAIN with a user name and a wrong password, answered 535.
     let attempts = |client: &str, when: u64, users: &[&str], then_ok: bool| {
         let mut s = Session::new(client, "10.0.0.25:587").starting_at(at(when));
         s.handshake()

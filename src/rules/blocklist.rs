@@ -14,6 +14,7 @@ use ipnetwork::IpNetwork;
 
 use super::RuleError;
 use super::detections::Detections;
+use crate::output::cap_str;
 
 /// One list entry; `T` is the address as an integer.
 #[derive(Debug)]
@@ -179,7 +180,7 @@ impl Blocklists {
                     "more than {max_entries} blocklist entries (blocklisted_peer.max_entries)"
                 )));
             }
-            let reference = &reference[..floor_char_boundary(reference, 64)];
+            let reference = cap_str(reference, 64);
             let start = u32::try_from(self.references.len()).unwrap_or(u32::MAX);
             self.references.push_str(reference);
             let reference = (start, reference.len() as u16);
@@ -228,14 +229,6 @@ impl Blocklists {
             reference: self.references.get(start..start + len).unwrap_or_default(),
         })
     }
-}
-
-fn floor_char_boundary(s: &str, max: usize) -> usize {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    end
 }
 
 #[cfg(test)]

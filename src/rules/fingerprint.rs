@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use toml::Spanned;
 
 use super::{RuleError, RuleFile};
+use crate::output::cap_string;
 use crate::protocols::smtp::SmtpRecord;
 
 /// What kind of software a rule identifies; it also says whose it is (the server's for
@@ -494,19 +495,8 @@ impl Evidence {
             self.text.push_str("; not genuine: ");
             self.text.push_str(&self.broken.join("; "));
         }
-        truncate(self.text, MAX_EVIDENCE)
+        cap_string(self.text, MAX_EVIDENCE)
     }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
 }
 
 impl Fingerprints {
@@ -663,7 +653,7 @@ impl Rule {
             if let Some(caps) = pattern.regex.captures(value) {
                 let group = |g: &str| {
                     caps.name(g)
-                        .map(|m| truncate(m.as_str().trim().to_string(), MAX_CAPTURE))
+                        .map(|m| cap_string(m.as_str().trim().to_string(), MAX_CAPTURE))
                 };
                 name = name.or_else(|| group("name")).filter(|s| !s.is_empty());
                 version = version

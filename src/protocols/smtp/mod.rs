@@ -46,15 +46,8 @@ fn field(bytes: &[u8]) -> String {
     capped(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn capped(mut s: String) -> String {
-    if s.len() > MAX_FIELD {
-        let mut end = MAX_FIELD;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
+fn capped(s: String) -> String {
+    crate::output::cap_string(s, MAX_FIELD)
 }
 
 /// Whether the first bytes of a flow are SMTP: a client EHLO/HELO, a server banner that says

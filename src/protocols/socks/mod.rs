@@ -131,15 +131,7 @@ pub struct SocksRecord {
 }
 
 fn field(bytes: &[u8]) -> String {
-    let mut s = String::from_utf8_lossy(bytes).into_owned();
-    if s.len() > MAX_FIELD {
-        let mut end = MAX_FIELD;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
+    crate::output::cap_string(String::from_utf8_lossy(bytes).into_owned(), MAX_FIELD)
 }
 
 /// Where each side of the handshake is.
