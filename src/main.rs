@@ -10,9 +10,9 @@ use std::path::Path;
 
 use spamtap::capture::LiveOptions;
 use spamtap::cli::{Cli, Command, CommonArgs, RulesCommand};
-use spamtap::flow::TrackerConfig;
 use spamtap::rules::Rules;
 use spamtap::runtime::{Input, RunConfig, run};
+use spamtap::tracker::TrackerConfig;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

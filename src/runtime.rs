@@ -27,16 +27,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::analysis::{Analyzer, Observation};
-use crate::capture::{self, CaptureError, KernelStats, LiveOptions, PacketHandler};
+use crate::capture::{self, CaptureError, CaptureStats, KernelStats, LiveOptions, PacketHandler};
 use crate::decode::{DecodeStats, Decoded, LinkType, TcpSegment, decode};
-use crate::flow::{EventContext, FlowKey, Tracker, TrackerConfig};
-use crate::output::{
-    CaptureStats, Event, EventBody, EventCounts, EventSink, EventWriter, FlowStats, Origin,
-    StatsRecord,
-};
+use crate::enrich::Enricher;
+use crate::flow::{FlowKey, FlowStats};
+use crate::output::{Event, EventBody, EventCounts, EventSink, EventWriter, Origin, StatsRecord};
 use crate::reassembly::ReassemblyStats;
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
+use crate::tracker::{EventContext, Tracker, TrackerConfig};
 
 /// Where packets come from.
 pub enum Input {
@@ -116,7 +115,7 @@ impl WorkerSink<'_> {
 impl EventSink for WorkerSink<'_> {
     fn emit(&mut self, event: &Event<'_>) {
         self.writer.emit(event);
-        if let Some(mut obs) = Observation::of(event) {
+        if let Some(mut obs) = event.observation() {
             // Only the few events that matter beyond their flow look their input up.
             obs.origin = self
                 .origins
@@ -521,8 +520,7 @@ fn worker_thread(
     let ctx = EventContext {
         sensor: &names.sensor,
         origins: &origins,
-        assets: &names.rules.assets,
-        fingerprints: &names.rules.fingerprints,
+        enrich: Enricher::new(&names.rules.assets, &names.rules.fingerprints),
     };
     let mut tracker = Tracker::new(config);
     let mut sink = WorkerSink {

@@ -86,45 +86,6 @@ fn worker_count_does_not_change_events() {
     }
 }
 
-#[test]
-fn generator_reproduces_committed_pcaps() {
-    let dir = std::env::temp_dir().join(format!("spamtap-gen-{}", std::process::id()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spamtap-gen"))
-        .arg("scenarios")
-        .arg(&dir)
-        .output()
-        .expect("spamtap-gen runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let generated: BTreeSet<_> = fs::read_dir(&dir)
-        .expect("listing")
-        .map(|e| e.expect("entry").file_name())
-        .collect();
-    // real-*.pcap come from real programs (tests/real/capture.sh), not the generator.
-    let committed: BTreeSet<_> = pcaps()
-        .iter()
-        .map(|p| p.file_name().expect("name").to_owned())
-        .filter(|n| !n.to_string_lossy().starts_with("real-"))
-        .collect();
-    assert_eq!(
-        generated, committed,
-        "pcaps/ holds exactly the generated scenarios"
-    );
-    for name in generated {
-        let a = fs::read(dir.join(&name)).expect("generated");
-        let b = fs::read(root().join("pcaps").join(&name)).expect("committed");
-        assert!(
-            a == b,
-            "{name:?} differs from a fresh generation: run spamtap-gen scenarios pcaps/"
-        );
-    }
-    let _ = fs::remove_dir_all(&dir);
-}
-
 /// The golden files must show the behaviours the captures were made for.
 #[test]
 fn golden_scenarios_show_their_behaviour() {

@@ -7,17 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tests/deps.sh --test
-cargo fmt --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
     # Build as the user; only the tests run as root (network namespaces, packet capture).
-    cargo test --locked --no-run
-    run=(sudo -E env "PATH=$PATH" cargo test --locked --offline)
+    cargo test --locked --workspace --no-run
+    run=(sudo -E env "PATH=$PATH" cargo test --locked --offline --workspace)
 else
-    run=(cargo test --locked)
+    run=(cargo test --locked --workspace)
 fi
 set +e
 "${run[@]}" 2>&1 | tee "$log"

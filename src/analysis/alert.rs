@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::rules::{RuleAlert, Software, SoftwareType};
+use crate::software::{RuleAlert, Software, SoftwareType};
 use crate::timestamp::Timestamp;
 
 /// One alert. Detections fill `details`; the rest is common to all.

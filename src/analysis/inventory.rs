@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::alert::{Alert, software_alert};
 use super::state::Capped;
-use crate::rules::{Software, SoftwareType};
+use crate::software::{Software, SoftwareType};
 
 /// Body of a `software` event: the host and what runs on it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

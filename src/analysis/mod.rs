@@ -23,8 +23,9 @@ pub use inventory::SoftwareSighting;
 pub use observation::{Observation, Observed, SmtpSighting, TunnelSighting};
 pub use population::{AssetSummary, HostEntry, Role, RoleSummary, SoftwareCount};
 
-use crate::output::{Event, EventBody, FlowIdentity, Origin};
-use crate::rules::{Rules, Software, SoftwareType};
+use crate::flow::FlowIdentity;
+use crate::rules::Rules;
+use crate::software::{Software, SoftwareType};
 use crate::timestamp::Timestamp;
 use detect::Detectors;
 use inventory::Inventory;
@@ -68,22 +69,6 @@ pub enum Found {
     Alert(Alert),
     Software(SoftwareSighting),
     Summary(AssetSummary),
-}
-
-impl Finding {
-    pub fn event<'a>(&'a self, sensor: &'a str, origin: Origin<'a>) -> Event<'a> {
-        Event {
-            timestamp: self.ts,
-            sensor,
-            origin,
-            flow: self.flow.as_ref(),
-            body: match &self.what {
-                Found::Alert(alert) => EventBody::Alert(alert),
-                Found::Software(sighting) => EventBody::Software(sighting),
-                Found::Summary(summary) => EventBody::AssetSummary(summary),
-            },
-        }
-    }
 }
 
 pub struct Analyzer {

@@ -1,14 +1,14 @@
 //! What the detections need from a worker's events, taken as the events are written.
 //!
-//! Workers turn `smtp`, `socks` and failed port-25 `flow` events into [`Observation`]s and
+//! Workers turn `smtp`, `socks` and failed port-25 `flow` records into [`Observation`]s and
 //! send them to the output thread with the event bytes; the analysis never parses JSON.
 
 use std::net::IpAddr;
 
-use crate::output::{Event, EventBody, FlowIdentity, FlowState};
-use crate::protocols::AppEvent;
+use crate::flow::{FlowIdentity, FlowRecord, FlowState};
 use crate::protocols::smtp::Status;
-use crate::rules::Software;
+use crate::protocols::{AppEvent, Tunnel};
+use crate::software::Software;
 use crate::timestamp::Timestamp;
 
 /// One thing a worker saw that matters beyond its flow.
@@ -69,15 +69,16 @@ pub struct TunnelSighting {
 }
 
 impl Observation {
-    /// The observation an event gives, if any, with `origin` 0: the caller, who knows its
-    /// inputs, sets it.
-    pub fn of(event: &Event<'_>) -> Option<Self> {
-        let flow = event.flow?;
-        let what = match &event.body {
-            EventBody::App {
-                event: AppEvent::Smtp(record),
-                tunnel,
-            } => {
+    /// What an application event of `flow` at `ts` tells the detections, if anything, with
+    /// `origin` 0: the caller, who knows its inputs, sets it.
+    pub fn of_app(
+        ts: Timestamp,
+        flow: &FlowIdentity,
+        event: &AppEvent,
+        tunnel: Option<&Tunnel>,
+    ) -> Option<Self> {
+        let what = match (event, tunnel) {
+            (AppEvent::Smtp(record), _) => {
                 let smtp = &record.smtp;
                 let sent = matches!(smtp.status, Status::Queued | Status::Sent);
                 let mut delivered_to = Vec::new();
@@ -128,30 +129,38 @@ impl Observation {
                     }),
                 }))
             }
-            EventBody::App {
-                event: AppEvent::Socks(record),
-                tunnel: None,
-            } if record.status_code.is_some() => Observed::SocksServer {
-                version: record.version,
-            },
-            EventBody::Flow {
-                record, app_proto, ..
-            } if flow.dest_port == 25
-                && app_proto.is_none()
-                && (matches!(record.state, FlowState::NoAnswer | FlowState::Rejected)
-                    || (record.state == FlowState::Reset && record.data_bytes_toclient == 0)) =>
-            {
-                Observed::FailedSmtpConnection {
-                    state: record.state,
+            (AppEvent::Socks(record), None) if record.status_code.is_some() => {
+                Observed::SocksServer {
+                    version: record.version,
                 }
             }
             _ => return None,
         };
         Some(Observation {
-            ts: event.timestamp,
+            ts,
             origin: 0,
             flow: flow.clone(),
             what,
+        })
+    }
+
+    /// What the end of `flow` tells the detections: a connection to port 25 that failed.
+    pub fn of_flow(
+        flow: &FlowIdentity,
+        record: &FlowRecord,
+        app_proto: Option<&str>,
+    ) -> Option<Self> {
+        let failed = flow.dest_port == 25
+            && app_proto.is_none()
+            && (matches!(record.state, FlowState::NoAnswer | FlowState::Rejected)
+                || (record.state == FlowState::Reset && record.data_bytes_toclient == 0));
+        failed.then(|| Observation {
+            ts: record.start,
+            origin: 0,
+            flow: flow.clone(),
+            what: Observed::FailedSmtpConnection {
+                state: record.state,
+            },
         })
     }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pcap::{Active, Capture, Offline};
+use serde::Serialize;
 
 use crate::decode::LinkType;
 use crate::timestamp::Timestamp;
@@ -34,6 +35,21 @@ pub struct KernelStats {
     pub received: u64,
     pub dropped: u64,
     pub if_dropped: u64,
+}
+
+/// What the capture thread saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// From libpcap (live only): packets the kernel received and dropped.
+    pub kernel_packets: u64,
+    pub kernel_drops: u64,
+    pub kernel_ifdrops: u64,
+    /// Packets dropped because every worker queue was full (live only; replay waits instead).
+    pub queue_drops: u64,
+    /// Files whose last record was cut short.
+    pub truncated_files: u64,
 }
 
 /// Options for `spamtap live`.

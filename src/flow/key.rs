@@ -5,31 +5,6 @@ use std::net::IpAddr;
 
 use crate::decode::{TcpSegment, VlanTags};
 
-/// Direction of travel relative to the connection's client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Client to server.
-    Ctos,
-    /// Server to client.
-    Stoc,
-}
-
-impl Direction {
-    pub fn index(self) -> usize {
-        match self {
-            Direction::Ctos => 0,
-            Direction::Stoc => 1,
-        }
-    }
-
-    pub fn reverse(self) -> Direction {
-        match self {
-            Direction::Ctos => Direction::Stoc,
-            Direction::Stoc => Direction::Ctos,
-        }
-    }
-}
-
 /// Symmetric key: the two endpoints in a fixed order, so both directions map to one flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {

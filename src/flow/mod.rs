@@ -1,10 +1,12 @@
-//! Flows: the symmetric key, the capped table with packet-time deadlines, and the tracker that
-//! runs each segment through reassembly and the application layer.
+//! Flows: the symmetric key, the capped table with packet-time deadlines, and what the flow
+//! stage records of each connection (its identity, TCP state, counters and how it ended).
 
+mod connection;
 mod key;
+mod record;
 mod table;
-mod tracker;
 
-pub use key::{Direction, FlowKey, Side, stable_hash};
+pub use connection::{Connection, Timeouts};
+pub use key::{FlowKey, Side, stable_hash};
+pub use record::{EndReason, FlowIdentity, FlowRecord, FlowState, FlowStats, TcpSummary};
 pub use table::FlowTable;
-pub use tracker::{EventContext, Timeouts, Tracker, TrackerConfig};

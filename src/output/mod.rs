@@ -2,27 +2,7 @@
 
 mod event;
 
-pub use event::{
-    CaptureStats, EndReason, Event, EventBody, EventCounts, FlowIdentity, FlowRecord, FlowState,
-    FlowStats, Origin, StatsRecord, TcpSummary,
-};
-
-/// The longest prefix of `s` within `max` bytes that ends on a character boundary: text from
-/// the wire is capped without ever leaving invalid UTF-8 behind.
-pub fn cap_str(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// [`cap_str`] for an owned string.
-pub fn cap_string(mut s: String, max: usize) -> String {
-    let end = cap_str(&s, max).len();
-    s.truncate(end);
-    s
-}
+pub use event::{Event, EventBody, EventCounts, Origin, StatsRecord};
 
 /// Where the flow stage puts its events.
 pub trait EventSink {
@@ -64,18 +44,5 @@ impl EventSink for EventWriter {
         } else {
             self.buf.truncate(start);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capping_never_splits_a_character() {
-        assert_eq!(cap_str("héllo", 2), "h", "é is two bytes");
-        assert_eq!(cap_str("héllo", 3), "hé");
-        assert_eq!(cap_str("abc", 10), "abc");
-        assert_eq!(cap_string("€€".to_string(), 4), "€");
     }
 }

@@ -8,7 +8,7 @@
 
 use super::tunnel::InnerStream;
 use super::{AppOutput, Probe};
-use crate::flow::Direction;
+use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
 const METHOD: &[u8] = b"CONNECT ";
@@ -191,7 +191,7 @@ impl HttpConnectParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Direction::{Ctos, Stoc};
+    use crate::direction::Direction::{Ctos, Stoc};
     use crate::protocols::AppEvent;
 
     #[test]

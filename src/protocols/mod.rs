@@ -9,11 +9,9 @@
 pub mod http_connect;
 pub mod smtp;
 pub mod socks;
-#[cfg(test)]
-pub mod test_parser;
 mod tunnel;
 
-use crate::flow::Direction;
+use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
 /// A protocol's verdict on the first bytes of a flow.
@@ -29,8 +27,6 @@ pub enum AppParser {
     Smtp(Box<smtp::SmtpParser>),
     Socks(Box<socks::SocksParser>),
     HttpConnect(Box<http_connect::HttpConnectParser>),
-    #[cfg(test)]
-    Test(test_parser::TestParser),
 }
 
 /// What parsers report, one variant per event type.
@@ -38,8 +34,6 @@ pub enum AppParser {
 pub enum AppEvent {
     Smtp(Box<smtp::SmtpRecord>),
     Socks(Box<socks::SocksRecord>),
-    #[cfg(test)]
-    Test(test_parser::TestRecord),
 }
 
 /// An event with the packet time it belongs to, and the tunnel it was found in.
@@ -84,8 +78,6 @@ impl AppEvent {
         match self {
             AppEvent::Smtp(_) => "smtp",
             AppEvent::Socks(_) => "socks",
-            #[cfg(test)]
-            AppEvent::Test(_) => "test",
         }
     }
 
@@ -100,8 +92,6 @@ impl AppEvent {
                 Ok(())
             }
             AppEvent::Socks(record) => map.serialize_entry("socks", record.as_ref()),
-            #[cfg(test)]
-            AppEvent::Test(record) => map.serialize_entry("test", record),
         }
     }
 }
@@ -129,11 +119,6 @@ const PROTOCOLS: &[Protocol] = &[
             AppParser::HttpConnect(Box::new(http_connect::HttpConnectParser::new(depth)))
         },
     },
-    #[cfg(test)]
-    Protocol {
-        probe: test_parser::probe,
-        start: |_| AppParser::Test(test_parser::TestParser::default()),
-    },
 ];
 
 impl AppParser {
@@ -142,8 +127,6 @@ impl AppParser {
             AppParser::Smtp(_) => "smtp",
             AppParser::Socks(p) => p.app_proto(),
             AppParser::HttpConnect(_) => "http_connect",
-            #[cfg(test)]
-            AppParser::Test(_) => "test",
         }
     }
 
@@ -152,8 +135,6 @@ impl AppParser {
             AppParser::Smtp(p) => p.parse(dir, data, ts, out),
             AppParser::Socks(p) => p.parse(dir, data, ts, out),
             AppParser::HttpConnect(p) => p.parse(dir, data, ts, out),
-            #[cfg(test)]
-            AppParser::Test(p) => p.parse(dir, data, ts, out),
         }
     }
 
@@ -162,8 +143,6 @@ impl AppParser {
             AppParser::Smtp(p) => p.on_gap(dir, len),
             AppParser::Socks(p) => p.on_gap(dir, len),
             AppParser::HttpConnect(p) => p.on_gap(dir, len),
-            #[cfg(test)]
-            AppParser::Test(p) => p.on_gap(dir, len),
         }
     }
 
@@ -172,8 +151,6 @@ impl AppParser {
             AppParser::Smtp(p) => p.finish(ts, out),
             AppParser::Socks(p) => p.finish(ts, out),
             AppParser::HttpConnect(p) => p.finish(ts, out),
-            #[cfg(test)]
-            AppParser::Test(p) => p.finish(ts, out),
         }
     }
 }

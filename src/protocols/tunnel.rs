@@ -2,7 +2,7 @@
 //! one tunnel deeper. Its events are marked with the hop they came through.
 
 use super::{AppLayer, AppOutput, Tunnel};
-use crate::flow::Direction;
+use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
 /// An open tunnel and the application layer of what flows through it.

@@ -14,7 +14,7 @@ use ipnetwork::IpNetwork;
 
 use super::RuleError;
 use super::detections::Detections;
-use crate::output::cap_str;
+use crate::text::cap_str;
 
 /// One list entry; `T` is the address as an integer.
 #[derive(Debug)]

@@ -13,58 +13,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::{RuleError, RuleFile};
-use crate::output::cap_string;
-use crate::protocols::smtp::SmtpRecord;
-
-/// What kind of software a rule identifies; it also says whose it is (the server's for
-/// `mail_server`, the client's otherwise).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SoftwareType {
-    MailClient,
-    MailServer,
-    Webmail,
-    SpamBot,
-    SocksProxy,
-}
-
-/// The alert a rule raises when its software is first seen on a host.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleAlert {
-    pub signature: String,
-    pub signature_id: u32,
-    pub category: String,
-    #[serde(deserialize_with = "severity")]
-    pub severity: u8,
-}
-
-/// Software identified in a session.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Software {
-    #[serde(rename = "type")]
-    pub kind: SoftwareType,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub edition: Option<String>,
-    pub rule: Arc<str>,
-    /// What matched (`field=value; ...`), and the habits a forgery broke; capped.
-    pub evidence: String,
-    pub forged: bool,
-    #[serde(skip)]
-    pub alert: Option<Arc<RuleAlert>>,
-}
+use crate::software::{RuleAlert, Software, SoftwareType};
+use crate::text::cap_string;
 
 /// Longest evidence text.
-const MAX_EVIDENCE: usize = 256;
+pub const MAX_EVIDENCE: usize = 256;
 /// Longest capture group value kept as name, version or edition.
-const MAX_CAPTURE: usize = 64;
+pub const MAX_CAPTURE: usize = 64;
 
 /// The fields a regex condition can test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,13 +87,15 @@ enum HeloShape {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Quoting {
+/// Whether a `charset=` parameter is quoted.
+pub enum Quoting {
     Quoted,
     Unquoted,
 }
 
+/// The verb of the client's greeting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-enum HeloVerb {
+pub enum HeloVerb {
     #[serde(rename = "HELO")]
     Helo,
     #[serde(rename = "EHLO")]
@@ -174,17 +135,6 @@ impl<'de> Deserialize<'de> for Pattern {
                 serde::de::Error::custom(format!("invalid regex {source:?}: {what}"))
             })?;
         Ok(Pattern { source, regex })
-    }
-}
-
-fn severity<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    let v = u8::deserialize(d)?;
-    if (1..=3).contains(&v) {
-        Ok(v)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "severity must be 1 (high), 2 or 3 (low), not {v}"
-        )))
     }
 }
 
@@ -353,70 +303,30 @@ impl std::fmt::Debug for Fingerprints {
 }
 
 /// What a session shows, as the rules see it.
+#[derive(Default)]
 pub struct Features<'a> {
-    banner: Option<&'a str>,
-    helo: Option<&'a str>,
-    helo_verb: Option<HeloVerb>,
-    commands: Option<&'a str>,
-    pregreet: bool,
-    auth_mechanism: Option<&'a str>,
-    x_mailer: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    message_id: Option<&'a str>,
-    boundary: Option<&'a str>,
-    charset: Option<(Quoting, &'a str)>,
-    x_priority: Option<&'a str>,
-    header_order: Option<String>,
-    dest_port: u16,
-    server_internal: bool,
+    pub banner: Option<&'a str>,
+    pub helo: Option<&'a str>,
+    pub helo_verb: Option<HeloVerb>,
+    pub commands: Option<&'a str>,
+    pub pregreet: bool,
+    pub auth_mechanism: Option<&'a str>,
+    pub x_mailer: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub boundary: Option<&'a str>,
+    /// The `Content-Type` with a charset parameter, and how that parameter is quoted.
+    pub charset: Option<(Quoting, &'a str)>,
+    pub x_priority: Option<&'a str>,
+    /// Header names, comma-separated, in order.
+    pub header_order: Option<String>,
+    /// The mail server's port, and whether it is internal: the flow's server, or the
+    /// destination of the tunnel the session went through.
+    pub dest_port: u16,
+    pub server_internal: bool,
 }
 
 impl<'a> Features<'a> {
-    /// `dest_port` and `server_internal` describe the mail server: the flow's server, or the
-    /// destination of the tunnel the session went through.
-    pub fn of(record: &'a SmtpRecord, dest_port: u16, server_internal: bool) -> Self {
-        let smtp = &record.smtp;
-        let email = record.email.as_ref();
-        let charset = email
-            .and_then(|e| e.content_type.as_deref())
-            .and_then(|ct| {
-                let lower = ct.to_ascii_lowercase();
-                let at = lower.find("charset=")? + "charset=".len();
-                let quoted = ct.as_bytes().get(at) == Some(&b'"');
-                Some((
-                    if quoted {
-                        Quoting::Quoted
-                    } else {
-                        Quoting::Unquoted
-                    },
-                    ct,
-                ))
-            });
-        Features {
-            banner: smtp.banner.as_deref(),
-            helo: smtp.helo.as_deref(),
-            helo_verb: match smtp.helo_verb.as_deref() {
-                Some("HELO") => Some(HeloVerb::Helo),
-                Some("EHLO") => Some(HeloVerb::Ehlo),
-                _ => None,
-            },
-            commands: Some(smtp.commands.as_str()).filter(|c| !c.is_empty()),
-            pregreet: smtp.pregreet,
-            auth_mechanism: smtp.auth.as_ref().map(|a| a.mechanism.as_str()),
-            x_mailer: email.and_then(|e| e.x_mailer.as_deref()),
-            user_agent: email.and_then(|e| e.user_agent.as_deref()),
-            message_id: email.and_then(|e| e.message_id.as_deref()),
-            boundary: email.and_then(|e| e.boundary.as_deref()),
-            charset,
-            x_priority: email.and_then(|e| e.x_priority.as_deref()),
-            header_order: email
-                .filter(|e| !e.header_names.is_empty())
-                .map(|e| e.header_names.join(",")),
-            dest_port,
-            server_internal,
-        }
-    }
-
     fn get(&self, field: Field) -> Option<&str> {
         match field {
             Field::Banner => self.banner,
@@ -508,6 +418,11 @@ impl Fingerprints {
         self.rules.is_empty()
     }
 
+    /// The rules in `text`, read from `path` (named in errors).
+    pub fn from_text(path: &std::path::Path, text: &str) -> Result<Self, RuleError> {
+        Self::parse(&RuleFile { path, text })
+    }
+
     pub(super) fn parse(file: &RuleFile<'_>) -> Result<Self, RuleError> {
         let raw: RuleFileRaw = file.parse()?;
         let mut names = HashSet::new();
@@ -596,21 +511,6 @@ impl Fingerprints {
             sets,
             unconditional,
         })
-    }
-
-    /// Identifies the software of an SMTP session and fills its `client_software`,
-    /// `server_software` and `software`.
-    pub fn identify_smtp(&self, record: &mut SmtpRecord, dest_port: u16, server_internal: bool) {
-        let found = self.identify(&Features::of(record, dest_port, server_internal));
-        record.smtp.client_software = found
-            .iter()
-            .find(|s| s.kind != SoftwareType::MailServer)
-            .cloned();
-        record.smtp.server_software = found
-            .iter()
-            .find(|s| s.kind == SoftwareType::MailServer)
-            .cloned();
-        record.software = found;
     }
 
     /// Every rule that matches the session, in file order.
@@ -704,379 +604,13 @@ fn habits_hold(habits: &Conditions, f: &Features<'_>, evidence: &mut Evidence) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocols::smtp::{EmailFields, SmtpFields, Status};
     use std::path::Path;
-
-    fn shipped() -> Fingerprints {
-        Fingerprints::parse(&RuleFile {
-            path: Path::new("fingerprints.toml"),
-            text: include_str!("../../rules/fingerprints.toml"),
-        })
-        .unwrap()
-    }
 
     fn parse(text: &str) -> Result<Fingerprints, RuleError> {
         Fingerprints::parse(&RuleFile {
             path: Path::new("fingerprints.toml"),
             text,
         })
-    }
-
-    fn record(helo: &str, banner: &str, email: Option<EmailFields>) -> SmtpRecord {
-        SmtpRecord {
-            smtp: SmtpFields {
-                banner: Some(banner.into()),
-                helo: Some(helo.into()),
-                helo_verb: Some("EHLO".into()),
-                commands: "EHLO;MAIL FROM:<;RCPT TO:<;DATA;QUIT".into(),
-                extensions: Vec::new(),
-                auth: None,
-                starttls: false,
-                pregreet: false,
-                mail_from: None,
-                rcpt_to: Vec::new(),
-                rcpt_verdicts: Vec::new(),
-                rcpt_accepted: 0,
-                rcpt_rejected: 0,
-                trans_depth: 1,
-                data_bytes: 0,
-                last_reply: None,
-                queue_id: None,
-                status: Status::Queued,
-                anomalies: Vec::new(),
-                client_software: None,
-                server_software: None,
-            },
-            email,
-            software: Vec::new(),
-        }
-    }
-
-    fn bat(x_mailer: &str, message_id: &str, boundary: &str, content_type: &str) -> EmailFields {
-        EmailFields {
-            x_mailer: Some(x_mailer.into()),
-            message_id: Some(message_id.into()),
-            boundary: Some(boundary.into()),
-            content_type: Some(content_type.into()),
-            x_priority: Some("3 (Normal)".into()),
-            ..EmailFields::default()
-        }
-    }
-
-    fn identify(
-        r: &mut SmtpRecord,
-        port: u16,
-        internal: bool,
-    ) -> Vec<(String, Option<String>, Option<String>, bool)> {
-        shipped().identify_smtp(r, port, internal);
-        r.software
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    s.version.clone(),
-                    s.edition.clone(),
-                    s.forged,
-                )
-            })
-            .collect()
-    }
-
-    fn sw(
-        name: &str,
-        version: Option<&str>,
-        edition: Option<&str>,
-        forged: bool,
-    ) -> (String, Option<String>, Option<String>, bool) {
-        (
-            name.into(),
-            version.map(Into::into),
-            edition.map(Into::into),
-            forged,
-        )
-    }
-
-    #[test]
-    fn the_bat_old_and_new_versions_and_editions() {
-        for (x_mailer, version, edition) in [
-            (
-                "The Bat! (v3.99.3) Professional",
-                "3.99.3",
-                Some("Professional"),
-            ),
-            ("The Bat! (v9.5.2) Home", "9.5.2", Some("Home")),
-            (
-                "The Bat! (v2.00.6) UNREG / CD5BF9353B3B7091",
-                "2.00.6",
-                Some("UNREG"),
-            ),
-            ("The Bat! (v1.62r)", "1.62", None),
-            ("The Bat! (v10.5.4)", "10.5.4", None),
-        ] {
-            let email = bat(
-                x_mailer,
-                "<1234567890.20260101120000@example.org>",
-                "----------1F0E2A3B4C5D6E7F",
-                "multipart/mixed; charset=windows-1251",
-            );
-            let mut r = record(
-                "DESKTOP-7Q2K",
-                "220 mx.example.net ESMTP Postfix",
-                Some(email),
-            );
-            let found = identify(&mut r, 587, false);
-            if x_mailer.contains("1.62r") {
-                assert!(
-                    found.iter().all(|f| f.0 != "The Bat!"),
-                    "{x_mailer}: no match, version must end"
-                );
-                continue;
-            }
-            assert_eq!(
-                found[0],
-                sw("The Bat!", Some(version), edition, false),
-                "{x_mailer}"
-            );
-            let client = r.smtp.client_software.as_ref().unwrap();
-            assert_eq!(client.kind, SoftwareType::MailClient);
-            assert_eq!(&*client.rule, "the_bat");
-            assert!(client.alert.is_some());
-            assert_eq!(
-                r.smtp.server_software.as_ref().map(|s| s.name.as_str()),
-                Some("Postfix")
-            );
-        }
-    }
-
-    #[test]
-    fn forged_the_bat_breaks_a_habit() {
-        let genuine = (
-            "<1234567890.20260101120000@example.org>",
-            "----------1F0E2A3B4C5D6E7F",
-            "text/plain; charset=us-ascii",
-        );
-        let cases = [
-            ("<5f1c2e@example.org>", genuine.1, genuine.2, "message_id"),
-            (genuine.0, "=_NextPart_000_0001", genuine.2, "boundary"),
-            (
-                genuine.0,
-                genuine.1,
-                "text/plain; charset=\"us-ascii\"",
-                "content_type",
-            ),
-        ];
-        for (mid, boundary, ct, broken) in cases {
-            let email = bat("The Bat! (v8.8.9) Professional", mid, boundary, ct);
-            let mut r = record("WORKPC", "220 mx ESMTP", Some(email));
-            identify(&mut r, 587, false);
-            let s = &r.software[0];
-            assert!(s.forged, "{broken}");
-            assert!(
-                s.evidence.contains(&format!("not genuine: {broken}=")),
-                "{}",
-                s.evidence
-            );
-            assert!(
-                s.evidence
-                    .starts_with("x_mailer=The Bat! (v8.8.9) Professional")
-            );
-        }
-        // A fully-qualified EHLO is not The Bat!'s habit either.
-        let email = bat(
-            "The Bat! (v8.8.9) Professional",
-            genuine.0,
-            genuine.1,
-            genuine.2,
-        );
-        let mut r = record("client.example.test", "220 mx ESMTP", Some(email));
-        identify(&mut r, 587, false);
-        assert!(r.software[0].forged);
-    }
-
-    #[test]
-    fn clients_webmail_and_servers() {
-        let client = |header: &str, value: &str| -> Option<(String, Option<String>)> {
-            let mut email = EmailFields::default();
-            match header {
-                "x_mailer" => email.x_mailer = Some(value.into()),
-                _ => email.user_agent = Some(value.into()),
-            }
-            let mut r = record("pc.example.org", "220 x", Some(email));
-            shipped().identify_smtp(&mut r, 587, false);
-            r.smtp.client_software.map(|s| (s.name, s.version))
-        };
-        let named = |n: &str, v: Option<&str>| Some((n.to_string(), v.map(str::to_string)));
-        assert_eq!(
-            client("x_mailer", "Microsoft Outlook 16.0"),
-            named("Microsoft Outlook", Some("16.0"))
-        );
-        assert_eq!(
-            client("x_mailer", "Microsoft Office Outlook 12.0"),
-            named("Microsoft Outlook", Some("12.0"))
-        );
-        assert_eq!(
-            client(
-                "user_agent",
-                "Mozilla/5.0 (Windows NT 10.0; rv:115.0) Gecko/20100101 Thunderbird/115.3.1"
-            ),
-            named("Mozilla Thunderbird", Some("115.3.1"))
-        );
-        assert_eq!(
-            client("x_mailer", "Apple Mail (2.3654.120.0.1.13)"),
-            named("Apple Mail", Some("2.3654.120.0.1.13"))
-        );
-        assert_eq!(
-            client("x_mailer", "iPhone Mail (20B101)"),
-            named("iPhone Mail", Some("20B101"))
-        );
-        assert_eq!(
-            client(
-                "x_mailer",
-                "PHPMailer 6.8.0 (https://github.com/PHPMailer/PHPMailer)"
-            ),
-            named("PHPMailer", Some("6.8.0"))
-        );
-        assert_eq!(
-            client("x_mailer", "Atomic Mail Sender 9.30"),
-            named("Atomic Mail Sender", Some("9.30"))
-        );
-        assert_eq!(
-            client("user_agent", "Roundcube Webmail/1.6.5"),
-            named("Roundcube", Some("1.6.5"))
-        );
-        assert_eq!(client("x_mailer", "Some Unknown Mailer 1.0"), None);
-
-        let server = |banner: &str| -> Option<(String, Option<String>)> {
-            let mut r = record("pc.example.org", banner, None);
-            shipped().identify_smtp(&mut r, 25, false);
-            r.smtp.server_software.map(|s| (s.name, s.version))
-        };
-        assert_eq!(
-            server("220 mx.example.net ESMTP Postfix (Debian/GNU)"),
-            named("Postfix", None)
-        );
-        assert_eq!(
-            server("220 mail.example.com ESMTP Exim 4.96 Sun, 22 Nov 2026 10:00:00 +0000"),
-            named("Exim", Some("4.96"))
-        );
-        assert_eq!(
-            server("220 mx.example.org ESMTP Sendmail 8.15.2/8.15.2; Sun, 22 Nov 2026"),
-            named("Sendmail", Some("8.15.2"))
-        );
-        assert_eq!(
-            server("220 EXCH01.corp.local Microsoft ESMTP MAIL Service ready at Sun, 22 Nov 2026"),
-            named("Microsoft Exchange", None)
-        );
-        assert_eq!(
-            server("220 mail.example.net ESMTP OpenSMTPD"),
-            named("OpenSMTPD", None)
-        );
-        assert_eq!(
-            server("220 mx1.example.net ESMTP Haraka/3.0.2 ready"),
-            named("Haraka", Some("3.0.2"))
-        );
-        assert_eq!(server("220 mx.example.net ESMTP"), None);
-    }
-
-    #[test]
-    fn bot_dialects() {
-        let bots = |helo: &str, pregreet: bool, port: u16, internal: bool| -> Vec<String> {
-            let mut r = record(helo, "220 mx ESMTP", None);
-            r.smtp.pregreet = pregreet;
-            shipped().identify_smtp(&mut r, port, internal);
-            r.software
-                .iter()
-                .filter(|s| s.kind == SoftwareType::SpamBot)
-                .map(|s| s.rule.to_string())
-                .collect()
-        };
-        assert_eq!(bots("ylmf-pc", false, 587, false), vec!["cutwail"]);
-        assert_eq!(
-            bots("ylmf-pc", false, 25, false),
-            vec!["cutwail", "dotless_helo_to_mx"]
-        );
-        assert_eq!(bots("mx.example.org", true, 25, false), vec!["pregreet"]);
-        assert_eq!(bots("XKQZTRWP", false, 587, false), vec!["random_helo"]);
-        assert!(
-            bots("MARKETING", false, 587, false).is_empty(),
-            "pronounceable"
-        );
-        assert_eq!(bots("192.0.2.7", false, 25, false), vec!["ip_helo_to_mx"]);
-        assert!(
-            bots("192.0.2.7", false, 25, true).is_empty(),
-            "to an internal server"
-        );
-        assert!(
-            bots("[192.0.2.7]", false, 25, false).is_empty(),
-            "an address literal is allowed"
-        );
-        assert!(bots("mail.example.org", false, 25, false).is_empty());
-    }
-
-    #[test]
-    fn hostile_header_values_are_matched_safely_and_evidence_is_capped() {
-        let huge = format!("The Bat! (v9.5.2) {}", "\u{fffd}".repeat(5000));
-        let email = bat(&huge, "<\u{0}\u{fffd}>", "x", "text/plain");
-        let mut r = record(&"A".repeat(3000), "220 \u{fffd}", Some(email));
-        shipped().identify_smtp(&mut r, 25, false);
-        for s in &r.software {
-            assert!(s.evidence.len() <= MAX_EVIDENCE);
-            assert!(s.edition.as_ref().is_none_or(|e| e.len() <= MAX_CAPTURE));
-        }
-    }
-
-    #[test]
-    fn commands_header_order_auth_and_verb_conditions() {
-        let rules = parse(
-            r#"
-[[rule]]
-name = "lowercase_bot"
-type = "spam_bot"
-software = "lower-case bot"
-match.commands = '^helo;mail from: <'
-match.helo_verb = "HELO"
-
-[[rule]]
-name = "header_order"
-type = "mail_client"
-software = "Ordered"
-match.header_order = '^Date,From,To,'
-match.auth_mechanism = '^LOGIN$'
-"#,
-        )
-        .unwrap();
-        let mut r = record("pc", "220 x", None);
-        r.smtp.commands = "helo;mail from: <;rcpt to: <;data".into();
-        r.smtp.helo_verb = Some("HELO".into());
-        rules.identify_smtp(&mut r, 25, false);
-        assert_eq!(r.software.len(), 1);
-        assert_eq!(
-            r.software[0].evidence,
-            "commands=helo;mail from: <;rcpt to: <;data"
-        );
-        r.smtp.commands = "HELO;MAIL FROM:<".into();
-        rules.identify_smtp(&mut r, 25, false);
-        assert!(r.software.is_empty(), "spelling differs");
-
-        let email = EmailFields {
-            header_names: vec!["Date".into(), "From".into(), "To".into(), "Subject".into()],
-            ..EmailFields::default()
-        };
-        let mut r = record("pc", "220 x", Some(email));
-        rules.identify_smtp(&mut r, 587, false);
-        assert!(
-            r.software.is_empty(),
-            "no AUTH: a match condition on it fails"
-        );
-        r.smtp.auth = Some(crate::protocols::smtp::AuthRecord {
-            mechanism: "LOGIN".into(),
-            ..Default::default()
-        });
-        rules.identify_smtp(&mut r, 587, false);
-        assert_eq!(
-            r.smtp.client_software.map(|s| s.name),
-            Some("Ordered".into())
-        );
     }
 
     #[test]
@@ -1124,18 +658,14 @@ match.auth_mechanism = '^LOGIN$'
         }
         let rules = parse(&text).unwrap();
         assert_eq!(rules.sets.len(), 1);
-        let email = EmailFields {
-            x_mailer: Some("Mailer777 v3".into()),
-            ..EmailFields::default()
-        };
-        let mut r = record("pc", "220 x", Some(email));
-        rules.identify_smtp(&mut r, 587, false);
-        assert_eq!(r.software.len(), 1);
+        let found = rules.identify(&Features {
+            x_mailer: Some("Mailer777 v3"),
+            dest_port: 587,
+            ..Features::default()
+        });
+        assert_eq!(found.len(), 1);
         assert_eq!(
-            (
-                r.software[0].name.as_str(),
-                r.software[0].version.as_deref()
-            ),
+            (found[0].name.as_str(), found[0].version.as_deref()),
             ("M777", Some("3"))
         );
     }

@@ -25,7 +25,7 @@ pub use detections::{
     AuthBruteforce, Cooldown, Detections, DirectSmtp, ExcessiveMail, Limits, SenderKey, Summary,
     Surge,
 };
-pub use fingerprint::{Fingerprints, RuleAlert, Software, SoftwareType};
+pub use fingerprint::{Features, Fingerprints, HeloVerb, MAX_CAPTURE, MAX_EVIDENCE, Quoting};
 
 /// A problem in a rules file, where it is (line and column are 1-based; 0 when the file as a
 /// whole is at fault, e.g. unreadable).

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use self::parser::{Command, Verb};
 use super::{AppEvent, AppOutput, Probe};
-use crate::flow::Direction;
+use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
 /// Longest command or reply line kept; longer lines are cut and noted.
@@ -47,7 +47,7 @@ fn field(bytes: &[u8]) -> String {
 }
 
 fn capped(s: String) -> String {
-    crate::output::cap_string(s, MAX_FIELD)
+    crate::text::cap_string(s, MAX_FIELD)
 }
 
 /// Whether the first bytes of a flow are SMTP: a client EHLO/HELO, a server banner that says

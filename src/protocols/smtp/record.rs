@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::rules::Software;
+use crate::software::Software;
 
 /// How a transaction ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

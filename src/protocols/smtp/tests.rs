@@ -2,7 +2,7 @@
 //! bytes.
 
 use super::*;
-use crate::flow::Direction::{Ctos, Stoc};
+use crate::direction::Direction::{Ctos, Stoc};
 
 const C: Direction = Ctos;
 const S: Direction = Stoc;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use self::parser::{Address, Error};
 use super::tunnel::InnerStream;
 use super::{AppEvent, AppOutput, Probe};
-use crate::flow::Direction;
+use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
 /// Handshake bytes buffered per direction; a handshake is a few hundred bytes at most.
@@ -131,7 +131,7 @@ pub struct SocksRecord {
 }
 
 fn field(bytes: &[u8]) -> String {
-    crate::output::cap_string(String::from_utf8_lossy(bytes).into_owned(), MAX_FIELD)
+    crate::text::cap_string(String::from_utf8_lossy(bytes).into_owned(), MAX_FIELD)
 }
 
 /// Where each side of the handshake is.

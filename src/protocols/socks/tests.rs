@@ -1,7 +1,7 @@
 //! The SOCKS handshakes, one behaviour per test, and the stream inside the tunnel.
 
 use super::*;
-use crate::flow::Direction::{Ctos, Stoc};
+use crate::direction::Direction::{Ctos, Stoc};
 
 fn run(script: &[(Direction, &[u8])]) -> Vec<AppOutput> {
     let mut parser = SocksParser::new(0);

@@ -17,8 +17,8 @@ use etherparse::{
     EtherType, Ethernet2Header, IpNumber, Ipv4Header, PacketBuilder, SingleVlanHeader, VlanId,
 };
 
-use crate::flow::Direction;
-use crate::timestamp::Timestamp;
+use spamtap::direction::Direction;
+use spamtap::timestamp::Timestamp;
 
 /// 2026-01-01T00:00:00Z: every generated capture starts here unless told otherwise.
 pub const EPOCH: Timestamp = Timestamp(1_767_225_600 * Timestamp::MICROS_PER_SEC);
@@ -433,11 +433,11 @@ impl Session {
 
 /// Source address of a frame this generator built, by decoding it again.
 fn source_of(link: &Link, data: &[u8]) -> Option<(IpAddr, u16)> {
-    let link_type = crate::decode::LinkType::from_linktype(link.dlt())?;
-    let mut stats = crate::decode::DecodeStats::default();
-    match crate::decode::decode(link_type, data, &mut stats) {
-        crate::decode::Decoded::Tcp(seg) => Some((seg.src, seg.src_port)),
-        crate::decode::Decoded::Other => None,
+    let link_type = spamtap::decode::LinkType::from_linktype(link.dlt())?;
+    let mut stats = spamtap::decode::DecodeStats::default();
+    match spamtap::decode::decode(link_type, data, &mut stats) {
+        spamtap::decode::Decoded::Tcp(seg) => Some((seg.src, seg.src_port)),
+        spamtap::decode::Decoded::Other => None,
     }
 }
 

@@ -5,8 +5,8 @@
 
 use super::scenarios::{Scenario, at, message};
 use super::{Frame, Link, Session, merge};
-use crate::flow::Direction::{Ctos, Stoc};
-use crate::timestamp::Timestamp;
+use spamtap::direction::Direction::{Ctos, Stoc};
+use spamtap::timestamp::Timestamp;
 
 /// One mail transaction: the sender, each recipient with whether the server accepts it.
 struct Mail {

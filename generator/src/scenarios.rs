@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use super::{Fault, Frame, Link, PcapWriter, Session, arp_frame, ipv4_fragments, merge, udp_frame};
-use crate::flow::Direction::{Ctos, Stoc};
-use crate::timestamp::Timestamp;
+use spamtap::direction::Direction::{Ctos, Stoc};
+use spamtap::timestamp::Timestamp;
 
 use super::EPOCH;
 

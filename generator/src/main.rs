@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use spamtap::pcapgen::{Link, PcapWriter, bench_mix, scenarios, syn_flood, write_pcap};
+use spamtap_gen::{Link, PcapWriter, bench_mix, scenarios, syn_flood, write_pcap};
 
 #[derive(Parser)]
 #[command(

@@ -4,8 +4,8 @@
 
 use super::scenarios::{Scenario, at};
 use super::{Frame, Link, Session, merge};
-use crate::flow::Direction::{Ctos, Stoc};
-use crate::timestamp::Timestamp;
+use spamtap::direction::Direction::{Ctos, Stoc};
+use spamtap::timestamp::Timestamp;
 
 const POSTFIX: &str = "220 relay.corp.example.org ESMTP Postfix";
 

@@ -1,0 +1,49 @@
+//! The generator writes `pcaps/` byte for byte: every committed generated capture is what a
+//! fresh `spamtap-gen scenarios` gives, and nothing else is there.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+fn pcaps() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
+}
+
+#[test]
+fn generator_reproduces_committed_pcaps() {
+    let dir = std::env::temp_dir().join(format!("spamtap-gen-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spamtap-gen"))
+        .arg("scenarios")
+        .arg(&dir)
+        .output()
+        .expect("spamtap-gen runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated: BTreeSet<_> = fs::read_dir(&dir)
+        .expect("listing")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    // real-*.pcap come from real programs (tests/real/capture.sh), not the generator.
+    let committed: BTreeSet<_> = fs::read_dir(pcaps())
+        .expect("pcaps/")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("real-"))
+        .collect();
+    assert_eq!(
+        generated, committed,
+        "pcaps/ holds exactly the generated scenarios"
+    );
+    for name in generated {
+        let a = fs::read(dir.join(&name)).expect("generated");
+        let b = fs::read(pcaps().join(&name)).expect("committed");
+        assert!(
+            a == b,
+            "{name:?} differs from a fresh generation: run spamtap-gen scenarios pcaps/"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,50 @@
+//! Enrichment: what the rules add to what the flow stage and the parsers recorded, in one place
+//! after the application layer. Asset groups go onto every flow's identity as the flow starts;
+//! fingerprint rules name the software of each SMTP session before its event is written.
+
+mod fingerprint;
+
+pub use fingerprint::identify_smtp;
+
+use crate::flow::FlowIdentity;
+use crate::protocols::{AppEvent, AppOutput};
+use crate::rules::{Assets, Fingerprints};
+
+/// The rules enrichment applies, borrowed for a worker's lifetime.
+#[derive(Clone, Copy)]
+pub struct Enricher<'a> {
+    assets: &'a Assets,
+    fingerprints: &'a Fingerprints,
+}
+
+impl<'a> Enricher<'a> {
+    pub fn new(assets: &'a Assets, fingerprints: &'a Fingerprints) -> Self {
+        Enricher {
+            assets,
+            fingerprints,
+        }
+    }
+
+    /// Names the asset groups of a new flow's client and server.
+    pub fn flow(&self, id: &mut FlowIdentity) {
+        id.src_groups = self.assets.groups_of(id.src_ip);
+        id.dest_groups = self.assets.groups_of(id.dest_ip);
+    }
+
+    /// Adds what the rules say about one application event of the flow `flow`.
+    pub fn app(&self, output: &mut AppOutput, flow: &FlowIdentity) {
+        if let AppEvent::Smtp(record) = &mut output.event {
+            // The mail server is the tunnel's destination for a session through a proxy.
+            let (port, internal) = match &output.tunnel {
+                Some(t) => (
+                    t.dest_port,
+                    t.dest_host
+                        .parse()
+                        .is_ok_and(|ip| self.assets.is_internal(ip)),
+                ),
+                None => (flow.dest_port, self.assets.is_internal(flow.dest_ip)),
+            };
+            identify_smtp(self.fingerprints, record, port, internal);
+        }
+    }
+}

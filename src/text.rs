@@ -1,0 +1,32 @@
+//! Text from the wire, made safe to keep: capped in length without ever splitting a character,
+//! so every string that reaches an event is valid UTF-8 of bounded size.
+
+/// The longest prefix of `s` within `max` bytes that ends on a character boundary: text from
+/// the wire is capped without ever leaving invalid UTF-8 behind.
+pub fn cap_str(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// [`cap_str`] for an owned string.
+pub fn cap_string(mut s: String, max: usize) -> String {
+    let end = cap_str(&s, max).len();
+    s.truncate(end);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capping_never_splits_a_character() {
+        assert_eq!(cap_str("héllo", 2), "h", "é is two bytes");
+        assert_eq!(cap_str("héllo", 3), "hé");
+        assert_eq!(cap_str("abc", 10), "abc");
+        assert_eq!(cap_string("€€".to_string(), 4), "€");
+    }
+}

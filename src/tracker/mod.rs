@@ -1,0 +1,327 @@
+//! The tracker: what a worker does with each TCP segment.
+//!
+//! It runs the stages in the order a packet travels: it finds or creates the segment's flow
+//! (flow), feeds the segment to that direction's stream (reassembly), passes the resulting bytes
+//! and gaps to the flow's application layer (protocols), lets the rules add to what was found
+//! (enrich), and writes the events (output): the parsers' as they come, the `flow` event when the
+//! flow ends, closed, timed out, evicted, reused or drained.
+
+use crate::decode::TcpSegment;
+use crate::direction::Direction;
+use crate::enrich::Enricher;
+use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, Side, Timeouts};
+use crate::output::{Event, EventBody, EventSink, Origin};
+use crate::protocols::{AppLayer, AppOutput};
+use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream};
+use crate::timestamp::Timestamp;
+
+/// Caps and timeouts of one worker's tracker.
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    pub max_flows: usize,
+    pub timeouts: Timeouts,
+    /// Out-of-order bytes one stream may hold ahead of a hole.
+    pub stream_window: usize,
+    /// Out-of-order bytes all streams of the worker may hold together.
+    pub reassembly_memcap: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            max_flows: 1_000_000,
+            timeouts: Timeouts::default(),
+            stream_window: 256 * 1024,
+            reassembly_memcap: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Names that events carry but the tracker does not own, and the rules it applies.
+pub struct EventContext<'a> {
+    pub sensor: &'a str,
+    /// One origin per input (each pcap file, or the one interface), indexed by packet.
+    pub origins: &'a [Origin<'a>],
+    pub enrich: Enricher<'a>,
+}
+
+/// A flow as one worker holds it: the connection, its two streams, its application layer.
+struct Flow {
+    conn: Connection,
+    streams: [Stream; 2],
+    app: AppLayer,
+}
+
+impl Flow {
+    fn has_data(&self) -> bool {
+        self.streams
+            .iter()
+            .any(|s| s.delivered() + s.gap_bytes() > 0)
+    }
+}
+
+/// One worker's flows.
+pub struct Tracker {
+    table: FlowTable<Flow>,
+    config: TrackerConfig,
+    memory: MemoryBudget,
+    stats: FlowStats,
+    reassembly: ReassemblyStats,
+    app_out: Vec<AppOutput>,
+    now: Timestamp,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Tracker {
+            table: FlowTable::new(config.max_flows),
+            memory: MemoryBudget::new(config.reassembly_memcap),
+            config,
+            stats: FlowStats::default(),
+            reassembly: ReassemblyStats::default(),
+            app_out: Vec::new(),
+            now: Timestamp::default(),
+        }
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        FlowStats {
+            active: self.table.len() as u64,
+            reassembly_memory: self.memory.used() as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    pub fn reassembly_stats(&self) -> &ReassemblyStats {
+        &self.reassembly
+    }
+
+    /// Handles one segment captured at `ts` from input `origin`.
+    pub fn on_segment(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        wire_len: u32,
+        origin: usize,
+        ctx: &EventContext<'_>,
+        out: &mut impl EventSink,
+    ) {
+        self.now = self.now.max(ts);
+        let (key, sender) = FlowKey::of(seg);
+
+        // A flow past its deadline ends before this packet is looked at, whether or not the
+        // timer sweep got to it yet: the result cannot depend on when sweeps run. A new SYN on
+        // a closed connection starts another one.
+        let ended = match self.table.get(&key) {
+            Some(flow) if self.table.deadline(&key).is_some_and(|d| d <= ts) => {
+                Some(flow.conn.expiry_reason())
+            }
+            Some(flow) if seg.flags.syn() && !seg.flags.ack() && flow.conn.is_closed() => {
+                Some(EndReason::Reused)
+            }
+            _ => None,
+        };
+        if let Some(reason) = ended {
+            self.end(&key, reason, ctx, out);
+        }
+        if self.table.get_mut(&key).is_none() {
+            self.create(key, seg, sender, ts, origin, ctx, out);
+        }
+
+        let timeouts = self.config.timeouts;
+        let Some(flow) = self.table.get_mut(&key) else {
+            return;
+        };
+        let dir = flow.conn.observe(seg, sender, ts, wire_len);
+        let Flow { conn, streams, app } = &mut *flow;
+        let [ctos, stoc] = streams;
+        let (this, other) = match dir {
+            Direction::Ctos => (ctos, stoc),
+            Direction::Stoc => (stoc, ctos),
+        };
+        let app_out = &mut self.app_out;
+        if !seg.flags.rst() {
+            this.on_segment(
+                Segment {
+                    seq: seg.seq,
+                    syn: seg.flags.syn(),
+                    fin: seg.flags.fin(),
+                    payload: seg.payload,
+                    missing: seg.missing,
+                },
+                &self.memory,
+                &mut self.reassembly,
+                &mut |chunk| deliver_to(app, dir, chunk, ts, app_out),
+            );
+            if seg.flags.ack() {
+                other.on_peer_ack(seg.ack, &mut self.reassembly, &mut |chunk| {
+                    deliver_to(app, dir.reverse(), chunk, ts, app_out)
+                });
+            }
+        }
+        emit_app_events(app_out, conn, ctx, out);
+        let deadline = ts.saturating_add_secs(flow.conn.timeout(&timeouts, flow.has_data()));
+        self.table.set_deadline(&key, deadline);
+    }
+
+    /// Moves packet time forward to `now`, ending every flow whose deadline passed.
+    pub fn advance(&mut self, now: Timestamp, ctx: &EventContext<'_>, out: &mut impl EventSink) {
+        self.now = self.now.max(now);
+        let mut expired = Vec::new();
+        self.table
+            .expire(self.now, |key, flow| expired.push((key, flow)));
+        for (_, flow) in expired {
+            let reason = flow.conn.expiry_reason();
+            self.finish(flow, reason, ctx, out);
+        }
+    }
+
+    /// Ends every flow: end of input or shutdown.
+    pub fn drain(&mut self, ctx: &EventContext<'_>, out: &mut impl EventSink) {
+        self.advance(self.now, ctx, out);
+        let mut table = std::mem::replace(&mut self.table, FlowTable::new(1));
+        table.drain(|_, flow| {
+            let reason = if flow.conn.is_closed() {
+                EndReason::Closed
+            } else {
+                EndReason::Shutdown
+            };
+            self.finish(flow, reason, ctx, out);
+        });
+        self.table = table;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        key: FlowKey,
+        seg: &TcpSegment<'_>,
+        sender: Side,
+        ts: Timestamp,
+        origin: usize,
+        ctx: &EventContext<'_>,
+        out: &mut impl EventSink,
+    ) {
+        let mut conn = Connection::new(&key, seg, sender, ts, origin);
+        ctx.enrich.flow(&mut conn.id);
+        let flow = Flow {
+            conn,
+            streams: [
+                Stream::new(self.config.stream_window),
+                Stream::new(self.config.stream_window),
+            ],
+            app: AppLayer::default(),
+        };
+        self.stats.total += 1;
+        let deadline = ts.saturating_add_secs(self.config.timeouts.half_open);
+        if let Some((_, evicted)) = self.table.insert(key, flow, deadline) {
+            self.finish(evicted, EndReason::Evicted, ctx, out);
+        }
+    }
+
+    fn end(
+        &mut self,
+        key: &FlowKey,
+        reason: EndReason,
+        ctx: &EventContext<'_>,
+        out: &mut impl EventSink,
+    ) {
+        if let Some(flow) = self.table.remove(key) {
+            self.finish(flow, reason, ctx, out);
+        }
+    }
+
+    /// Flushes both streams into the application layer, then writes its last events and the
+    /// `flow` event.
+    fn finish(
+        &mut self,
+        mut flow: Flow,
+        reason: EndReason,
+        ctx: &EventContext<'_>,
+        out: &mut impl EventSink,
+    ) {
+        match reason {
+            EndReason::Closed => self.stats.closed += 1,
+            EndReason::Timeout => self.stats.timed_out += 1,
+            EndReason::Evicted => self.stats.evicted += 1,
+            EndReason::Reused => self.stats.reused += 1,
+            EndReason::Shutdown => self.stats.shutdown += 1,
+        }
+        let ts = flow.conn.last;
+        for dir in [Direction::Ctos, Direction::Stoc] {
+            let app = &mut flow.app;
+            let app_out = &mut self.app_out;
+            flow.streams[dir.index()].flush(&mut self.reassembly, &mut |chunk| {
+                deliver_to(app, dir, chunk, ts, app_out)
+            });
+        }
+        let app_proto = flow.app.app_proto();
+        flow.app.finish(ts, &mut self.app_out);
+        emit_app_events(&mut self.app_out, &flow.conn, ctx, out);
+
+        let [ctos, stoc] = &flow.streams;
+        let record = flow.conn.record(
+            reason,
+            [ctos.delivered(), stoc.delivered()],
+            ctos.gap_bytes() + stoc.gap_bytes(),
+        );
+        let tcp = flow.conn.tcp_summary();
+        out.emit(&Event {
+            timestamp: flow.conn.start,
+            sensor: ctx.sensor,
+            origin: origin(ctx, flow.conn.origin),
+            flow: Some(&flow.conn.id),
+            body: EventBody::Flow {
+                record: &record,
+                tcp: &tcp,
+                app_proto,
+            },
+        });
+    }
+}
+
+fn origin<'a>(ctx: &EventContext<'a>, index: usize) -> Origin<'a> {
+    ctx.origins
+        .get(index)
+        .or(ctx.origins.first())
+        .copied()
+        .unwrap_or(Origin::PcapFile(""))
+}
+
+fn deliver_to(
+    app: &mut AppLayer,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    ts: Timestamp,
+    out: &mut Vec<AppOutput>,
+) {
+    if !app.wants_data() {
+        return;
+    }
+    match chunk {
+        Chunk::Data(data) => app.on_data(dir, data, ts, out),
+        Chunk::Gap(len) => app.on_gap(dir, len),
+    }
+}
+
+/// Enriches and writes what the application layer of `conn` reported.
+fn emit_app_events(
+    pending: &mut Vec<AppOutput>,
+    conn: &Connection,
+    ctx: &EventContext<'_>,
+    out: &mut impl EventSink,
+) {
+    for mut output in pending.drain(..) {
+        ctx.enrich.app(&mut output, &conn.id);
+        out.emit(&Event {
+            timestamp: output.ts,
+            sensor: ctx.sensor,
+            origin: origin(ctx, conn.origin),
+            flow: Some(&conn.id),
+            body: EventBody::App {
+                event: &output.event,
+                tunnel: output.tunnel.as_ref(),
+            },
+        });
+    }
+}

@@ -1,0 +1,197 @@
+//! The tracker, from generated packets to events: parsers see each direction in order despite
+//! reordering and duplicates, lost bytes become gaps, flows end in the right state for the
+//! right reason, and a full table evicts and reports.
+
+use serde_json::Value;
+use spamtap::decode::{DecodeStats, Decoded, LinkType, decode};
+use spamtap::direction::Direction::{Ctos, Stoc};
+use spamtap::enrich::Enricher;
+use spamtap::output::{Event, EventSink, Origin};
+use spamtap::rules::{Assets, Fingerprints};
+use spamtap::tracker::{EventContext, Tracker, TrackerConfig};
+use spamtap_gen::{EPOCH, Fault, Frame, Session, merge};
+
+#[derive(Default)]
+struct Collect(Vec<Value>);
+
+impl EventSink for Collect {
+    fn emit(&mut self, event: &Event<'_>) {
+        self.0.push(serde_json::to_value(event).unwrap());
+    }
+}
+
+fn run(frames: &[Frame], config: TrackerConfig) -> Vec<Value> {
+    let origins = [Origin::PcapFile("test.pcap")];
+    let assets = Assets::default();
+    let fingerprints = Fingerprints::default();
+    let ctx = EventContext {
+        sensor: "unit",
+        origins: &origins,
+        enrich: Enricher::new(&assets, &fingerprints),
+    };
+    let mut tracker = Tracker::new(config);
+    let mut out = Collect::default();
+    let mut stats = DecodeStats::default();
+    for frame in frames {
+        if let Decoded::Tcp(seg) = decode(LinkType::Ethernet, &frame.data, &mut stats) {
+            tracker.on_segment(&seg, frame.ts, frame.wire_len, 0, &ctx, &mut out);
+        }
+    }
+    tracker.drain(&ctx, &mut out);
+    out.0
+}
+
+fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event_type"] == t).collect()
+}
+
+#[test]
+fn parser_sees_both_directions_in_order_despite_reordering() {
+    let mut s = Session::new("192.0.2.1:40000", "198.51.100.1:2525").mss(4);
+    s.handshake()
+        .send(Stoc, b"220 mx ESMTP\r\n")
+        .send_with(
+            Ctos,
+            b"EHLO one.example\r\nMAIL FROM:<a@b.example>\r\n",
+            &[Fault::Reorder(0), Fault::Duplicate(1), Fault::Reorder(5)],
+        )
+        .send(Stoc, b"250 mx\r\n250 ok\r\n")
+        .send(Ctos, b"QUIT\r\n")
+        .close();
+    let events = run(s.frames(), TrackerConfig::default());
+    let smtp = of_type(&events, "smtp");
+    assert_eq!(smtp.len(), 1);
+    assert_eq!(smtp[0]["smtp"]["helo"], "one.example");
+    assert_eq!(smtp[0]["smtp"]["mail_from"], "a@b.example");
+    assert_eq!(smtp[0]["smtp"]["banner"], "220 mx ESMTP");
+    assert!(smtp[0]["smtp"].get("anomalies").is_none(), "{}", smtp[0]);
+    let flow = of_type(&events, "flow");
+    assert_eq!(flow[0]["app_proto"], "smtp");
+    assert_eq!(flow[0]["src_port"], 40000);
+    assert_eq!(flow[0]["flow"]["state"], "closed");
+    assert_eq!(flow[0]["flow"]["data_bytes_toserver"], 49);
+    assert_eq!(flow[0]["flow"]["missed_bytes"], 0);
+    // App events carry the same flow identity as the flow event.
+    assert_eq!(smtp[0]["flow_id"], flow[0]["flow_id"]);
+    assert_eq!(smtp[0]["community_id"], flow[0]["community_id"]);
+}
+
+#[test]
+fn parser_gets_gap_for_lost_segment() {
+    let mut s = Session::new("192.0.2.1:40000", "198.51.100.1:2525").mss(4);
+    s.handshake()
+        .send(Stoc, b"220 mx ESMTP\r\n")
+        .send_with(Ctos, b"EHLO one\r\nMAIL FROM:<a@b>\r\n", &[Fault::Drop(3)])
+        .send(Stoc, b"250 mx\r\n250 ok\r\n")
+        .close();
+    let events = run(s.frames(), TrackerConfig::default());
+    let smtp = of_type(&events, "smtp");
+    assert_eq!(smtp[0]["smtp"]["anomalies"][0], "gap", "{}", smtp[0]);
+    assert_eq!(smtp[0]["smtp"]["helo"], "one");
+    assert!(
+        smtp[0]["smtp"].get("mail_from").is_none(),
+        "the lost bytes held it"
+    );
+    assert_eq!(of_type(&events, "flow")[0]["flow"]["missed_bytes"], 4);
+}
+
+#[test]
+fn non_matching_flow_has_no_app_proto() {
+    let mut s = Session::new("192.0.2.1:40000", "198.51.100.1:25");
+    s.handshake().send(Ctos, b"GET / HTTP/1.1\r\n\r\n").close();
+    let events = run(s.frames(), TrackerConfig::default());
+    assert!(of_type(&events, "smtp").is_empty());
+    assert!(of_type(&events, "flow")[0].get("app_proto").is_none());
+}
+
+#[test]
+fn states_and_reasons() {
+    let mut no_answer = Session::new("192.0.2.1:1000", "198.51.100.1:25");
+    no_answer.syn().wait_secs(1).syn();
+    let mut refused = Session::new("192.0.2.2:1000", "198.51.100.1:25");
+    refused.refused();
+    let mut reset = Session::new("192.0.2.3:1000", "198.51.100.1:25");
+    reset.handshake().send(Ctos, b"x").reset(Stoc);
+    let mut idle = Session::new("192.0.2.4:1000", "198.51.100.1:25");
+    idle.handshake().send(Ctos, b"x");
+    let mut open = Session::new("192.0.2.5:1000", "198.51.100.1:25")
+        .starting_at(EPOCH.saturating_add_secs(1000));
+    open.handshake();
+    let frames = merge([
+        no_answer.into_frames(),
+        refused.into_frames(),
+        reset.into_frames(),
+        idle.into_frames(),
+        open.into_frames(),
+    ]);
+    let events = run(&frames, TrackerConfig::default());
+    let by_client = |ip: &str| {
+        of_type(&events, "flow")
+            .into_iter()
+            .find(|e| e["src_ip"] == ip)
+            .map(|e| (e["flow"]["state"].clone(), e["flow"]["reason"].clone()))
+            .unwrap()
+    };
+    assert_eq!(
+        by_client("192.0.2.1"),
+        ("no_answer".into(), "timeout".into())
+    );
+    assert_eq!(by_client("192.0.2.2"), ("rejected".into(), "closed".into()));
+    assert_eq!(by_client("192.0.2.3"), ("reset".into(), "closed".into()));
+    assert_eq!(by_client("192.0.2.4"), ("timeout".into(), "timeout".into()));
+    assert_eq!(
+        by_client("192.0.2.5"),
+        ("established".into(), "shutdown".into())
+    );
+}
+
+#[test]
+fn midstream_pickup_orients_by_port() {
+    let mut s = Session::new("192.0.2.1:51000", "198.51.100.1:25");
+    s.send(Stoc, b"250 ok\r\n").send(Ctos, b"QUIT\r\n");
+    let events = run(s.frames(), TrackerConfig::default());
+    let flow = of_type(&events, "flow")[0];
+    assert_eq!(flow["src_ip"], "192.0.2.1");
+    assert_eq!(flow["dest_port"], 25);
+}
+
+#[test]
+fn full_table_evicts_and_reports() {
+    let sessions = (0..5u16).map(|i| {
+        let mut s = Session::new(&format!("192.0.2.1:{}", 1000 + i), "198.51.100.1:25")
+            .starting_at(EPOCH.saturating_add_secs(u64::from(i)));
+        s.handshake();
+        s.into_frames()
+    });
+    let config = TrackerConfig {
+        max_flows: 2,
+        ..TrackerConfig::default()
+    };
+    let events = run(&merge(sessions), config);
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 5);
+    let evicted = flows
+        .iter()
+        .filter(|f| f["flow"]["reason"] == "evicted")
+        .count();
+    assert_eq!(evicted, 3);
+}
+
+#[test]
+fn new_syn_after_close_starts_a_new_flow() {
+    let mut first = Session::new("192.0.2.1:1000", "198.51.100.1:25");
+    first.handshake().send(Ctos, b"a").close();
+    let mut second = Session::new("192.0.2.1:1000", "198.51.100.1:25")
+        .isn(5_000, 6_000)
+        .starting_at(EPOCH.saturating_add_secs(2));
+    second.handshake().send(Ctos, b"b").close();
+    let events = run(
+        &merge([first.into_frames(), second.into_frames()]),
+        TrackerConfig::default(),
+    );
+    let reasons: Vec<_> = of_type(&events, "flow")
+        .iter()
+        .map(|f| f["flow"]["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons, vec!["reused", "closed"]);
+}
