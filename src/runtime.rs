@@ -27,8 +27,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::analysis::{Analyzer, Observation};
-use crate::capture::{self, CaptureError, CaptureStats, KernelStats, LiveOptions, PacketHandler};
-use crate::decode::{DecodeStats, Decoded, LinkType, TcpSegment, decode};
+use crate::capture::{
+    self, CaptureError, CaptureStats, KernelStats, LinkType, LiveOptions, PacketHandler,
+};
+use crate::decode::{DecodeStats, Decoded, TcpSegment, decode};
 use crate::enrich::Enricher;
 use crate::flow::{FlowKey, FlowStats};
 use crate::output::{Event, EventBody, EventCounts, EventSink, EventWriter, Origin, StatsRecord};

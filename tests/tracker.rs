@@ -3,7 +3,8 @@
 //! right reason, and a full table evicts and reports.
 
 use serde_json::Value;
-use spamtap::decode::{DecodeStats, Decoded, LinkType, decode};
+use spamtap::capture::LinkType;
+use spamtap::decode::{DecodeStats, Decoded, decode};
 use spamtap::direction::Direction::{Ctos, Stoc};
 use spamtap::enrich::Enricher;
 use spamtap::output::{Event, EventSink, Origin};

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use spamtap::analysis::{Analyzer, Observation};
-use spamtap::decode::{DecodeStats, Decoded, LinkType, decode};
+use spamtap::capture::LinkType;
+use spamtap::decode::{DecodeStats, Decoded, decode};
 use spamtap::flow::{EventContext, Timeouts, Tracker, TrackerConfig};
 use spamtap::output::{Event, EventSink, EventWriter, Origin};
 use spamtap::rules::Rules;

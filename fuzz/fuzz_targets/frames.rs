@@ -6,7 +6,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use spamtap::decode::LinkType;
+use spamtap::capture::LinkType;
 use spamtap::timestamp::Timestamp;
 
 const LINKS: [LinkType; 6] = [

@@ -9,7 +9,7 @@ mod common;
 use etherparse::PacketBuilder;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use spamtap::decode::LinkType;
+use spamtap::capture::LinkType;
 use spamtap::timestamp::Timestamp;
 
 #[derive(Arbitrary, Debug)]

@@ -433,7 +433,7 @@ impl Session {
 
 /// Source address of a frame this generator built, by decoding it again.
 fn source_of(link: &Link, data: &[u8]) -> Option<(IpAddr, u16)> {
-    let link_type = spamtap::decode::LinkType::from_linktype(link.dlt())?;
+    let link_type = spamtap::capture::LinkType::from_linktype(link.dlt())?;
     let mut stats = spamtap::decode::DecodeStats::default();
     match spamtap::decode::decode(link_type, data, &mut stats) {
         spamtap::decode::Decoded::Tcp(seg) => Some((seg.src, seg.src_port)),

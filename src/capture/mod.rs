@@ -13,8 +13,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pcap::{Active, Capture, Offline};
 use serde::Serialize;
 
-use crate::decode::LinkType;
 use crate::timestamp::Timestamp;
+
+/// The link layer of a capture's frames (the ones spamtap decodes), by their pcap
+/// `LINKTYPE_*` number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    /// Linux "cooked" capture v1 (`any` interface): 16-byte header.
+    LinuxSll,
+    /// Linux "cooked" capture v2: 20-byte header.
+    LinuxSll2,
+    /// Raw IPv4 or IPv6, version taken from the first nibble.
+    RawIp,
+    /// BSD loopback, address family in host byte order (written by the capturing host).
+    Null,
+    /// OpenBSD loopback, address family in network byte order.
+    Loop,
+}
+
+impl LinkType {
+    pub fn from_linktype(linktype: i32) -> Option<Self> {
+        Some(match linktype {
+            1 => LinkType::Ethernet,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            // 12 and 14 are the historical DLT numbers some writers still use for raw IP.
+            101 | 12 | 14 | 228 | 229 => LinkType::RawIp,
+            0 => LinkType::Null,
+            108 => LinkType::Loop,
+            _ => return None,
+        })
+    }
+}
 
 /// Receives what the capture reads.
 pub trait PacketHandler {

@@ -7,7 +7,7 @@
 
 mod link;
 
-pub use link::LinkType;
+use crate::capture::LinkType;
 
 use std::net::IpAddr;
 
