@@ -9,8 +9,10 @@ use std::sync::{Arc, OnceLock};
 use spamtap::analysis::{Analyzer, Observation};
 use spamtap::capture::LinkType;
 use spamtap::decode::{DecodeStats, Decoded, decode};
-use spamtap::flow::{EventContext, Timeouts, Tracker, TrackerConfig};
+use spamtap::enrich::Enricher;
+use spamtap::flow::Timeouts;
 use spamtap::output::{Event, EventSink, EventWriter, Origin};
+use spamtap::tracker::{EventContext, Tracker, TrackerConfig};
 use spamtap::rules::Rules;
 use spamtap::timestamp::Timestamp;
 
@@ -24,7 +26,7 @@ struct Sink {
 impl EventSink for Sink {
     fn emit(&mut self, event: &Event<'_>) {
         self.writer.emit(event);
-        self.observations.extend(Observation::of(event));
+        self.observations.extend(event.observation());
     }
 }
 
@@ -68,8 +70,7 @@ fn ctx() -> EventContext<'static> {
     EventContext {
         sensor: "fuzz",
         origins: &ORIGINS,
-        assets: &rules.assets,
-        fingerprints: &rules.fingerprints,
+        enrich: Enricher::new(&rules.assets, &rules.fingerprints),
     }
 }
 

@@ -1,15 +1,14 @@
-//! The input format of the parser targets: records of (control byte, u8 length, bytes). The
-//! control byte's low bit picks the direction; a high nibble of 0xf makes the record a gap
-//! instead of data.
+//! The one driver of every parser target. Input: records of (control byte, u8 length, bytes);
+//! the control byte's low bit picks the direction, a high nibble of 0xf makes the record a gap
+//! instead of data. The parser must never panic, and every event it writes must serialise to
+//! one JSON object within the caps.
 
-use spamtap::flow::Direction;
+use spamtap::direction::Direction;
+use spamtap::output::{Event, EventBody, EventSink, EventWriter, Origin};
+use spamtap::protocols::StreamParser;
+use spamtap::protocols::script::{self, Step};
 
-pub enum Step<'a> {
-    Data(Direction, &'a [u8]),
-    Gap(Direction, u64),
-}
-
-pub fn steps(mut rest: &[u8]) -> impl Iterator<Item = Step<'_>> {
+fn steps(mut rest: &[u8]) -> impl Iterator<Item = Step<'_>> {
     std::iter::from_fn(move || {
         let [control, len, tail @ ..] = rest else {
             return None;
@@ -24,4 +23,32 @@ pub fn steps(mut rest: &[u8]) -> impl Iterator<Item = Step<'_>> {
             Step::Data(dir, chunk)
         })
     })
+}
+
+/// Largest event line a parser may write.
+const MAX_EVENT: usize = 1024 * 1024;
+
+pub fn fuzz_parser<P: StreamParser>(data: &[u8]) {
+    let run = script::run(&mut P::new(0), steps(data));
+    let mut writer = EventWriter::default();
+    for output in &run.events {
+        writer.emit(&Event {
+            timestamp: output.ts,
+            sensor: "fuzz",
+            origin: Origin::PcapFile("fuzz"),
+            flow: None,
+            body: EventBody::App {
+                event: &output.event,
+                tunnel: output.tunnel.as_ref(),
+            },
+        });
+    }
+    let bytes = writer.take();
+    let lines: Vec<_> = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), run.events.len(), "every event serialises");
+    for line in lines {
+        assert!(line.len() < MAX_EVENT, "capped: {} bytes", line.len());
+        let value: serde_json::Value = serde_json::from_slice(line).expect("valid JSON");
+        assert!(value.is_object());
+    }
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::protocols::TunnelKind;
 use crate::software::{RuleAlert, Software, SoftwareType};
 use crate::timestamp::Timestamp;
 
@@ -179,7 +180,7 @@ pub enum Details {
         evidence: String,
     },
     SmtpOverSocks {
-        tunnel_type: &'static str,
+        tunnel_type: TunnelKind,
         proxy: String,
         proxy_port: u16,
         dest_host: String,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::alert::{Alert, Details, MessageSummary, Signature};
 use super::observation::{Observation, Observed, SmtpSighting};
 use super::state::{Capped, Cooldowns, Window};
+use crate::protocols::TunnelKind;
 use crate::rules::{Rules, SenderKey, SmtpPolicy};
 use crate::timestamp::Timestamp;
 
@@ -122,7 +123,7 @@ impl Detectors {
                 if d.blocklisted_peer.enabled {
                     // Through a proxy, the flow's server is the proxy.
                     let server = match &smtp.tunnel {
-                        Some(t) if t.kind == "http_connect" => "http_proxy",
+                        Some(t) if t.kind == TunnelKind::HttpConnect => "http_proxy",
                         Some(_) => "socks_server",
                         None => "smtp_server",
                     };

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::flow::{FlowIdentity, FlowRecord, FlowState};
 use crate::protocols::smtp::Status;
-use crate::protocols::{AppEvent, Tunnel};
+use crate::protocols::{AppEvent, Tunnel, TunnelKind};
 use crate::software::Software;
 use crate::timestamp::Timestamp;
 
@@ -60,7 +60,7 @@ pub struct SmtpSighting {
 
 #[derive(Clone, Debug)]
 pub struct TunnelSighting {
-    pub kind: &'static str,
+    pub kind: TunnelKind,
     /// The proxy: the flow's server, or for a nested tunnel the proxy as named.
     pub proxy: String,
     pub proxy_port: u16,

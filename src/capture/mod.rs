@@ -463,3 +463,15 @@ fn report_kernel_stats(cap: &mut Capture<Active>, handler: &mut impl PacketHandl
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_linktypes() {
+        assert_eq!(LinkType::from_linktype(1), Some(LinkType::Ethernet));
+        assert_eq!(LinkType::from_linktype(276), Some(LinkType::LinuxSll2));
+        assert_eq!(LinkType::from_linktype(105), None);
+    }
+}

@@ -62,13 +62,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn known_linktypes() {
-        assert_eq!(LinkType::from_linktype(1), Some(LinkType::Ethernet));
-        assert_eq!(LinkType::from_linktype(276), Some(LinkType::LinuxSll2));
-        assert_eq!(LinkType::from_linktype(105), None);
-    }
-
-    #[test]
     fn sll_too_short() {
         assert!(linux_sll(&[0; 15]).is_none());
         assert!(linux_sll2(&[0x08]).is_none());

@@ -16,7 +16,7 @@ use crate::analysis::{
 use crate::capture::CaptureStats;
 use crate::decode::DecodeStats;
 use crate::flow::{FlowIdentity, FlowRecord, FlowStats, TcpSummary};
-use crate::protocols::{AppEvent, Tunnel};
+use crate::protocols::{AppEvent, Tunnel, TunnelKind};
 use crate::reassembly::ReassemblyStats;
 use crate::timestamp::Timestamp;
 
@@ -174,7 +174,7 @@ impl Finding {
 #[derive(Serialize)]
 struct TunnelFields<'a> {
     #[serde(rename = "type")]
-    kind: &'a str,
+    kind: TunnelKind,
     proxy_ip: String,
     proxy_port: u16,
     dest_host: &'a str,

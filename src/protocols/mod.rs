@@ -1,15 +1,25 @@
 //! Application layer: protocol detection by content on any port, then one parser per flow.
 //!
-//! This is the one place parsers plug in. A protocol provides a `probe` over the first bytes of
-//! both directions (SOCKS needs the server's answer to be sure) and a parser that takes
-//! in-order data per direction, gaps, and the end of the flow. Parsers are dispatched through
-//! the [`AppParser`] enum, not trait objects, and report what they found as [`AppEvent`]s; the
-//! flow stage adds the common fields.
+//! This is the one place parsers plug in. Each protocol is a folder (`parser.rs` pure, `mod.rs`
+//! the session, `logger.rs` the event it writes) whose parser keeps the [`StreamParser`]
+//! contract: a `probe` over the first bytes of both directions (SOCKS needs the server's answer
+//! to be sure), then in-order data per direction, gaps, and the end of the flow. Adding one is
+//! one line in [`parsers!`] below (and one in [`events!`] if it writes an event of its own).
+//! Parsers are dispatched through the generated [`AppParser`] enum, not trait objects, and
+//! report what they found as [`AppEvent`]s; the tracker adds the common fields.
+//!
+//! A parser may hand the rest of its stream on ([`Parsed::Upgrade`], SMTP after STARTTLS):
+//! detection then starts afresh on what follows, at the same tunnel depth and without a
+//! `tunnel` object, while the parser that handed over still writes its event at the end.
 
 pub mod http_connect;
+pub mod script;
 pub mod smtp;
 pub mod socks;
 mod tunnel;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
 
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
@@ -22,18 +32,137 @@ pub enum Probe {
     NoMatch,
 }
 
-/// One parser per protocol.
-pub enum AppParser {
-    Smtp(Box<smtp::SmtpParser>),
-    Socks(Box<socks::SocksParser>),
-    HttpConnect(Box<http_connect::HttpConnectParser>),
+/// What a parser says after taking a chunk of in-order bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Keep sending this stream's bytes.
+    Continue,
+    /// The parser used the first `consumed` bytes of the chunk; the rest of the chunk, and
+    /// of both directions from now on, belongs to whatever protocol detection finds in it.
+    Upgrade { consumed: usize },
 }
 
-/// What parsers report, one variant per event type.
-#[derive(Debug, PartialEq)]
-pub enum AppEvent {
-    Smtp(Box<smtp::SmtpRecord>),
-    Socks(Box<socks::SocksRecord>),
+/// The contract every application-layer parser keeps.
+pub trait StreamParser {
+    /// Whether the first bytes of both directions are this protocol.
+    fn probe(ctos: &[u8], stoc: &[u8]) -> Probe
+    where
+        Self: Sized;
+    /// A parser for a stream `depth` tunnels deep (0 for a flow's own bytes).
+    fn new(depth: u8) -> Self
+    where
+        Self: Sized;
+    /// The flow's `app_proto` while this parser has it.
+    fn app_proto(&self) -> &'static str;
+    /// In-order bytes of one direction, seen at packet time `ts`.
+    fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) -> Parsed;
+    /// `len` bytes of one direction were lost.
+    fn on_gap(&mut self, dir: Direction, len: u64);
+    /// The flow ended at `ts`: report whatever is still open.
+    fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>);
+}
+
+/// An event a parser writes: its `event_type` and its own top-level objects, laid out in the
+/// protocol's `logger.rs`.
+pub trait AppRecord {
+    const EVENT_TYPE: &'static str;
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
+}
+
+/// Declares the parsers: the [`AppParser`] enum, its dispatch, and the order detection asks
+/// them in.
+macro_rules! parsers {
+    ($($variant:ident => $parser:ty,)+) => {
+        /// One parser per protocol.
+        pub enum AppParser {
+            $($variant(Box<$parser>),)+
+        }
+
+        impl AppParser {
+            pub fn app_proto(&self) -> &'static str {
+                match self {
+                    $(AppParser::$variant(p) => p.app_proto(),)+
+                }
+            }
+
+            fn parse(
+                &mut self,
+                dir: Direction,
+                data: &[u8],
+                ts: Timestamp,
+                out: &mut Vec<AppOutput>,
+            ) -> Parsed {
+                match self {
+                    $(AppParser::$variant(p) => p.parse(dir, data, ts, out),)+
+                }
+            }
+
+            fn on_gap(&mut self, dir: Direction, len: u64) {
+                match self {
+                    $(AppParser::$variant(p) => p.on_gap(dir, len),)+
+                }
+            }
+
+            fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+                match self {
+                    $(AppParser::$variant(p) => p.finish(ts, out),)+
+                }
+            }
+        }
+
+        /// Protocols in the order they are probed.
+        const PROTOCOLS: &[Protocol] = &[
+            $(Protocol {
+                probe: <$parser as StreamParser>::probe,
+                start: |depth| AppParser::$variant(Box::new(<$parser as StreamParser>::new(depth))),
+            },)+
+        ];
+    };
+}
+
+/// Declares the events parsers write: the [`AppEvent`] enum and its dispatch.
+macro_rules! events {
+    ($($variant:ident => $record:ty,)+) => {
+        /// What parsers report, one variant per event type.
+        #[derive(Debug, PartialEq)]
+        pub enum AppEvent {
+            $($variant(Box<$record>),)+
+        }
+
+        impl AppEvent {
+            /// The `event_type` of the JSON event.
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $(AppEvent::$variant(_) => <$record as AppRecord>::EVENT_TYPE,)+
+                }
+            }
+
+            /// Writes the event's own top-level objects (`smtp` and `email` for an `smtp`
+            /// event).
+            pub fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+                match self {
+                    $(AppEvent::$variant(record) => record.write_fields(map),)+
+                }
+            }
+        }
+    };
+}
+
+parsers! {
+    Smtp => smtp::SmtpParser,
+    Socks => socks::SocksParser,
+    HttpConnect => http_connect::HttpConnectParser,
+}
+
+events! {
+    Smtp => smtp::SmtpRecord,
+    Socks => socks::SocksRecord,
 }
 
 /// An event with the packet time it belongs to, and the tunnel it was found in.
@@ -57,11 +186,19 @@ impl AppOutput {
 /// How far proxies may be nested (SOCKS inside SOCKS) before inner streams go unanalysed.
 pub const MAX_TUNNEL_DEPTH: u8 = 2;
 
+/// The kind of proxy a tunnel goes through (`tunnel.type` in events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelKind {
+    Socks4,
+    Socks5,
+    HttpConnect,
+}
+
 /// The proxy an inner session went through.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tunnel {
-    /// `socks4`, `socks5` or `http_connect`.
-    pub kind: &'static str,
+    pub kind: TunnelKind,
     /// The proxy's address and port; `None` when it is the flow's server (the outer tunnel),
     /// which the flow stage fills in.
     pub proxy: Option<(String, u16)>,
@@ -72,93 +209,17 @@ pub struct Tunnel {
     pub depth: u8,
 }
 
-impl AppEvent {
-    /// The `event_type` of the JSON event.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            AppEvent::Smtp(_) => "smtp",
-            AppEvent::Socks(_) => "socks",
-        }
-    }
-
-    /// Writes the event's own top-level objects (`smtp` and `email` for an `smtp` event).
-    pub fn write_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        match self {
-            AppEvent::Smtp(record) => {
-                map.serialize_entry("smtp", &record.smtp)?;
-                if let Some(email) = &record.email {
-                    map.serialize_entry("email", email)?;
-                }
-                Ok(())
-            }
-            AppEvent::Socks(record) => map.serialize_entry("socks", record.as_ref()),
-        }
-    }
-}
-
-/// A protocol known to detection: its name (`app_proto`), probe and parser constructor.
+/// A protocol known to detection: its probe and parser constructor.
 struct Protocol {
     probe: fn(ctos: &[u8], stoc: &[u8]) -> Probe,
     /// A parser for a flow, or for a stream `depth` tunnels deep.
     start: fn(depth: u8) -> AppParser,
 }
 
-/// Protocols in the order they are probed.
-const PROTOCOLS: &[Protocol] = &[
-    Protocol {
-        probe: smtp::probe,
-        start: |_| AppParser::Smtp(Box::default()),
-    },
-    Protocol {
-        probe: socks::probe,
-        start: |depth| AppParser::Socks(Box::new(socks::SocksParser::new(depth))),
-    },
-    Protocol {
-        probe: http_connect::probe,
-        start: |depth| {
-            AppParser::HttpConnect(Box::new(http_connect::HttpConnectParser::new(depth)))
-        },
-    },
-];
-
-impl AppParser {
-    pub fn app_proto(&self) -> &'static str {
-        match self {
-            AppParser::Smtp(_) => "smtp",
-            AppParser::Socks(p) => p.app_proto(),
-            AppParser::HttpConnect(_) => "http_connect",
-        }
-    }
-
-    fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
-        match self {
-            AppParser::Smtp(p) => p.parse(dir, data, ts, out),
-            AppParser::Socks(p) => p.parse(dir, data, ts, out),
-            AppParser::HttpConnect(p) => p.parse(dir, data, ts, out),
-        }
-    }
-
-    fn on_gap(&mut self, dir: Direction, len: u64) {
-        match self {
-            AppParser::Smtp(p) => p.on_gap(dir, len),
-            AppParser::Socks(p) => p.on_gap(dir, len),
-            AppParser::HttpConnect(p) => p.on_gap(dir, len),
-        }
-    }
-
-    fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        match self {
-            AppParser::Smtp(p) => p.finish(ts, out),
-            AppParser::Socks(p) => p.finish(ts, out),
-            AppParser::HttpConnect(p) => p.finish(ts, out),
-        }
-    }
-}
-
 /// Bytes of each direction kept while no protocol has decided.
 const PROBE_BYTES: usize = 2048;
 
-/// The first bytes of a flow, kept in arrival order until a protocol matches.
+/// The first bytes of a stream, kept in arrival order until a protocol matches.
 #[derive(Default)]
 pub struct Detection {
     /// How many tunnels deep this stream is (0 for a flow's own bytes).
@@ -169,13 +230,22 @@ pub struct Detection {
     order: Vec<(Direction, usize)>,
 }
 
-/// The application-layer state of one flow.
+/// The application-layer state of one stream: a flow's own bytes, or a tunnel's.
 pub enum AppLayer {
     /// No byte yet (a SYN flood costs no detection buffer): detection starts at the first one,
     /// this many tunnels deep.
     Waiting(u8),
     Detecting(Box<Detection>),
-    Parsing(AppParser),
+    Parsing {
+        parser: AppParser,
+        depth: u8,
+    },
+    /// `from` handed the rest of the stream to `to` (SMTP after STARTTLS); `from` still
+    /// reports at the end.
+    Upgraded {
+        from: AppParser,
+        to: Box<AppLayer>,
+    },
     /// No protocol matched (or none is known): data is only counted by reassembly.
     Off,
 }
@@ -201,17 +271,23 @@ impl AppLayer {
         !matches!(self, AppLayer::Waiting(_) | AppLayer::Detecting(_))
     }
 
-    /// `app_proto` of the flow, once a parser took it.
+    /// `app_proto` of the stream, once a parser took it: the first one, when it handed over.
     pub fn app_proto(&self) -> Option<&'static str> {
         match self {
-            AppLayer::Parsing(p) => Some(p.app_proto()),
+            AppLayer::Parsing { parser, .. } | AppLayer::Upgraded { from: parser, .. } => {
+                Some(parser.app_proto())
+            }
             _ => None,
         }
     }
 
-    /// Whether the flow's bytes still matter to anyone.
+    /// Whether the stream's bytes still matter to anyone.
     pub fn wants_data(&self) -> bool {
-        !matches!(self, AppLayer::Off)
+        match self {
+            AppLayer::Off => false,
+            AppLayer::Upgraded { to, .. } => to.wants_data(),
+            _ => true,
+        }
     }
 
     pub fn on_data(
@@ -228,7 +304,17 @@ impl AppLayer {
             }));
         }
         match self {
-            AppLayer::Parsing(parser) => parser.parse(dir, data, ts, out),
+            AppLayer::Parsing { parser, depth } => {
+                if let Parsed::Upgrade { consumed } = parser.parse(dir, data, ts, out) {
+                    let depth = *depth;
+                    self.upgrade(depth);
+                    let rest = data.get(consumed..).unwrap_or_default();
+                    if !rest.is_empty() {
+                        self.on_data(dir, rest, ts, out);
+                    }
+                }
+            }
+            AppLayer::Upgraded { to, .. } => to.on_data(dir, data, ts, out),
             AppLayer::Off | AppLayer::Waiting(_) => {}
             AppLayer::Detecting(detection) => {
                 let buf = match dir {
@@ -239,13 +325,17 @@ impl AppLayer {
                 let kept = data.len().min(room);
                 buf.extend_from_slice(&data[..kept]);
                 detection.order.push((dir, kept));
-                match detect(&detection.ctos, &detection.stoc, detection.depth) {
-                    Verdict::Parser(mut parser) => {
-                        replay(detection, &mut parser, ts, out);
+                match detect(&detection.ctos, &detection.stoc) {
+                    Verdict::Match(protocol) => {
+                        let detection = std::mem::take(detection);
+                        *self = AppLayer::Parsing {
+                            parser: (protocol.start)(detection.depth),
+                            depth: detection.depth,
+                        };
+                        self.replay(&detection, ts, out);
                         if kept < data.len() {
-                            parser.parse(dir, &data[kept..], ts, out);
+                            self.on_data(dir, &data[kept..], ts, out);
                         }
-                        *self = AppLayer::Parsing(parser);
                     }
                     Verdict::Undecided if kept == data.len() => {}
                     Verdict::Undecided | Verdict::NoMatch => *self = AppLayer::Off,
@@ -256,7 +346,8 @@ impl AppLayer {
 
     pub fn on_gap(&mut self, dir: Direction, len: u64) {
         match self {
-            AppLayer::Parsing(parser) => parser.on_gap(dir, len),
+            AppLayer::Parsing { parser, .. } => parser.on_gap(dir, len),
+            AppLayer::Upgraded { to, .. } => to.on_gap(dir, len),
             // The buffered prefix is no longer contiguous: detect afresh from after the gap.
             AppLayer::Detecting(detection) => {
                 **detection = Detection {
@@ -269,26 +360,59 @@ impl AppLayer {
     }
 
     pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        if let AppLayer::Parsing(parser) = self {
-            parser.finish(ts, out);
+        match self {
+            AppLayer::Parsing { parser, .. } => parser.finish(ts, out),
+            AppLayer::Upgraded { from, to } => {
+                from.finish(ts, out);
+                to.finish(ts, out);
+            }
+            _ => {}
         }
         *self = AppLayer::Off;
+    }
+
+    /// The parser handed the rest of the stream on: detection starts afresh behind it.
+    fn upgrade(&mut self, depth: u8) {
+        if let AppLayer::Parsing { parser, .. } = std::mem::replace(self, AppLayer::Off) {
+            *self = AppLayer::Upgraded {
+                from: parser,
+                to: Box::new(AppLayer::new(depth)),
+            };
+        }
+    }
+
+    /// Feeds the buffered prefix to a freshly chosen parser in the order it arrived.
+    fn replay(&mut self, detection: &Detection, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        let mut offsets = [0usize; 2];
+        for &(dir, len) in &detection.order {
+            let buf = match dir {
+                Direction::Ctos => &detection.ctos,
+                Direction::Stoc => &detection.stoc,
+            };
+            let at = offsets[dir.index()];
+            if let Some(chunk) = buf.get(at..at + len) {
+                if !chunk.is_empty() {
+                    self.on_data(dir, chunk, ts, out);
+                }
+            }
+            offsets[dir.index()] += len;
+        }
     }
 }
 
 enum Verdict {
-    Parser(AppParser),
+    Match(&'static Protocol),
     /// Some protocol needs more bytes, and the probe window has room for them.
     Undecided,
     NoMatch,
 }
 
 /// Asks every protocol, in order, about the first bytes of both directions.
-fn detect(ctos: &[u8], stoc: &[u8], depth: u8) -> Verdict {
+fn detect(ctos: &[u8], stoc: &[u8]) -> Verdict {
     let mut need_more = false;
     for protocol in PROTOCOLS {
         match (protocol.probe)(ctos, stoc) {
-            Probe::Match => return Verdict::Parser((protocol.start)(depth)),
+            Probe::Match => return Verdict::Match(protocol),
             Probe::NeedMore => need_more = true,
             Probe::NoMatch => {}
         }
@@ -300,20 +424,81 @@ fn detect(ctos: &[u8], stoc: &[u8], depth: u8) -> Verdict {
     }
 }
 
-/// Feeds the buffered prefix to a freshly chosen parser in the order it arrived.
-fn replay(detection: &Detection, parser: &mut AppParser, ts: Timestamp, out: &mut Vec<AppOutput>) {
-    let mut offsets = [0usize; 2];
-    for &(dir, len) in &detection.order {
-        let buf = match dir {
-            Direction::Ctos => &detection.ctos,
-            Direction::Stoc => &detection.stoc,
-        };
-        let at = offsets[dir.index()];
-        if let Some(chunk) = buf.get(at..at + len) {
-            if !chunk.is_empty() {
-                parser.parse(dir, chunk, ts, out);
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::direction::Direction::{Ctos, Stoc};
+
+    fn feed(layer: &mut AppLayer, script: &[(Direction, &[u8])]) -> Vec<AppOutput> {
+        let mut out = Vec::new();
+        for (i, (dir, data)) in script.iter().enumerate() {
+            layer.on_data(*dir, data, Timestamp::from_secs(i as u64), &mut out);
         }
-        offsets[dir.index()] += len;
+        out
+    }
+
+    #[test]
+    fn detection_picks_the_parser_and_replays_the_prefix_in_order() {
+        let mut layer = AppLayer::default();
+        assert!(!layer.is_decided());
+        feed(
+            &mut layer,
+            &[
+                (Stoc, b"220 mx.example.net ESMTP\r\n"),
+                (Ctos, b"EHLO pc\r\n"),
+            ],
+        );
+        assert_eq!(layer.app_proto(), Some("smtp"));
+        let mut out = Vec::new();
+        layer.finish(Timestamp::from_secs(9), &mut out);
+        let AppEvent::Smtp(record) = &out[0].event else {
+            panic!("an smtp event");
+        };
+        assert_eq!(
+            record.smtp.banner.as_deref(),
+            Some("220 mx.example.net ESMTP")
+        );
+        assert_eq!(record.smtp.helo.as_deref(), Some("pc"));
+    }
+
+    #[test]
+    fn an_upgrade_hands_the_rest_of_the_stream_to_fresh_detection() {
+        let mut layer = AppLayer::default();
+        let out = feed(
+            &mut layer,
+            &[
+                (Stoc, b"220 mx ESMTP\r\n"),
+                (Ctos, b"EHLO pc\r\n"),
+                (Stoc, b"250-mx\r\n250 STARTTLS\r\n"),
+                (Ctos, b"STARTTLS\r\n"),
+                (Stoc, b"220 go ahead\r\n"),
+                // A ClientHello: no parser knows TLS, so detection gives up on the rest.
+                (Ctos, b"\x16\x03\x01\x00\x05hello"),
+            ],
+        );
+        assert!(out.is_empty());
+        assert!(matches!(&layer, AppLayer::Upgraded { to, .. } if matches!(**to, AppLayer::Off)));
+        assert_eq!(
+            layer.app_proto(),
+            Some("smtp"),
+            "the flow stays an SMTP flow"
+        );
+        assert!(!layer.wants_data());
+        let mut out = Vec::new();
+        layer.finish(Timestamp::from_secs(9), &mut out);
+        let AppEvent::Smtp(record) = &out[0].event else {
+            panic!("the SMTP session still reports");
+        };
+        assert_eq!(record.smtp.status, smtp::Status::Tls);
+        assert!(out[0].tunnel.is_none(), "an upgrade is not a tunnel");
+    }
+
+    #[test]
+    fn nothing_is_detected_past_the_tunnel_depth_limit() {
+        assert!(matches!(AppLayer::new(MAX_TUNNEL_DEPTH + 1), AppLayer::Off));
+        assert!(matches!(
+            AppLayer::new(MAX_TUNNEL_DEPTH),
+            AppLayer::Waiting(_)
+        ));
     }
 }

@@ -2,22 +2,23 @@
 //!
 //! The session is followed command by command and reply by reply. Replies are paired with
 //! commands through a queue, so PIPELINING works; the client's bytes are read as commands,
-//! AUTH responses, message data (DATA, with dot-stuffing) or BDAT chunks, and after STARTTLS
-//! not at all. Only message headers are parsed; bodies are skipped with memchr and counted.
+//! AUTH responses, message data (DATA, with dot-stuffing) or BDAT chunks. After a 220 reply to
+//! STARTTLS, a TLS record hands the rest of the stream on ([`Parsed::Upgrade`]); cleartext
+//! instead (a decrypted capture, a stripping middlebox) is parsed on and noted. Only message headers are parsed; bodies are skipped with memchr and counted.
 //! A gap marks the transaction incomplete and parsing resumes at the next command line.
 //!
 //! Everything is capped: line lengths, headers, recipients, pipelined commands. Whatever went
 //! past a cap, and anything else out of the ordinary, is named in `smtp.anomalies`.
 
+mod logger;
 mod parser;
-mod record;
 
-pub use record::{AuthRecord, EmailFields, SmtpFields, SmtpRecord, Status};
+pub use logger::{AuthRecord, EmailFields, SmtpFields, SmtpRecord, Status};
 
 use std::collections::VecDeque;
 
 use self::parser::{Command, Verb};
-use super::{AppEvent, AppOutput, Probe};
+use super::{AppEvent, AppOutput, Parsed, Probe, StreamParser};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -52,7 +53,7 @@ fn capped(s: String) -> String {
 
 /// Whether the first bytes of a flow are SMTP: a client EHLO/HELO, a server banner that says
 /// SMTP, or, picked up mid-stream, envelope commands from the client.
-pub fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
     let client = client_hint(ctos);
     let server = server_hint(stoc);
     match (client, server) {
@@ -524,15 +525,20 @@ enum ClientMode {
         remaining: u64,
         last: bool,
     },
-    Tls,
+    /// The server accepted STARTTLS: a TLS record from either side hands the stream on.
+    AfterStarttls,
 }
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// One SMTP session (one TCP connection).
 pub struct SmtpParser {
     client_line: LineBuffer,
     server_line: LineBuffer,
     mode: ClientMode,
-    server_tls: bool,
+    /// The stream was handed on to TLS.
+    tls: bool,
     /// Commands awaiting replies, oldest first; runs of the same command are one entry.
     pending: VecDeque<(Pending, u32)>,
     reply_code: Option<u16>,
@@ -570,7 +576,7 @@ impl Default for SmtpParser {
             client_line: LineBuffer::default(),
             server_line: LineBuffer::default(),
             mode: ClientMode::Start,
-            server_tls: false,
+            tls: false,
             pending: VecDeque::new(),
             reply_code: None,
             reply_lines: Vec::new(),
@@ -599,16 +605,39 @@ impl Default for SmtpParser {
     }
 }
 
-impl SmtpParser {
-    pub fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
+impl StreamParser for SmtpParser {
+    fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+        probe(ctos, stoc)
+    }
+
+    fn new(_depth: u8) -> Self {
+        SmtpParser::default()
+    }
+
+    fn app_proto(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) -> Parsed {
         self.start.get_or_insert(ts);
-        match dir {
+        let used = match dir {
             Direction::Ctos => self.parse_client(data, ts, out),
             Direction::Stoc => self.parse_server(data, out),
+        };
+        if self.tls {
+            Parsed::Upgrade { consumed: used }
+        } else {
+            Parsed::Continue
         }
     }
 
-    pub fn on_gap(&mut self, dir: Direction, len: u64) {
+    fn on_gap(&mut self, dir: Direction, len: u64) {
         self.anomaly("gap");
         match dir {
             Direction::Ctos => {
@@ -630,7 +659,6 @@ impl SmtpParser {
                             last,
                         };
                     }
-                    ClientMode::Tls => {}
                     _ => {
                         if let Some(txn) = self.current.as_mut() {
                             txn.gap = true;
@@ -655,7 +683,7 @@ impl SmtpParser {
         }
     }
 
-    pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+    fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
         if let Some(txn) = self.awaiting.take() {
             self.emit(txn, out);
         }
@@ -663,7 +691,9 @@ impl SmtpParser {
             self.emit(txn, out);
         }
         if self.emitted == 0 {
-            let status = if self.starttls {
+            // STARTTLS accepted and nothing in cleartext after it: the session went on in TLS
+            // (or the capture ended first).
+            let status = if self.tls || self.mode == ClientMode::AfterStarttls {
                 Status::Tls
             } else {
                 Status::NoTransaction
@@ -672,14 +702,25 @@ impl SmtpParser {
             out.push(record);
         }
     }
+}
 
-    fn parse_client(&mut self, mut data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
-        if !self.greeted && !data.is_empty() && self.mode != ClientMode::Tls {
+impl SmtpParser {
+    /// Reads the client's bytes; returns how many were SMTP (all, unless TLS took over).
+    fn parse_client(&mut self, mut data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) -> usize {
+        let total = data.len();
+        if !self.greeted && !data.is_empty() {
             self.client_spoke = true;
         }
-        while !data.is_empty() {
+        while let Some(&first) = data.first() {
             let used = match self.mode {
-                ClientMode::Tls => data.len(),
+                ClientMode::AfterStarttls if first == TLS_HANDSHAKE => {
+                    self.tls = true;
+                    return total - data.len();
+                }
+                ClientMode::AfterStarttls => {
+                    self.cleartext_after_starttls();
+                    0
+                }
                 ClientMode::Data => self.client_data(data, out),
                 ClientMode::Bdat { remaining, last } => {
                     let n = usize::try_from(remaining)
@@ -708,12 +749,12 @@ impl SmtpParser {
                 | ClientMode::Auth { .. } => {
                     if self.last_command == Verb::Starttls
                         && self.client_line.buf.is_empty()
-                        && data[0] == 0x16
+                        && first == TLS_HANDSHAKE
                     {
                         // A TLS ClientHello right after STARTTLS: the reply was not captured.
                         self.starttls = true;
-                        self.mode = ClientMode::Tls;
-                        continue;
+                        self.tls = true;
+                        return total - data.len();
                     }
                     let (n, complete) = self.client_line.take(data, MAX_LINE);
                     if complete {
@@ -725,6 +766,13 @@ impl SmtpParser {
             };
             data = &data[used..];
         }
+        total
+    }
+
+    /// STARTTLS was accepted, yet the session goes on in cleartext: parse it, and say so.
+    fn cleartext_after_starttls(&mut self) {
+        self.mode = ClientMode::Command;
+        self.anomaly("cleartext_after_starttls");
     }
 
     fn client_data(&mut self, data: &[u8], out: &mut Vec<AppOutput>) -> usize {
@@ -1038,12 +1086,21 @@ impl SmtpParser {
         }
     }
 
-    fn parse_server(&mut self, mut data: &[u8], out: &mut Vec<AppOutput>) {
-        while !data.is_empty() && !self.server_tls {
+    /// Reads the server's bytes; returns how many were SMTP (all, unless TLS took over).
+    fn parse_server(&mut self, mut data: &[u8], out: &mut Vec<AppOutput>) -> usize {
+        let total = data.len();
+        while let Some(&first) = data.first() {
+            if self.mode == ClientMode::AfterStarttls && self.server_line.buf.is_empty() {
+                if first == TLS_HANDSHAKE {
+                    self.tls = true;
+                    return total - data.len();
+                }
+                self.cleartext_after_starttls();
+            }
             let (n, complete) = self.server_line.take(data, MAX_LINE);
             data = &data[n..];
             if !complete {
-                return;
+                break;
             }
             let (line, _) = self.server_line.line();
             let line = line.to_vec();
@@ -1072,6 +1129,7 @@ impl SmtpParser {
                 self.reply(code, &lines, out);
             }
         }
+        total
     }
 
     fn reply(&mut self, code: u16, lines: &[String], out: &mut Vec<AppOutput>) {
@@ -1225,8 +1283,7 @@ impl SmtpParser {
             Pending::Starttls => {
                 if code == 220 {
                     self.starttls = true;
-                    self.mode = ClientMode::Tls;
-                    self.server_tls = true;
+                    self.mode = ClientMode::AfterStarttls;
                 }
             }
             Pending::Rset | Pending::Other => {}

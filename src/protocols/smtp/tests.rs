@@ -3,23 +3,23 @@
 
 use super::*;
 use crate::direction::Direction::{Ctos, Stoc};
+use crate::protocols::script;
 
 const C: Direction = Ctos;
 const S: Direction = Stoc;
 
-fn run_parser(parser: &mut SmtpParser, script: &[(Direction, &[u8])]) -> Vec<SmtpRecord> {
-    let mut out = Vec::new();
-    for (i, (dir, bytes)) in script.iter().enumerate() {
-        parser.parse(*dir, bytes, Timestamp::from_secs(i as u64), &mut out);
-    }
-    parser.finish(Timestamp::from_secs(999), &mut out);
-    out.into_iter()
+fn records(run: script::Run) -> Vec<SmtpRecord> {
+    run.events
+        .into_iter()
         .map(|o| match o.event {
             AppEvent::Smtp(r) => *r,
-            #[allow(unreachable_patterns)]
             _ => unreachable!("only smtp events"),
         })
         .collect()
+}
+
+fn run_parser(parser: &mut SmtpParser, script: &[(Direction, &[u8])]) -> Vec<SmtpRecord> {
+    records(script::run_data(parser, script))
 }
 
 fn run(script: &[(Direction, &[u8])]) -> Vec<SmtpRecord> {
@@ -439,8 +439,8 @@ fn rejected_second_greeting_keeps_the_first() {
 }
 
 #[test]
-fn starttls_stops_parsing() {
-    let r = run(&session(&[
+fn starttls_hands_the_stream_to_tls() {
+    let script = session(&[
         (C, b"STARTTLS\r\n"),
         (S, b"220 2.0.0 Ready to start TLS\r\n"),
         (
@@ -448,7 +448,11 @@ fn starttls_stops_parsing() {
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\nMAIL FROM:<x@y>\r\n",
         ),
         (S, b"\x16\x03\x03\x00\x5a\x02\x00\x00\x56"),
-    ]));
+    ]);
+    let run = script::run_data(&mut SmtpParser::default(), &script);
+    // The ClientHello (step 5) is the first byte that is not SMTP's.
+    assert_eq!(run.upgraded, Some((5, 0)));
+    let r = records(run);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].smtp.status, Status::Tls);
     assert!(r[0].smtp.starttls);
@@ -458,11 +462,53 @@ fn starttls_stops_parsing() {
 
 #[test]
 fn starttls_seen_from_the_client_alone() {
-    let r = run(&[
-        (C, b"EHLO x\r\nSTARTTLS\r\n"),
-        (C, b"\x16\x03\x01\x00\x10hello"),
-    ]);
-    assert_eq!(r[0].smtp.status, Status::Tls);
+    let script: &[(Direction, &[u8])] = &[(C, b"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x00\x10hello")];
+    let run = script::run_data(&mut SmtpParser::default(), script);
+    assert_eq!(
+        run.upgraded,
+        Some((0, 18)),
+        "handed over after STARTTLS's line"
+    );
+    assert_eq!(records(run)[0].smtp.status, Status::Tls);
+}
+
+#[test]
+fn cleartext_after_starttls_is_parsed_and_noted() {
+    // A decrypted capture, or a middlebox that let STARTTLS through and then did nothing.
+    let r = run(&session(&[
+        (C, b"STARTTLS\r\n"),
+        (S, b"220 2.0.0 Ready to start TLS\r\n"),
+        (C, b"EHLO again.example.org\r\n"),
+        (S, b"250 mx.example.net\r\n"),
+        (
+            C,
+            b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n",
+        ),
+        (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+        (C, b"Subject: hi\r\n\r\nbody\r\n.\r\n"),
+        (S, b"250 ok queued as ABC123\r\n"),
+    ]));
+    assert_eq!(r.len(), 1);
+    let smtp = &r[0].smtp;
+    assert!(smtp.starttls);
+    assert_eq!(smtp.status, Status::Queued);
+    assert_eq!(smtp.mail_from.as_deref(), Some("a@example.org"));
+    assert_eq!(smtp.rcpt_accepted, 1);
+    assert_eq!(smtp.helo.as_deref(), Some("again.example.org"));
+    assert_eq!(smtp.anomalies, ["cleartext_after_starttls"]);
+}
+
+#[test]
+fn refused_starttls_goes_on_in_cleartext_without_anomaly() {
+    let r = run(&session(&[
+        (C, b"STARTTLS\r\n"),
+        (S, b"454 4.7.0 TLS not available\r\n"),
+        (C, b"MAIL FROM:<a@example.org>\r\n"),
+        (S, b"250 ok\r\n"),
+    ]));
+    assert!(!r[0].smtp.starttls);
+    assert_eq!(r[0].smtp.mail_from.as_deref(), Some("a@example.org"));
+    assert!(r[0].smtp.anomalies.is_empty(), "{:?}", r[0].smtp.anomalies);
 }
 
 #[test]

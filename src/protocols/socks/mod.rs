@@ -8,15 +8,15 @@
 //! gives a normal `smtp` event carrying a `tunnel` object. The `socks` event is written when the
 //! tunnel's protocol is known, the request failed, or the flow ended.
 
+mod logger;
 mod parser;
 
-use std::net::IpAddr;
+pub use logger::{Endpoint, SocksRecord};
+pub use parser::Command;
 
-use serde::Serialize;
-
-use self::parser::{Address, Error};
+use self::parser::Error;
 use super::tunnel::InnerStream;
-use super::{AppEvent, AppOutput, Probe};
+use super::{AppEvent, AppOutput, Parsed, Probe, StreamParser, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -27,7 +27,7 @@ const MAX_FIELD: usize = 255;
 
 /// Whether a flow starts with a SOCKS handshake: a client greeting or request, and a server
 /// answer that fits it. Both are needed: a first byte of 4 or 5 alone proves nothing.
-pub fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
     match ctos.first() {
         None if stoc.is_empty() => Probe::NeedMore,
         None => Probe::NoMatch,
@@ -70,66 +70,7 @@ pub fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
     }
 }
 
-/// An address in an event: `host` an IP address, `name` a host name, and the port.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Endpoint {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub port: u16,
-}
-
-impl Endpoint {
-    fn from(address: &Address) -> Self {
-        Endpoint {
-            host: address.host,
-            name: address.name.as_deref().map(field),
-            port: address.port,
-        }
-    }
-
-    /// The destination as the client asked for it: its name, else its address.
-    fn target(&self) -> String {
-        match (&self.name, self.host) {
-            (Some(name), _) => name.clone(),
-            (None, Some(host)) => host.to_string(),
-            (None, None) => String::new(),
-        }
-    }
-}
-
-/// The `socks` object.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct SocksRecord {
-    pub version: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub command: Option<&'static str>,
-    /// Methods the client offered (SOCKS5).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub methods: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth_method: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth_success: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<Endpoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status_code: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bound: Option<Endpoint>,
-    /// What the stream inside the tunnel turned out to be: `smtp`, `socks4`, `socks5`,
-    /// `http_connect` or `unknown`; absent when nothing went through.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tunnel_proto: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<&'static str>,
-}
-
+/// Strings from the wire: invalid UTF-8 replaced, capped.
 fn field(bytes: &[u8]) -> String {
     crate::text::cap_string(String::from_utf8_lossy(bytes).into_owned(), MAX_FIELD)
 }
@@ -164,9 +105,13 @@ pub struct SocksParser {
     tunnel: Option<InnerStream>,
 }
 
-impl SocksParser {
+impl StreamParser for SocksParser {
+    fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+        probe(ctos, stoc)
+    }
+
     /// A parser for a proxy reached `depth` tunnels deep (0 for a flow's own bytes).
-    pub fn new(depth: u8) -> Self {
+    fn new(depth: u8) -> Self {
         SocksParser {
             depth,
             stage: Stage::Greeting,
@@ -179,7 +124,7 @@ impl SocksParser {
         }
     }
 
-    pub fn app_proto(&self) -> &'static str {
+    fn app_proto(&self) -> &'static str {
         if self.record.version == 4 {
             "socks4"
         } else {
@@ -187,21 +132,54 @@ impl SocksParser {
         }
     }
 
+    fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) -> Parsed {
+        self.start.get_or_insert(ts);
+        match self.stage {
+            Stage::Tunnel => self.feed_tunnel(dir, data, ts, out),
+            Stage::Done => {}
+            _ => self.handshake(dir, data, ts, out),
+        }
+        Parsed::Continue
+    }
+
+    fn on_gap(&mut self, dir: Direction, len: u64) {
+        match (self.stage, self.tunnel.as_mut()) {
+            (Stage::Tunnel, Some(tunnel)) => tunnel.on_gap(dir, len),
+            (Stage::Done | Stage::Tunnel, _) => {}
+            _ => {
+                self.anomaly("gap");
+                self.stage = Stage::Done;
+            }
+        }
+    }
+
+    fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        if !matches!(self.stage, Stage::Tunnel | Stage::Done) {
+            self.anomaly("incomplete_handshake");
+        }
+        if let Some(mut tunnel) = self.tunnel.take() {
+            let proto = tunnel.finish(ts, out);
+            self.record.tunnel_proto = self.record.tunnel_proto.or(proto);
+        }
+        self.emit(out);
+    }
+}
+
+impl SocksParser {
     fn anomaly(&mut self, what: &'static str) {
         if !self.record.anomalies.contains(&what) {
             self.record.anomalies.push(what);
         }
     }
 
-    pub fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
-        self.start.get_or_insert(ts);
-        if self.stage == Stage::Tunnel {
-            self.feed_tunnel(dir, data, ts, out);
-            return;
-        }
-        if self.stage == Stage::Done {
-            return;
-        }
+    /// Handshake bytes: buffered (capped) until a whole message is there.
+    fn handshake(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
         let buf = match dir {
             Direction::Ctos => &mut self.client,
             Direction::Stoc => &mut self.server,
@@ -214,28 +192,6 @@ impl SocksParser {
         }
         self.advance(ts, out);
         self.maybe_emit(out);
-    }
-
-    pub fn on_gap(&mut self, dir: Direction, len: u64) {
-        match (self.stage, self.tunnel.as_mut()) {
-            (Stage::Tunnel, Some(tunnel)) => tunnel.on_gap(dir, len),
-            (Stage::Done | Stage::Tunnel, _) => {}
-            _ => {
-                self.anomaly("gap");
-                self.stage = Stage::Done;
-            }
-        }
-    }
-
-    pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        if !matches!(self.stage, Stage::Tunnel | Stage::Done) {
-            self.anomaly("incomplete_handshake");
-        }
-        if let Some(mut tunnel) = self.tunnel.take() {
-            let proto = tunnel.finish(ts, out);
-            self.record.tunnel_proto = self.record.tunnel_proto.or(proto);
-        }
-        self.emit(out);
     }
 
     /// Moves the handshake on as far as the buffered bytes allow.
@@ -340,7 +296,7 @@ impl SocksParser {
             self.take(Direction::Ctos, parser::socks5_request)
         };
         if let Some((command, dest)) = request {
-            self.record.command = Some(command.name());
+            self.record.command = Some(command);
             self.record.request = Some(Endpoint::from(&dest));
             self.stage = Stage::Reply;
         }
@@ -373,8 +329,8 @@ impl SocksParser {
         let command = self.record.command;
         self.stage = match (ok, command) {
             (false, _) => Stage::Done,
-            (true, Some("bind")) if first_reply => Stage::SecondReply,
-            (true, Some("connect" | "bind")) => {
+            (true, Some(Command::Bind)) if first_reply => Stage::SecondReply,
+            (true, Some(Command::Connect | Command::Bind)) => {
                 self.open_tunnel(ts, out);
                 Stage::Tunnel
             }
@@ -386,8 +342,13 @@ impl SocksParser {
     /// The handshake succeeded: what follows is another protocol's stream.
     fn open_tunnel(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
         let request = self.record.request.clone().unwrap_or_default();
+        let kind = if self.record.version == 4 {
+            TunnelKind::Socks4
+        } else {
+            TunnelKind::Socks5
+        };
         self.tunnel = Some(InnerStream::new(
-            self.app_proto(),
+            kind,
             self.depth,
             request.target(),
             request.port,

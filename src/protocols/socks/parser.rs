@@ -16,7 +16,9 @@ pub type Parsed<T> = Result<(T, usize), Error>;
 /// Longest user id or host name accepted in a SOCKS4/4a request.
 pub const MAX_NAME: usize = 255;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The command of a SOCKS request (`socks.command` in events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     Connect,
     Bind,
@@ -24,14 +26,6 @@ pub enum Command {
 }
 
 impl Command {
-    pub fn name(self) -> &'static str {
-        match self {
-            Command::Connect => "connect",
-            Command::Bind => "bind",
-            Command::UdpAssociate => "udp_associate",
-        }
-    }
-
     fn from_byte(b: u8, version: u8) -> Result<Self, Error> {
         match (b, version) {
             (1, _) => Ok(Command::Connect),

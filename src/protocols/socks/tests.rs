@@ -2,15 +2,10 @@
 
 use super::*;
 use crate::direction::Direction::{Ctos, Stoc};
+use crate::protocols::script;
 
 fn run(script: &[(Direction, &[u8])]) -> Vec<AppOutput> {
-    let mut parser = SocksParser::new(0);
-    let mut out = Vec::new();
-    for (i, (dir, bytes)) in script.iter().enumerate() {
-        parser.parse(*dir, bytes, Timestamp::from_secs(i as u64), &mut out);
-    }
-    parser.finish(Timestamp::from_secs(99), &mut out);
-    out
+    script::run_data(&mut SocksParser::new(0), script).events
 }
 
 fn socks(out: &[AppOutput]) -> &SocksRecord {
@@ -48,7 +43,7 @@ fn socks5_no_auth_connect_then_smtp_inside() {
     let s = socks(&out);
     assert_eq!(
         (s.version, s.command, s.auth_method),
-        (5, Some("connect"), Some("none"))
+        (5, Some(Command::Connect), Some("none"))
     );
     assert_eq!(
         s.request.as_ref().unwrap().host,
@@ -69,7 +64,7 @@ fn socks5_no_auth_connect_then_smtp_inside() {
             tunnel.dest_port,
             tunnel.depth
         ),
-        ("socks5", "192.0.2.25", 25, 1)
+        (TunnelKind::Socks5, "192.0.2.25", 25, 1)
     );
     assert_eq!(
         tunnel.proxy, None,
@@ -214,7 +209,7 @@ fn socks5_udp_associate_and_bind() {
         (Ctos, &udp),
         (Stoc, V5_OK),
     ]);
-    assert_eq!(socks(&out).command, Some("udp_associate"));
+    assert_eq!(socks(&out).command, Some(Command::UdpAssociate));
     assert!(socks(&out).tunnel_proto.is_none());
 
     udp[1] = 2; // BIND: two replies, then the stream.
@@ -229,7 +224,7 @@ fn socks5_udp_associate_and_bind() {
     let s = socks(&out);
     assert_eq!(
         (s.command, s.bound.as_ref().unwrap().port),
-        (Some("bind"), 50000)
+        (Some(Command::Bind), 50000)
     );
     assert_eq!(s.tunnel_proto, Some("smtp"));
 }
@@ -292,7 +287,7 @@ fn socks_inside_socks_to_a_fixed_depth() {
     let t = smtp.tunnel.as_ref().unwrap();
     assert_eq!(
         (t.kind, t.depth, t.dest_host.as_str()),
-        ("socks4", 2, "203.0.113.25")
+        (TunnelKind::Socks4, 2, "203.0.113.25")
     );
     assert_eq!(t.proxy, Some(("192.0.2.25".to_string(), 1080)));
     // Past the depth limit, inner streams are not analysed.

@@ -7,7 +7,7 @@
 //! only `CONNECT host:port` and an `HTTP/1.x` version, header lines are not checked.
 
 use super::tunnel::InnerStream;
-use super::{AppOutput, Probe};
+use super::{AppOutput, Parsed, Probe, StreamParser, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -16,7 +16,7 @@ const METHOD: &[u8] = b"CONNECT ";
 const MAX_HEAD: usize = 8192;
 
 /// Whether a flow starts with a CONNECT request and an HTTP/1.x answer.
-pub fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
     if ctos.is_empty() {
         return if stoc.is_empty() {
             Probe::NeedMore
@@ -97,9 +97,13 @@ pub struct HttpConnectParser {
     tunnel: Option<InnerStream>,
 }
 
-impl HttpConnectParser {
+impl StreamParser for HttpConnectParser {
+    fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+        probe(ctos, stoc)
+    }
+
     /// A parser for a proxy reached `depth` tunnels deep (0 for a flow's own bytes).
-    pub fn new(depth: u8) -> Self {
+    fn new(depth: u8) -> Self {
         HttpConnectParser {
             depth,
             stage: Stage::Request,
@@ -110,17 +114,47 @@ impl HttpConnectParser {
         }
     }
 
-    pub fn parse(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
+    fn app_proto(&self) -> &'static str {
+        "http_connect"
+    }
+
+    fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) -> Parsed {
         match self.stage {
-            Stage::Done => return,
+            Stage::Done => {}
             Stage::Tunnel => {
                 if let Some(tunnel) = self.tunnel.as_mut() {
                     tunnel.feed(dir, data, ts, out);
                 }
-                return;
             }
-            Stage::Request | Stage::Response => {}
+            Stage::Request | Stage::Response => self.head(dir, data, ts, out),
         }
+        Parsed::Continue
+    }
+
+    fn on_gap(&mut self, dir: Direction, len: u64) {
+        match (self.stage, self.tunnel.as_mut()) {
+            (Stage::Tunnel, Some(tunnel)) => tunnel.on_gap(dir, len),
+            _ => self.stage = Stage::Done,
+        }
+    }
+
+    fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        if let Some(mut tunnel) = self.tunnel.take() {
+            tunnel.finish(ts, out);
+        }
+        self.stage = Stage::Done;
+    }
+}
+
+impl HttpConnectParser {
+    /// Request or response head bytes: buffered (capped) until the head ends.
+    fn head(&mut self, dir: Direction, data: &[u8], ts: Timestamp, out: &mut Vec<AppOutput>) {
         let buf = match dir {
             Direction::Ctos => &mut self.client,
             Direction::Stoc => &mut self.server,
@@ -159,7 +193,7 @@ impl HttpConnectParser {
     }
 
     fn open_tunnel(&mut self, host: String, port: u16, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        let mut tunnel = InnerStream::new("http_connect", self.depth, host, port);
+        let mut tunnel = InnerStream::new(TunnelKind::HttpConnect, self.depth, host, port);
         // Bytes that came after the heads in the same segments: the client's first.
         for (dir, bytes) in [
             (Direction::Ctos, std::mem::take(&mut self.client)),
@@ -172,27 +206,13 @@ impl HttpConnectParser {
         self.tunnel = Some(tunnel);
         self.stage = Stage::Tunnel;
     }
-
-    pub fn on_gap(&mut self, dir: Direction, len: u64) {
-        match (self.stage, self.tunnel.as_mut()) {
-            (Stage::Tunnel, Some(tunnel)) => tunnel.on_gap(dir, len),
-            _ => self.stage = Stage::Done,
-        }
-    }
-
-    pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        if let Some(mut tunnel) = self.tunnel.take() {
-            tunnel.finish(ts, out);
-        }
-        self.stage = Stage::Done;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::direction::Direction::{Ctos, Stoc};
-    use crate::protocols::AppEvent;
+    use crate::protocols::{AppEvent, script};
 
     #[test]
     fn probe_wants_connect_and_an_http_answer() {
@@ -238,13 +258,7 @@ mod tests {
     }
 
     fn run(script: &[(Direction, &[u8])]) -> Vec<AppOutput> {
-        let mut p = HttpConnectParser::new(0);
-        let mut out = Vec::new();
-        for (i, (dir, bytes)) in script.iter().enumerate() {
-            p.parse(*dir, bytes, Timestamp::from_secs(i as u64), &mut out);
-        }
-        p.finish(Timestamp::from_secs(99), &mut out);
-        out
+        script::run_data(&mut HttpConnectParser::new(0), script).events
     }
 
     #[test]
@@ -271,7 +285,7 @@ mod tests {
         let t = smtp.tunnel.as_ref().unwrap();
         assert_eq!(
             (t.kind, t.dest_host.as_str(), t.dest_port, t.depth),
-            ("http_connect", "mx.example.net", 25, 1)
+            (TunnelKind::HttpConnect, "mx.example.net", 25, 1)
         );
     }
 

@@ -1,7 +1,10 @@
-//! The `smtp` event: what one mail transaction (or a session without one) looked like.
+//! The `smtp` event: what one mail transaction (or a session without one) looked like, and its
+//! JSON layout (`smtp` and `email` objects).
 
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
+use crate::protocols::AppRecord;
 use crate::software::Software;
 
 /// How a transaction ended.
@@ -18,7 +21,8 @@ pub enum Status {
     Incomplete,
     /// The client sent the whole message but no reply was seen (one-sided capture).
     Sent,
-    /// The session switched to TLS before any transaction.
+    /// The session switched to TLS (STARTTLS accepted, then a TLS handshake) before any
+    /// transaction.
     Tls,
     /// The session ended without a transaction (QUIT only, rejected at greeting or HELO).
     NoTransaction,
@@ -128,4 +132,16 @@ pub struct SmtpRecord {
     pub email: Option<EmailFields>,
     /// Every fingerprint rule that matched, in rule order (the detections use them all).
     pub software: Vec<Software>,
+}
+
+impl AppRecord for SmtpRecord {
+    const EVENT_TYPE: &'static str = "smtp";
+
+    fn write_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("smtp", &self.smtp)?;
+        if let Some(email) = &self.email {
+            map.serialize_entry("email", email)?;
+        }
+        Ok(())
+    }
 }
