@@ -12,7 +12,7 @@ size_mb=${1:-500}
 dir=${BENCH_DIR:-/tmp}
 pcap="$dir/spamtap-bench-${size_mb}mb.pcap"
 
-cargo build --release --locked --bins 2>&1 | tail -1
+cargo build --release --locked --workspace --bins 2>&1 | tail -1
 if [ ! -f "$pcap" ]; then
     ./target/release/spamtap-gen bench --size-mb "$size_mb" "$pcap"
 fi

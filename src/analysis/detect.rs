@@ -405,3 +405,281 @@ impl Detectors {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU64;
+    use std::path::Path;
+
+    use super::*;
+    use crate::analysis::observation::TunnelSighting;
+    use crate::analysis::observation::tests::{flow, smtp};
+    use crate::flow::FlowState;
+    use crate::protocols::AppEvent;
+    use crate::protocols::smtp::Status;
+    use crate::rules::Assets;
+
+    fn rules() -> Rules {
+        let mut rules = Rules {
+            assets: Assets::from_text(
+                Path::new("assets.toml"),
+                r#"
+internal_domains = ["example.org"]
+relays = ["10.0.0.25"]
+
+[[group]]
+name = "web"
+cidrs = ["10.30.0.0/24"]
+smtp = "deny"
+
+[[group]]
+name = "desk"
+cidrs = ["10.20.0.0/16"]
+smtp = "relay_only"
+"#,
+            )
+            .unwrap(),
+            ..Rules::default()
+        };
+        let d = &mut rules.detections;
+        d.excessive_outbound_mail.threshold = NonZeroU64::new(3).unwrap();
+        d.excessive_outbound_mail.window = NonZeroU64::new(60).unwrap();
+        d.excessive_outbound_mail.cooldown = 30;
+        d.direct_smtp_attempt.threshold = NonZeroU64::new(2).unwrap();
+        d.smtp_auth_bruteforce.threshold = NonZeroU64::new(3).unwrap();
+        rules
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_secs(secs)
+    }
+
+    /// An SMTP observation of a queued message from `client` to `server`.
+    fn mail(id: u64, secs: u64, client: &str, server: &str, rcpts: &[&str]) -> Observation {
+        let accepted: Vec<_> = rcpts.iter().map(|r| (*r, Some(true))).collect();
+        let record = AppEvent::Smtp(Box::new(smtp(Status::Queued, &accepted)));
+        Observation::of_app(at(secs), &flow(id, client, server, 25), &record, None).unwrap()
+    }
+
+    fn run(detectors: &mut Detectors, rules: &Rules, obs: &[Observation]) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        for o in obs {
+            detectors.observe(o, rules, &mut |a| alerts.push(a));
+        }
+        alerts
+    }
+
+    fn signatures(alerts: &[Alert]) -> Vec<&str> {
+        alerts.iter().map(|a| a.signature.as_str()).collect()
+    }
+
+    #[test]
+    fn excessive_mail_counts_outside_recipients_per_sender_in_the_window() {
+        let mut rules = rules();
+        rules.detections.smtp_policy_violation.enabled = false;
+        let mut d = Detectors::new(&rules);
+        let relay = "10.0.0.25";
+        let alerts = run(
+            &mut d,
+            &rules,
+            &[
+                // Internal recipients do not count: 2 outside so far.
+                mail(
+                    1,
+                    0,
+                    "10.20.0.9",
+                    relay,
+                    &["a@x.example", "b@y.example", "c@example.org"],
+                ),
+                // 61 s later the first message left the window: 1 outside.
+                mail(2, 61, "10.20.0.9", relay, &["d@x.example"]),
+                mail(3, 62, "10.20.0.9", relay, &["e@x.example", "f@x.example"]),
+                // Over the threshold again, inside the cool-down: no second alert.
+                mail(4, 70, "10.20.0.9", relay, &["g@x.example"]),
+            ],
+        );
+        assert_eq!(signatures(&alerts), ["excessive_outbound_mail"]);
+        let Details::ExcessiveOutboundMail {
+            sender,
+            sender_type,
+            count,
+            messages_total,
+            ..
+        } = &alerts[0].details
+        else {
+            panic!("{:?}", alerts[0]);
+        };
+        assert_eq!(
+            (sender.as_str(), *sender_type),
+            ("alice@example.org", "mail_from")
+        );
+        assert_eq!((*count, *messages_total), (4, 3));
+        assert_eq!(alerts[0].host, Some("10.20.0.9".parse().unwrap()));
+        let after = run(
+            &mut d,
+            &rules,
+            &[mail(5, 101, "10.20.0.9", relay, &["h@x.example"])],
+        );
+        assert_eq!(
+            signatures(&after),
+            ["excessive_outbound_mail"],
+            "after the cool-down"
+        );
+    }
+
+    #[test]
+    fn policy_follows_the_most_specific_group() {
+        let mut rules = rules();
+        rules.detections.excessive_outbound_mail.enabled = false;
+        let mut d = Detectors::new(&rules);
+        let alerts = run(
+            &mut d,
+            &rules,
+            &[
+                mail(1, 0, "10.30.0.5", "10.0.0.25", &[]), // deny: even to the relay
+                mail(2, 1, "10.20.0.9", "10.0.0.25", &[]), // relay_only, to the relay
+                mail(3, 2, "10.20.0.9", "198.51.100.25", &[]), // relay_only, elsewhere
+                mail(4, 3, "10.20.0.9", "198.51.100.25", &[]), // cool-down
+                mail(5, 4, "192.0.2.7", "198.51.100.25", &[]), // ungrouped
+            ],
+        );
+        let reasons: Vec<_> = alerts
+            .iter()
+            .map(|a| match &a.details {
+                Details::PolicyViolation { reason, group, .. } => (group.as_str(), *reason),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("web", "smtp_client_in_deny_group"),
+                ("desk", "smtp_to_unsanctioned_server")
+            ]
+        );
+    }
+
+    fn failed(id: u64, secs: u64, client: &str, server: &str) -> Observation {
+        Observation {
+            ts: at(secs),
+            origin: 0,
+            flow: flow(id, client, server, 25),
+            what: Observed::FailedSmtpConnection {
+                state: FlowState::NoAnswer,
+            },
+        }
+    }
+
+    #[test]
+    fn direct_attempts_count_internal_hosts_blocked_on_outside_servers() {
+        let rules = rules();
+        let mut d = Detectors::new(&rules);
+        let alerts = run(
+            &mut d,
+            &rules,
+            &[
+                failed(1, 0, "10.20.0.9", "10.0.0.99"), // internal server: not counted
+                failed(2, 1, "10.0.0.25", "198.51.100.1"), // a relay: exempt
+                failed(3, 2, "192.0.2.7", "198.51.100.1"), // outside client: not ours
+                failed(4, 3, "10.20.0.9", "198.51.100.1"),
+                failed(5, 4, "10.20.0.9", "198.51.100.2"),
+            ],
+        );
+        assert_eq!(signatures(&alerts), ["direct_smtp_attempt"]);
+        let Details::DirectSmtpAttempt { count, servers, .. } = &alerts[0].details else {
+            panic!("{:?}", alerts[0]);
+        };
+        assert_eq!(*count, 2);
+        assert_eq!(servers.len(), 2);
+    }
+
+    #[test]
+    fn each_auth_failure_of_a_session_counts_once() {
+        let mut rules = rules();
+        rules.detections.smtp_policy_violation.enabled = false;
+        let mut d = Detectors::new(&rules);
+        let attempt = |id: u64, secs: u64, failures: u32| {
+            let mut record = smtp(Status::NoTransaction, &[]);
+            record.smtp.auth = Some(crate::protocols::smtp::AuthRecord {
+                mechanism: "LOGIN".into(),
+                username: Some(format!("user{failures}")),
+                success: None,
+                failures,
+            });
+            let event = AppEvent::Smtp(Box::new(record));
+            let f = flow(id, "192.0.2.7", "10.0.0.25", 587);
+            Observation::of_app(at(secs), &f, &event, None).unwrap()
+        };
+        // One session's two events repeat its two failures: 2, not 4.
+        assert!(run(&mut d, &rules, &[attempt(1, 0, 2), attempt(1, 1, 2)]).is_empty());
+        let alerts = run(&mut d, &rules, &[attempt(2, 2, 1)]);
+        assert_eq!(signatures(&alerts), ["smtp_auth_bruteforce"]);
+        let Details::SmtpAuthBruteforce {
+            count, usernames, ..
+        } = &alerts[0].details
+        else {
+            panic!("{:?}", alerts[0]);
+        };
+        assert_eq!(
+            (*count, usernames.as_slice()),
+            (3, &["user2".to_string(), "user1".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn smtp_through_a_proxy_alerts_once_per_client_and_proxy() {
+        let mut rules = rules();
+        rules.detections.smtp_policy_violation.enabled = false;
+        rules.detections.excessive_outbound_mail.enabled = false;
+        let mut d = Detectors::new(&rules);
+        let through = |id: u64, kind: TunnelKind, spoke: bool| {
+            let mut o = mail(id, id, "10.20.0.9", "203.0.113.9", &[]);
+            if let Observed::Smtp(s) = &mut o.what {
+                s.client_spoke = spoke;
+                s.tunnel = Some(TunnelSighting {
+                    kind,
+                    proxy: "203.0.113.9".into(),
+                    proxy_port: 1080,
+                    dest_host: "mx.example.net".into(),
+                    dest_port: 25,
+                });
+            }
+            o
+        };
+        let alerts = run(
+            &mut d,
+            &rules,
+            &[
+                through(1, TunnelKind::Socks5, false), // only a banner came back
+                through(2, TunnelKind::Socks5, true),
+                through(3, TunnelKind::Socks5, true),
+            ],
+        );
+        assert_eq!(signatures(&alerts), ["smtp_over_socks"]);
+        assert!(matches!(
+            alerts[0].details,
+            Details::SmtpOverSocks {
+                tunnel_type: TunnelKind::Socks5,
+                proxy_port: 1080,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn expiry_forgets_quiet_keys_but_keeps_running_cooldowns() {
+        let mut rules = rules();
+        rules.detections.smtp_policy_violation.enabled = false;
+        let mut d = Detectors::new(&rules);
+        run(
+            &mut d,
+            &rules,
+            &[mail(1, 0, "10.20.0.9", "10.0.0.25", &["a@x.example"])],
+        );
+        assert_eq!(d.tracked().0, 1);
+        d.expire(at(59), &rules);
+        assert_eq!(d.tracked().0, 1, "still in the window");
+        d.expire(at(60), &rules);
+        assert_eq!(d.tracked().0, 0, "window empty, no cool-down running");
+    }
+}

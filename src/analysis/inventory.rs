@@ -99,3 +99,82 @@ impl Inventory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::software::RuleAlert;
+
+    fn bat(version: &str, forged: bool) -> Software {
+        Software {
+            kind: SoftwareType::MailClient,
+            name: "The Bat!".into(),
+            version: Some(version.into()),
+            edition: None,
+            rule: Arc::from("the_bat"),
+            evidence: "x_mailer=The Bat!".into(),
+            forged,
+            alert: None,
+        }
+    }
+
+    fn host(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn a_host_and_its_software_are_reported_once() {
+        let mut inv = Inventory::new(10);
+        let (sighting, alert) = inv.sighted(host(1), &bat("10.5.4", false)).expect("first");
+        assert_eq!(
+            (sighting.host, sighting.software.name.as_str()),
+            (host(1), "The Bat!")
+        );
+        assert!(alert.is_none(), "the rule raises no alert");
+        assert!(inv.sighted(host(1), &bat("10.5.4", false)).is_none());
+        // Another host, another version, or a forgery is news.
+        assert!(inv.sighted(host(2), &bat("10.5.4", false)).is_some());
+        assert!(inv.sighted(host(1), &bat("9.1", false)).is_some());
+        assert!(inv.sighted(host(1), &bat("10.5.4", true)).is_some());
+        assert_eq!(inv.tracked(), (4, 0));
+    }
+
+    #[test]
+    fn unwanted_software_raises_its_rules_alert_more_severe_when_forged() {
+        let mut inv = Inventory::new(10);
+        let rule = Arc::new(RuleAlert {
+            signature: "mass_mailer".into(),
+            signature_id: 9_100_001,
+            category: "spam".into(),
+            severity: 2,
+        });
+        let mut software = bat("10.5.4", false);
+        software.alert = Some(Arc::clone(&rule));
+        let (_, alert) = inv.sighted(host(1), &software).unwrap();
+        let alert = alert.expect("the rule's alert");
+        assert_eq!((alert.signature_id, alert.severity), (9_100_001, 2));
+        software.forged = true;
+        let (_, alert) = inv.sighted(host(1), &software).unwrap();
+        assert_eq!(alert.unwrap().severity, 1);
+    }
+
+    #[test]
+    fn a_full_inventory_reports_again_rather_than_never_and_counts() {
+        let mut inv = Inventory::new(1);
+        assert!(inv.sighted(host(1), &bat("1", false)).is_some());
+        assert!(inv.sighted(host(2), &bat("1", false)).is_some());
+        assert!(inv.sighted(host(2), &bat("1", false)).is_some());
+        assert_eq!(inv.tracked(), (1, 2));
+    }
+
+    #[test]
+    fn socks_answerers_are_named_by_version() {
+        let inv = Inventory::new(1);
+        let s = inv.socks_proxy(4);
+        assert_eq!(
+            (s.kind, s.name.as_str()),
+            (SoftwareType::SocksProxy, "SOCKS4 proxy")
+        );
+        assert_eq!(&*s.rule, "socks_reply");
+    }
+}

@@ -172,3 +172,214 @@ impl Observation {
         self.flow.dest_ip
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::decode::VlanTags;
+    use crate::flow::EndReason;
+    use crate::protocols::smtp::{AuthRecord, EmailFields, SmtpFields, SmtpRecord};
+    use crate::protocols::socks::SocksRecord;
+
+    /// A flow from `client` to `server` on `port`, with `id` as its flow id.
+    pub fn flow(id: u64, client: &str, server: &str, port: u16) -> FlowIdentity {
+        FlowIdentity {
+            flow_id: id,
+            community_id: String::new(),
+            src_ip: client.parse().unwrap(),
+            src_port: 40000,
+            dest_ip: server.parse().unwrap(),
+            dest_port: port,
+            vlan: VlanTags::default(),
+            src_groups: Vec::new(),
+            dest_groups: Vec::new(),
+        }
+    }
+
+    /// An `smtp` record of a transaction with `status`, its recipients and the server's
+    /// verdict on each.
+    pub fn smtp(status: Status, rcpts: &[(&str, Option<bool>)]) -> SmtpRecord {
+        SmtpRecord {
+            smtp: SmtpFields {
+                banner: Some("220 mx".into()),
+                helo: Some("pc.example.org".into()),
+                helo_verb: Some("EHLO".into()),
+                commands: String::new(),
+                extensions: Vec::new(),
+                auth: None,
+                starttls: false,
+                pregreet: false,
+                mail_from: Some("Alice@Example.org".into()),
+                rcpt_to: rcpts.iter().map(|(a, _)| a.to_string()).collect(),
+                rcpt_verdicts: rcpts.iter().map(|(_, v)| *v).collect(),
+                rcpt_accepted: rcpts.iter().filter(|(_, v)| *v == Some(true)).count() as u32,
+                rcpt_rejected: rcpts.iter().filter(|(_, v)| *v == Some(false)).count() as u32,
+                trans_depth: 1,
+                data_bytes: 100,
+                last_reply: Some("250 ok".into()),
+                queue_id: None,
+                status,
+                anomalies: Vec::new(),
+                client_software: None,
+                server_software: None,
+            },
+            email: Some(EmailFields {
+                subject: Some("Offer".into()),
+                ..EmailFields::default()
+            }),
+            software: Vec::new(),
+        }
+    }
+
+    fn sighting(o: Option<Observation>) -> SmtpSighting {
+        match o.expect("an observation").what {
+            Observed::Smtp(s) => *s,
+            other => panic!("not smtp: {other:?}"),
+        }
+    }
+
+    fn of_smtp(record: SmtpRecord, tunnel: Option<&Tunnel>) -> Option<Observation> {
+        let f = flow(1, "10.0.0.5", "198.51.100.25", 25);
+        Observation::of_app(
+            Timestamp::from_secs(7),
+            &f,
+            &AppEvent::Smtp(Box::new(record)),
+            tunnel,
+        )
+    }
+
+    #[test]
+    fn only_accepted_recipients_of_sent_messages_are_delivered() {
+        let rcpts = [
+            ("a@x.example", Some(true)),
+            ("b@x.example", Some(false)),
+            ("c@x.example", None),
+        ];
+        let s = sighting(of_smtp(smtp(Status::Queued, &rcpts), None));
+        assert_eq!(s.delivered_to, ["a@x.example"]);
+        assert_eq!((s.client_spoke, s.server_spoke), (true, true));
+        assert_eq!(s.mail_from.as_deref(), Some("Alice@Example.org"));
+        assert_eq!(s.subject.as_deref(), Some("Offer"));
+        let s = sighting(of_smtp(smtp(Status::Sent, &rcpts), None));
+        assert_eq!(s.delivered_to, ["a@x.example"], "one-sided: sent counts");
+        for status in [Status::Rejected, Status::Aborted, Status::Incomplete] {
+            let s = sighting(of_smtp(smtp(status, &rcpts), None));
+            assert!(s.delivered_to.is_empty(), "{status:?} delivers nothing");
+            assert_eq!(s.delivered_unrecorded, 0);
+        }
+    }
+
+    #[test]
+    fn accepted_recipients_beyond_the_recorded_ones_are_counted() {
+        let mut record = smtp(Status::Queued, &[("a@x.example", Some(true))]);
+        record.smtp.rcpt_accepted = 150;
+        let s = sighting(of_smtp(record, None));
+        assert_eq!((s.delivered_to.len(), s.delivered_unrecorded), (1, 149));
+    }
+
+    #[test]
+    fn auth_failures_include_a_failed_last_attempt_and_only_success_names_the_user() {
+        let mut record = smtp(Status::NoTransaction, &[]);
+        record.smtp.auth = Some(AuthRecord {
+            mechanism: "PLAIN".into(),
+            username: Some("bob".into()),
+            success: Some(false),
+            failures: 2,
+        });
+        let s = sighting(of_smtp(record.clone(), None));
+        assert_eq!(s.auth_failures, 3);
+        assert_eq!((s.auth_user, s.auth_tried.as_deref()), (None, Some("bob")));
+        record.smtp.auth.as_mut().unwrap().success = Some(true);
+        let s = sighting(of_smtp(record, None));
+        assert_eq!((s.auth_failures, s.auth_user.as_deref()), (2, Some("bob")));
+    }
+
+    #[test]
+    fn the_outer_proxy_is_the_flows_server_and_a_nested_one_is_named() {
+        let mut tunnel = Tunnel {
+            kind: TunnelKind::Socks5,
+            proxy: None,
+            dest_host: "mx.example.net".into(),
+            dest_port: 25,
+            depth: 1,
+        };
+        let s = sighting(of_smtp(smtp(Status::Queued, &[]), Some(&tunnel)));
+        let t = s.tunnel.expect("through a proxy");
+        assert_eq!((t.proxy.as_str(), t.proxy_port), ("198.51.100.25", 25));
+        assert_eq!((t.dest_host.as_str(), t.dest_port), ("mx.example.net", 25));
+        tunnel.proxy = Some(("203.0.113.9".into(), 1080));
+        let s = sighting(of_smtp(smtp(Status::Queued, &[]), Some(&tunnel)));
+        assert_eq!(s.tunnel.unwrap().proxy, "203.0.113.9");
+    }
+
+    #[test]
+    fn socks_servers_are_seen_only_when_they_answered_outside_a_tunnel() {
+        let f = flow(2, "10.0.0.5", "203.0.113.9", 1080);
+        let ts = Timestamp::from_secs(1);
+        let answered = SocksRecord {
+            version: 5,
+            status_code: Some(0),
+            ..SocksRecord::default()
+        };
+        let event = AppEvent::Socks(Box::new(answered.clone()));
+        assert!(matches!(
+            Observation::of_app(ts, &f, &event, None).map(|o| o.what),
+            Some(Observed::SocksServer { version: 5 })
+        ));
+        let tunnel = Tunnel {
+            kind: TunnelKind::Socks4,
+            proxy: None,
+            dest_host: "x".into(),
+            dest_port: 1080,
+            depth: 1,
+        };
+        assert!(Observation::of_app(ts, &f, &event, Some(&tunnel)).is_none());
+        let silent = AppEvent::Socks(Box::new(SocksRecord {
+            status_code: None,
+            ..answered
+        }));
+        assert!(Observation::of_app(ts, &f, &silent, None).is_none());
+    }
+
+    fn flow_record(state: FlowState, data_bytes_toclient: u64) -> FlowRecord {
+        FlowRecord {
+            pkts_toserver: 1,
+            pkts_toclient: 0,
+            bytes_toserver: 60,
+            bytes_toclient: 0,
+            data_bytes_toserver: 0,
+            data_bytes_toclient,
+            missed_bytes: 0,
+            start: Timestamp::from_secs(3),
+            end: Timestamp::from_secs(3),
+            age: 0,
+            duration: 0.0,
+            state,
+            reason: EndReason::Timeout,
+        }
+    }
+
+    #[test]
+    fn failed_connections_are_those_to_port_25_without_an_answering_server() {
+        let to_25 = flow(3, "10.0.0.5", "198.51.100.25", 25);
+        for state in [FlowState::NoAnswer, FlowState::Rejected] {
+            let o = Observation::of_flow(&to_25, &flow_record(state, 0), None).expect("failed");
+            assert_eq!(o.ts, Timestamp::from_secs(3), "at the flow's start");
+            assert!(matches!(o.what, Observed::FailedSmtpConnection { state: s } if s == state));
+        }
+        assert!(Observation::of_flow(&to_25, &flow_record(FlowState::Reset, 0), None).is_some());
+        assert!(
+            Observation::of_flow(&to_25, &flow_record(FlowState::Reset, 12), None).is_none(),
+            "the server spoke before the reset"
+        );
+        assert!(Observation::of_flow(&to_25, &flow_record(FlowState::Closed, 0), None).is_none());
+        assert!(
+            Observation::of_flow(&to_25, &flow_record(FlowState::NoAnswer, 0), Some("smtp"))
+                .is_none()
+        );
+        let to_587 = flow(4, "10.0.0.5", "198.51.100.25", 587);
+        assert!(
+            Observation::of_flow(&to_587, &flow_record(FlowState::NoAnswer, 0), None).is_none()
+        );
+    }
+}

@@ -68,6 +68,11 @@ struct GroupFile {
 }
 
 impl Assets {
+    /// The asset groups in `text`, read from `path` (named in errors).
+    pub fn from_text(path: &std::path::Path, text: &str) -> Result<Self, RuleError> {
+        Self::parse(&RuleFile { path, text })
+    }
+
     pub(super) fn parse(file: &RuleFile<'_>) -> Result<Self, RuleError> {
         let at = |span: std::ops::Range<usize>, message: String| file.error(span, message);
         let raw: AssetsFile = file.parse()?;

@@ -15,6 +15,8 @@
 //! for free batch buffers (nothing is lost); live capture drops a packet when none is free and
 //! counts it in `capture.queue_drops`.
 
+mod clock;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -25,6 +27,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+
+use self::clock::TickClock;
 
 use crate::analysis::{Analyzer, Observation};
 use crate::capture::{
@@ -139,8 +143,6 @@ const BATCH_BYTES: usize = 256 * 1024;
 const BATCHES_PER_WORKER: usize = 8;
 /// Tick id of the final stats event.
 const FINAL_TICK: u64 = u64::MAX;
-/// Packet time between ticks: how soon the analysis sees a worker's observations.
-const TICK_MICROS: u64 = Timestamp::MICROS_PER_SEC;
 
 /// A TCP segment in a batch: its payload lives in the batch's byte buffer.
 struct Queued {
@@ -297,12 +299,7 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         decoder: DecodeStats::default(),
         capture: CaptureStats::default(),
         now: Timestamp::default(),
-        interval_micros: config
-            .stats_interval
-            .saturating_mul(Timestamp::MICROS_PER_SEC),
-        next_tick: None,
-        next_stats: None,
-        tick_id: 0,
+        clock: TickClock::new(config.stats_interval),
         input: 0,
         out: out_tx,
         last_flush: Instant::now(),
@@ -356,10 +353,7 @@ struct Dispatcher {
     decoder: DecodeStats,
     capture: CaptureStats,
     now: Timestamp,
-    interval_micros: u64,
-    next_tick: Option<Timestamp>,
-    next_stats: Option<Timestamp>,
-    tick_id: u64,
+    clock: TickClock,
     input: usize,
     out: Sender<ToOutput>,
     /// Live only: when partial batches were last sent. A trickle of packets must not wait
@@ -386,35 +380,6 @@ impl Dispatcher {
         self.last_flush = Instant::now();
     }
 
-    /// Emits a tick when packet time reaches the next second, marked as a stats tick when it
-    /// also passes a stats interval boundary.
-    fn tick_if_due(&mut self, ts: Timestamp) {
-        let Some(next) = self.next_tick else {
-            self.next_tick = Some(next_boundary(ts, TICK_MICROS));
-            if self.interval_micros > 0 {
-                self.next_stats = Some(next_boundary(ts, self.interval_micros));
-            }
-            return;
-        };
-        if ts < next {
-            return;
-        }
-        // One tick for the latest boundary passed: a quiet hour is one tick, not 3600.
-        let boundary = Timestamp(ts.0 / TICK_MICROS * TICK_MICROS);
-        let stats = match self.next_stats {
-            Some(next_stats) if ts >= next_stats => {
-                let interval = self.interval_micros;
-                let stats_boundary = Timestamp(ts.0 / interval * interval);
-                self.next_stats = Some(Timestamp(stats_boundary.0.saturating_add(interval)));
-                Some(stats_boundary)
-            }
-            _ => None,
-        };
-        self.tick(self.tick_id, boundary, stats);
-        self.tick_id += 1;
-        self.next_tick = Some(Timestamp(boundary.0.saturating_add(TICK_MICROS)));
-    }
-
     fn tick(&mut self, id: u64, ts: Timestamp, stats: Option<Timestamp>) {
         self.flush_all();
         for tx in &self.workers {
@@ -439,17 +404,14 @@ impl Dispatcher {
     }
 }
 
-/// The first multiple of `step` after `ts`.
-fn next_boundary(ts: Timestamp, step: u64) -> Timestamp {
-    Timestamp((ts.0 / step + 1).saturating_mul(step))
-}
-
 impl PacketHandler for Dispatcher {
     fn packet(&mut self, input: usize, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32) {
         self.capture.packets += 1;
         self.capture.bytes += u64::from(wire_len);
         self.input = input;
-        self.tick_if_due(ts);
+        if let Some(tick) = self.clock.on_packet(ts) {
+            self.tick(tick.id, tick.ts, tick.stats);
+        }
         self.now = self.now.max(ts);
         let Decoded::Tcp(seg) = decode(link, data, &mut self.decoder) else {
             return;
