@@ -203,7 +203,7 @@ pub(super) mod tests {
             smtp: SmtpFields {
                 banner: Some("220 mx".into()),
                 helo: Some("pc.example.org".into()),
-                helo_verb: Some("EHLO".into()),
+                helo_verb: Some(crate::protocols::smtp::HeloVerb::Ehlo),
                 commands: String::new(),
                 extensions: Vec::new(),
                 auth: None,

@@ -1,7 +1,7 @@
 //! Fingerprints of SMTP sessions: what a session shows, as the fingerprint rules see it, and the
 //! software they name written back onto the session's record.
 
-use crate::protocols::smtp::SmtpRecord;
+use crate::protocols::smtp::{self, SmtpRecord};
 use crate::rules::{Features, Fingerprints, HeloVerb, Quoting};
 use crate::software::SoftwareType;
 
@@ -49,11 +49,10 @@ fn features_of(record: &SmtpRecord, dest_port: u16, server_internal: bool) -> Fe
     Features {
         banner: smtp.banner.as_deref(),
         helo: smtp.helo.as_deref(),
-        helo_verb: match smtp.helo_verb.as_deref() {
-            Some("HELO") => Some(HeloVerb::Helo),
-            Some("EHLO") => Some(HeloVerb::Ehlo),
-            _ => None,
-        },
+        helo_verb: smtp.helo_verb.map(|verb| match verb {
+            smtp::HeloVerb::Helo => HeloVerb::Helo,
+            smtp::HeloVerb::Ehlo => HeloVerb::Ehlo,
+        }),
         commands: Some(smtp.commands.as_str()).filter(|c| !c.is_empty()),
         pregreet: smtp.pregreet,
         auth_mechanism: smtp.auth.as_ref().map(|a| a.mechanism.as_str()),
@@ -91,7 +90,7 @@ mod tests {
             smtp: SmtpFields {
                 banner: Some(banner.into()),
                 helo: Some(helo.into()),
-                helo_verb: Some("EHLO".into()),
+                helo_verb: Some(smtp::HeloVerb::Ehlo),
                 commands: "EHLO;MAIL FROM:<;RCPT TO:<;DATA;QUIT".into(),
                 extensions: Vec::new(),
                 auth: None,
@@ -411,7 +410,7 @@ match.auth_mechanism = '^LOGIN$'
         .unwrap();
         let mut r = record("pc", "220 x", None);
         r.smtp.commands = "helo;mail from: <;rcpt to: <;data".into();
-        r.smtp.helo_verb = Some("HELO".into());
+        r.smtp.helo_verb = Some(smtp::HeloVerb::Helo);
         identify_smtp(&rules, &mut r, 25, false);
         assert_eq!(r.software.len(), 1);
         assert_eq!(

@@ -28,6 +28,15 @@ pub enum Status {
     NoTransaction,
 }
 
+/// The verb of the client's greeting (`smtp.helo_verb`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum HeloVerb {
+    #[serde(rename = "HELO")]
+    Helo,
+    #[serde(rename = "EHLO")]
+    Ehlo,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct AuthRecord {
     pub mechanism: String,
@@ -53,7 +62,7 @@ pub struct SmtpFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub helo_verb: Option<String>,
+    pub helo_verb: Option<HeloVerb>,
     /// The client's commands as spelt, `;`-separated (`EHLO;MAIL FROM:<;RCPT TO:<;DATA`).
     /// Not in the event: fingerprint rules match it.
     #[serde(skip)]

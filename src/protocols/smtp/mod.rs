@@ -13,7 +13,7 @@
 mod logger;
 mod parser;
 
-pub use logger::{AuthRecord, EmailFields, SmtpFields, SmtpRecord, Status};
+pub use logger::{AuthRecord, EmailFields, HeloVerb, SmtpFields, SmtpRecord, Status};
 
 use std::collections::VecDeque;
 
@@ -549,11 +549,11 @@ pub struct SmtpParser {
     client_spoke: bool,
     pregreet: bool,
     helo: Option<String>,
-    helo_verb: Option<String>,
+    helo_verb: Option<HeloVerb>,
     /// The client's commands as it spelt them, in order, for fingerprints (capped).
     commands: String,
     /// A HELO/EHLO after the first one, applied only if the server accepts it.
-    next_helo: Option<(String, String)>,
+    next_helo: Option<(String, HeloVerb)>,
     /// The sender of a nested MAIL, until the server's reply decides.
     nested_from: Option<Option<String>>,
     extensions: Vec<String>,
@@ -882,7 +882,12 @@ impl SmtpParser {
         self.note_spelling(c);
         let pending = match c.verb {
             Verb::Helo | Verb::Ehlo => {
-                let (helo, verb) = (field(c.arg), field(c.word).to_ascii_uppercase());
+                let verb = if c.verb == Verb::Helo {
+                    HeloVerb::Helo
+                } else {
+                    HeloVerb::Ehlo
+                };
+                let helo = field(c.arg);
                 if self.helo.is_none() || !self.replies_seen {
                     self.helo = Some(helo);
                     self.helo_verb = Some(verb);
@@ -1315,7 +1320,7 @@ impl SmtpParser {
         let smtp = SmtpFields {
             banner: self.banner.clone(),
             helo: self.helo.clone(),
-            helo_verb: self.helo_verb.clone(),
+            helo_verb: self.helo_verb,
             commands: self.commands.clone(),
             extensions: self.extensions.clone(),
             auth: self.auth.clone(),

@@ -81,8 +81,8 @@ fn one_transaction_with_headers() {
         Some("220 mx.example.net ESMTP Postfix")
     );
     assert_eq!(
-        (s.helo.as_deref(), s.helo_verb.as_deref()),
-        (Some("client.example.org"), Some("EHLO"))
+        (s.helo.as_deref(), s.helo_verb),
+        (Some("client.example.org"), Some(HeloVerb::Ehlo))
     );
     assert_eq!(s.extensions, vec!["PIPELINING", "SIZE", "AUTH", "CHUNKING"]);
     assert_eq!(s.mail_from.as_deref(), Some("alice@example.org"));
