@@ -1,5 +1,5 @@
 //! The detections on their generated captures (`pcaps/detect-*.pcap`, made by
-//! `src/pcapgen/detections.rs`), each with both sides of its threshold, under the test rules
+//! `generator/src/detections.rs`), each with both sides of its threshold, under the test rules
 //! in `tests/rules/`; with one worker and with two, which must agree.
 
 mod common;

@@ -1,5 +1,5 @@
 //! The shipped fingerprint rules on their generated captures (`pcaps/fingerprint-*.pcap`, made
-//! by `src/pcapgen/fingerprints.rs`): every rule is exercised, forgeries are told apart, and
+//! by `generator/src/fingerprints.rs`): every rule is exercised, forgeries are told apart, and
 //! near misses stay unnamed.
 
 mod common;
