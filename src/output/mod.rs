@@ -1,8 +1,11 @@
-//! Output: event types, and the writer that turns them into NDJSON lines.
+//! Output: event types, the writer that turns them into NDJSON lines, and the sink the lines
+//! go to.
 
 mod event;
+mod sink;
 
 pub use event::{Event, EventBody, EventCounts, Origin, StatsRecord};
+pub use sink::Sink;
 
 /// Where the flow stage puts its events.
 pub trait EventSink {

@@ -18,8 +18,7 @@
 mod clock;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +36,9 @@ use crate::capture::{
 use crate::decode::{DecodeStats, Decoded, TcpSegment, decode};
 use crate::enrich::Enricher;
 use crate::flow::{FlowKey, FlowStats};
-use crate::output::{Event, EventBody, EventCounts, EventSink, EventWriter, Origin, StatsRecord};
+use crate::output::{
+    Event, EventBody, EventCounts, EventSink, EventWriter, Origin, Sink, StatsRecord,
+};
 use crate::reassembly::ReassemblyStats;
 use crate::rules::Rules;
 use crate::timestamp::Timestamp;
@@ -230,16 +231,9 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             None
         }
     };
-    let (sink, target): (Box<dyn Write + Send>, String) = match &config.output {
-        Some(path) => (
-            Box::new(File::create(path).map_err(|error| RunError::Output {
-                target: path.display().to_string(),
-                error,
-            })?),
-            path.display().to_string(),
-        ),
-        None => (Box::new(io::stdout()), "standard output".to_string()),
-    };
+    let sink = Sink::open(config.output.as_deref())
+        .map_err(|(target, error)| RunError::Output { target, error })?;
+    let target = sink.target().to_string();
 
     let names = Arc::new(Names {
         sensor: config.sensor.clone(),
@@ -556,7 +550,7 @@ struct PendingTick {
 
 fn output_thread(
     rx: Receiver<ToOutput>,
-    sink: Box<dyn Write + Send>,
+    mut sink: Sink,
     workers: usize,
     names: &Names,
     stop: &AtomicBool,
@@ -569,11 +563,10 @@ fn output_thread(
             .copied()
             .unwrap_or(Origin::PcapFile(""))
     };
-    let mut out = BufWriter::with_capacity(1 << 20, sink);
     let mut result = Ok(());
-    let mut write = |bytes: &[u8], out: &mut BufWriter<Box<dyn Write + Send>>| {
+    let mut write = |bytes: &[u8], sink: &mut Sink| {
         if result.is_ok() {
-            if let Err(e) = out.write_all(bytes) {
+            if let Err(e) = sink.write_lines(bytes) {
                 // Stop capturing, but keep draining so no thread blocks on a full channel.
                 stop.store(true, Ordering::Relaxed);
                 result = Err(e);
@@ -593,7 +586,7 @@ fn output_thread(
                 observations,
                 epoch,
             } => {
-                write(&bytes, &mut out);
+                write(&bytes, &mut sink);
                 analyzer.receive(observations, epoch);
                 continue;
             }
@@ -654,10 +647,10 @@ fn output_thread(
                 body: EventBody::Stats(&p.record),
             });
         }
-        write(&own.take(), &mut out);
+        write(&own.take(), &mut sink);
     }
     if result.is_ok() {
-        result = out.flush();
+        result = sink.flush();
     }
     result
 }
