@@ -8,7 +8,7 @@ mod detections;
 mod fingerprints;
 mod scenarios;
 
-pub use scenarios::{Scenario, bench_mix, scenarios, syn_flood};
+pub use scenarios::{Scenario, bench_mix, mail_mix, scenarios, syn_flood};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use spamtap_gen::{Link, PcapWriter, bench_mix, scenarios, syn_flood, write_pcap};
+use spamtap_gen::{Link, PcapWriter, bench_mix, mail_mix, scenarios, syn_flood, write_pcap};
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +16,12 @@ use spamtap_gen::{Link, PcapWriter, bench_mix, scenarios, syn_flood, write_pcap}
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Mix {
+    Bulk,
+    Mail,
 }
 
 #[derive(Subcommand)]
@@ -34,10 +40,14 @@ enum Command {
         flows: u32,
         output: PathBuf,
     },
-    /// Write mixed mail and bulk traffic of about the given size, for the benchmark.
+    /// Write benchmark traffic of about the given size.
     Bench {
         #[arg(long = "size-mb", default_value_t = 500)]
         size_mb: u64,
+        /// `bulk`: few large flows (mail and transfers); `mail`: a mail relay's SPAN port, many
+        /// short SMTP sessions, SOCKS tunnels and TLS-like bulk flows.
+        #[arg(long, value_enum, default_value_t = Mix::Bulk)]
+        mix: Mix,
         output: PathBuf,
     },
 }
@@ -75,10 +85,18 @@ fn main() -> ExitCode {
                 println!("{}: {flows} SYNs", output.display());
                 Ok(())
             }),
-        Command::Bench { size_mb, output } => PcapWriter::create(&output, &Link::ethernet())
+        Command::Bench {
+            size_mb,
+            mix,
+            output,
+        } => PcapWriter::create(&output, &Link::ethernet())
             .map_err(|e| format!("{}: {e}", output.display()))
             .and_then(|mut writer| {
-                let summary = bench_mix(&mut writer, size_mb * 1024 * 1024);
+                let bytes = size_mb * 1024 * 1024;
+                let summary = match mix {
+                    Mix::Bulk => bench_mix(&mut writer, bytes),
+                    Mix::Mail => mail_mix(&mut writer, bytes),
+                };
                 writer
                     .finish()
                     .map_err(|e| format!("{}: {e}", output.display()))?;

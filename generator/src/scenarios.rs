@@ -903,3 +903,137 @@ pub fn bench_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
     }
     summary
 }
+
+/// The mail-heavy benchmark traffic of a mail relay's SPAN port, streamed to `writer` until
+/// `target_bytes` of frames are written. Of every 40 TCP sessions: 22 SMTP sessions (one or two
+/// transactions of 1 to 5 recipients, messages of 2 to 40 KB, most of them small, PIPELINING on
+/// every third), 4 SOCKS5 tunnels carrying SMTP, and 14 bulk TLS-like flows (a hello, then
+/// records of opaque bytes, 4 to 30 KB). Clients come from 4,096 hosts; 40 sessions are interleaved at a time.
+pub fn mail_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
+    let mut summary = MixSummary::default();
+    let mut clock = EPOCH;
+    let mut n: u32 = 0;
+    while summary.bytes < target_bytes {
+        let mut group = Vec::with_capacity(40);
+        for slot in 0..40u32 {
+            n = n.wrapping_add(1);
+            let host = n.wrapping_mul(2_654_435_761) >> 20; // 4,096 hosts, spread
+            let client = format!(
+                "10.{}.{}.{}:{}",
+                20 + (host >> 8) % 8,
+                host & 0xff,
+                (n >> 12) % 250 + 2,
+                1024 + n % 60000
+            );
+            let start = Timestamp(clock.0 + u64::from(slot) * 40);
+            let session = match slot {
+                0..22 => mail_session(&client, n, start),
+                22..26 => socks_mail_session(&client, n, start),
+                _ => tls_like_session(&client, n, start),
+            };
+            group.push(session.into_frames());
+            summary.sessions += 1;
+        }
+        let frames = merge(group);
+        if let Some(last) = frames.last() {
+            clock = last.ts;
+        }
+        for frame in &frames {
+            writer.write(frame);
+            summary.frames += 1;
+            summary.bytes += frame.data.len() as u64;
+        }
+    }
+    summary
+}
+
+/// A relay session: a greeting, one to three transactions, QUIT.
+fn mail_session(client: &str, n: u32, start: Timestamp) -> Session {
+    let server = format!("198.51.100.{}:25", n % 13 + 1);
+    let mut s = Session::new(client, &server).starting_at(start);
+    s.handshake();
+    greet(&mut s);
+    mail_transactions(&mut s, n);
+    quit(&mut s);
+    s
+}
+
+/// A bot's SMTP through a SOCKS5 proxy to an outside MX.
+fn socks_mail_session(client: &str, n: u32, start: Timestamp) -> Session {
+    let proxy = format!("203.0.113.{}:1080", n % 5 + 10);
+    let mut s = Session::new(client, &proxy).starting_at(start);
+    s.handshake()
+        .send(Ctos, &[5, 1, 0])
+        .send(Stoc, &[5, 0])
+        .send(
+            Ctos,
+            &socks5_connect([198, 51, 100, (n % 13 + 1) as u8], 25),
+        )
+        .send(Stoc, SOCKS5_OK);
+    greet(&mut s);
+    mail_transactions(&mut s, n);
+    quit(&mut s);
+    s
+}
+
+fn mail_transactions(s: &mut Session, n: u32) {
+    let pipelined = n % 3 == 0;
+    for t in 0..=u32::from(n % 4 == 0) {
+        let seed = n.wrapping_mul(31).wrapping_add(t);
+        let spread = (seed as usize).wrapping_mul(7919) % 38_000;
+        let body = 2_000 + spread * spread / 38_000;
+        let msg = message("Your invoice", body, seed);
+        let recipients = 1 + seed % 5;
+        let mut envelope = format!("MAIL FROM:<sender{}@example.org>\r\n", n % 997);
+        let mut replies = String::from("250 2.1.0 Ok\r\n");
+        for r in 0..recipients {
+            envelope.push_str(&format!("RCPT TO:<rcpt{r}.{seed}@example.net>\r\n"));
+            replies.push_str("250 2.1.5 Ok\r\n");
+        }
+        if pipelined {
+            envelope.push_str("DATA\r\n");
+            replies.push_str("354 End data with <CR><LF>.<CR><LF>\r\n");
+            s.send(Ctos, envelope.as_bytes())
+                .send(Stoc, replies.as_bytes());
+        } else {
+            for (command, reply) in envelope
+                .split_inclusive("\r\n")
+                .zip(replies.split_inclusive("\r\n"))
+            {
+                s.send(Ctos, command.as_bytes())
+                    .send(Stoc, reply.as_bytes());
+            }
+            s.send(Ctos, b"DATA\r\n")
+                .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n");
+        }
+        s.send(Ctos, &msg).send(
+            Stoc,
+            format!("250 2.0.0 Ok: queued as {seed:X}\r\n").as_bytes(),
+        );
+    }
+}
+
+/// A bulk flow that looks like TLS on the wire: a hello each way, then application-data
+/// records of opaque bytes from the server.
+fn tls_like_session(client: &str, n: u32, start: Timestamp) -> Session {
+    let server = format!("192.0.2.{}:443", n % 50 + 100);
+    let mut s = Session::new(client, &server).starting_at(start);
+    let record = |kind: u8, len: usize, seed: u32| {
+        let mut r = vec![kind, 3, 3, (len >> 8) as u8, len as u8];
+        r.extend(text(len, seed).iter().map(|b| b ^ 0x5a));
+        r
+    };
+    s.handshake()
+        .send(Ctos, &record(0x16, 512, n))
+        .send(Stoc, &record(0x16, 3000, n));
+    let mut left = 4_000 + (n as usize).wrapping_mul(104_729) % 26_000;
+    let mut i = 0;
+    while left > 0 {
+        let len = left.min(16_000);
+        s.send(Stoc, &record(0x17, len, n.wrapping_add(i)));
+        left -= len;
+        i += 1;
+    }
+    s.close();
+    s
+}

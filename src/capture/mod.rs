@@ -49,8 +49,17 @@ impl LinkType {
 
 /// Receives what the capture reads.
 pub trait PacketHandler {
-    /// One frame: `data` is what was captured, `wire_len` its length on the wire.
-    fn packet(&mut self, input: usize, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32);
+    /// One frame: `data` is what was captured, `wire_len` its length on the wire. Returns
+    /// whether the frame was taken for analysis (`false`: dropped, and counted, for lack of a
+    /// queue); only frames taken are recorded by `--write-pcap`.
+    fn packet(
+        &mut self,
+        input: usize,
+        link: LinkType,
+        ts: Timestamp,
+        data: &[u8],
+        wire_len: u32,
+    ) -> bool;
     /// A live read timed out with nothing to read; a chance to flush partial batches.
     fn idle(&mut self) {}
     /// A file ended early, in the middle of a record.
@@ -337,8 +346,11 @@ pub fn open_live(
         .promisc(opts.promiscuous)
         .snaplen(opts.snaplen)
         .buffer_size(opts.buffer_bytes)
-        .timeout(100)
-        .immediate_mode(true)
+        // Not immediate mode: the kernel hands packets over a block at a time (TPACKET_V3),
+        // a block when it is full or, on a slow link, after this many milliseconds. Immediate
+        // mode wakes the capture thread for every packet, which at a few hundred thousand
+        // packets a second costs more than the analysis.
+        .timeout(BLOCK_TIMEOUT_MS)
         .open()
         .map_err(|e| {
             let m = message(&e);
@@ -370,6 +382,9 @@ pub fn open_live(
     })?;
     Ok((cap, link))
 }
+
+/// Longest a captured packet waits in a partly filled kernel block before it is handed over.
+const BLOCK_TIMEOUT_MS: i32 = 50;
 
 /// Waits until the capture has packets, at most `ms` milliseconds.
 fn wait_readable(cap: &Capture<Active>, ms: i32) {
@@ -404,12 +419,15 @@ pub fn read_live(
     };
     // Kernel counters are refreshed at most once a second (a system call each).
     let mut stats_due = std::time::Instant::now();
-    let mut take = |p: pcap::Packet<'_>, handler: &mut dyn FnMut(Timestamp, &[u8], u32)| {
-        if let Some(file) = record.as_mut() {
-            file.write(&p);
-        }
+    // Only what the analysis took is recorded, so replaying the recording gives the events
+    // of the live run.
+    let mut take = |p: pcap::Packet<'_>, handler: &mut dyn FnMut(Timestamp, &[u8], u32) -> bool| {
         let ts = Timestamp::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
-        handler(ts, p.data, p.header.len);
+        if handler(ts, p.data, p.header.len) {
+            if let Some(file) = record.as_mut() {
+                file.write(&p);
+            }
+        }
     };
     while !stop.load(Ordering::Relaxed) {
         match cap.next_packet() {
@@ -433,14 +451,23 @@ pub fn read_live(
             report_kernel_stats(&mut cap, handler);
         }
     }
-    // Stopped: what the kernel had already captured is still analysed, until the buffer is
-    // empty or, on a link that never goes quiet, for at most a second.
+    // Stopped: what the kernel had already captured is still analysed, the block it was still
+    // filling included (handed over within a block timeout), until nothing more comes or, on
+    // a link that never goes quiet, for at most a second.
     let drain_until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut waited = false;
     while std::time::Instant::now() < drain_until {
         match cap.next_packet() {
-            Ok(p) => take(p, &mut |ts, data, len| {
-                handler.packet(0, link, ts, data, len)
-            }),
+            Ok(p) => {
+                waited = false;
+                take(p, &mut |ts, data, len| {
+                    handler.packet(0, link, ts, data, len)
+                });
+            }
+            Err(pcap::Error::TimeoutExpired) if !waited => {
+                waited = true;
+                wait_readable(&cap, 2 * BLOCK_TIMEOUT_MS);
+            }
             Err(_) => break,
         }
     }

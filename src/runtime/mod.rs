@@ -11,9 +11,11 @@
 //! Packet time drives everything: the capture thread sends each worker a tick at every second
 //! of packet time, in band with the packets. When every worker has passed a tick, the output
 //! thread runs the analysis on what they sent before it, and at stats interval boundaries
-//! writes a `stats` event that counts exactly the packets before its timestamp. Replay waits
-//! for free batch buffers (nothing is lost); live capture drops a packet when none is free and
-//! counts it in `capture.queue_drops`.
+//! writes a `stats` event that counts exactly the packets before its timestamp. When no batch
+//! buffer is free the capture thread waits, in replay and live alike: live, the kernel's ring
+//! holds what arrives meanwhile, and only what overflows it is lost (`capture.kernel_drops`).
+//! The one exception is a stop: a packet that finds no free buffer within 100 ms then is
+//! dropped and counted in `capture.queue_drops`.
 
 mod clock;
 
@@ -25,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use self::clock::TickClock;
 
@@ -296,6 +298,7 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         clock: TickClock::new(config.stats_interval),
         input: 0,
         out: out_tx,
+        stop: Arc::clone(&stop),
         last_flush: Instant::now(),
         since_flush_check: 0,
     };
@@ -350,6 +353,8 @@ struct Dispatcher {
     clock: TickClock,
     input: usize,
     out: Sender<ToOutput>,
+    /// Set on SIGINT/SIGTERM: a live capture waiting for a free batch gives up.
+    stop: Arc<AtomicBool>,
     /// Live only: when partial batches were last sent. A trickle of packets must not wait
     /// for a batch to fill; this affects only how soon events appear, never what they say.
     last_flush: Instant,
@@ -360,6 +365,27 @@ struct Dispatcher {
 const LIVE_FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 impl Dispatcher {
+    /// A free batch: waited for, however long, in replay; in live capture too, while the
+    /// kernel's ring holds what arrives meanwhile (its drops are counted there), unless the
+    /// sensor is stopping, when `None` drops the packet.
+    fn free_batch(&mut self) -> Option<Box<Batch>> {
+        if !self.live {
+            return self.free.recv().ok();
+        }
+        if let Ok(batch) = self.free.try_recv() {
+            return Some(batch);
+        }
+        // Partial batches of other workers may be what the slow one waits behind.
+        self.flush_all();
+        loop {
+            match self.free.recv_timeout(LIVE_FLUSH_EVERY) {
+                Ok(batch) => return Some(batch),
+                Err(RecvTimeoutError::Timeout) if !self.stop.load(Ordering::Relaxed) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     fn send(&mut self, worker: usize) {
         if let Some(mut batch) = self.current[worker].take() {
             batch.now = self.now;
@@ -399,7 +425,14 @@ impl Dispatcher {
 }
 
 impl PacketHandler for Dispatcher {
-    fn packet(&mut self, input: usize, link: LinkType, ts: Timestamp, data: &[u8], wire_len: u32) {
+    fn packet(
+        &mut self,
+        input: usize,
+        link: LinkType,
+        ts: Timestamp,
+        data: &[u8],
+        wire_len: u32,
+    ) -> bool {
         self.capture.packets += 1;
         self.capture.bytes += u64::from(wire_len);
         self.input = input;
@@ -408,19 +441,15 @@ impl PacketHandler for Dispatcher {
         }
         self.now = self.now.max(ts);
         let Decoded::Tcp(seg) = decode(link, data, &mut self.decoder) else {
-            return;
+            return true;
         };
         let worker = FlowKey::of(&seg).0.shard(&self.hasher, self.workers.len());
         if self.current[worker].is_none() {
-            self.current[worker] = if self.live {
-                self.free.try_recv().ok()
-            } else {
-                self.free.recv().ok()
-            };
+            self.current[worker] = self.free_batch();
         }
         let Some(batch) = self.current[worker].as_deref_mut() else {
             self.capture.queue_drops += 1;
-            return;
+            return false;
         };
         let start = batch.data.len() as u32;
         batch.data.extend_from_slice(seg.payload);
@@ -446,6 +475,7 @@ impl PacketHandler for Dispatcher {
                 }
             }
         }
+        true
     }
 
     fn idle(&mut self) {

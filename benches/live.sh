@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Live-capture capacity: a capture sent with tcpreplay over a veth pair between two network
+# namespaces into `spamtap live` at rising rates, next to `tcpdump -w /dev/null` on the same
+# veth as the capture-only limit. For each rate it prints the packets sent, the packets lost
+# in the kernel and in the sensor, and the smtp events against a replay of the same file.
+# Needs root (namespaces, packet capture) and tcpreplay (installed here when missing).
+#
+#   sudo bash benches/live.sh [-w WORKERS] [-f PCAP] [RATE ...]
+#
+# RATE is Mbit/s or `top` (tcpreplay --topspeed); default: 100 200 400 top. PCAP defaults to
+# the mail-heavy workload (`spamtap-gen bench --mix mail --size-mb 733`), kept in $BENCH_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workers=1
+pcap=""
+while getopts "w:f:" opt; do
+    case $opt in
+        w) workers=$OPTARG ;;
+        f) pcap=$OPTARG ;;
+        *) echo "usage: $0 [-w WORKERS] [-f PCAP] [RATE ...]" >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+rates=("$@")
+[ ${#rates[@]} -gt 0 ] || rates=(100 200 400 top)
+if [ "$(id -u)" -ne 0 ]; then
+    echo "benches/live.sh needs root: network namespaces and packet capture" >&2
+    exit 1
+fi
+bash tests/deps.sh
+command -v tcpreplay >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpreplay >/dev/null
+cargo build --release --locked --workspace --bins 2>&1 | tail -1
+dir=${BENCH_DIR:-/tmp}
+if [ -z "$pcap" ]; then
+    pcap="$dir/spamtap-bench-mail-733mb.pcap"
+    [ -f "$pcap" ] || ./target/release/spamtap-gen bench --mix mail --size-mb 733 "$pcap"
+fi
+bin=$(pwd)/target/release/spamtap
+
+a=spt-live-a-$$
+b=spt-live-b-$$
+work=$(mktemp -d)
+cleanup() {
+    ip netns del "$a" 2>/dev/null || true
+    ip netns del "$b" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add "$a"
+ip netns add "$b"
+ip link add va netns "$a" type veth peer name vb netns "$b"
+for ns in "$a" "$b"; do ip -n "$ns" link set lo up; done
+ip -n "$a" link set va up
+ip -n "$b" link set vb up
+# Frames are replayed as captured, so no offload may merge or split them on the way.
+ip netns exec "$a" ethtool -K va tso off gso off gro off >/dev/null 2>&1 || true
+ip netns exec "$b" ethtool -K vb tso off gso off gro off >/dev/null 2>&1 || true
+
+# What a replay of the file gives, for comparison.
+replay_cpu=$( { /usr/bin/time -f '%U %S' "$bin" replay --workers "$workers" --sensor bench \
+    -o "$work/replay.json" "$pcap"; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }')
+count_smtp() { grep -c '"event_type":"smtp"' "$1" || true; }
+replay_smtp=$(count_smtp "$work/replay.json")
+frames=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
+echo "capture: $pcap, $frames frames; replay: $replay_smtp smtp events, $replay_cpu cpu-s; $workers worker(s)"
+
+# Sends the file once into namespace b at RATE; prints the packets sent and the Mbit/s reached.
+send() {
+    local rate=$1 speed
+    if [ "$rate" = top ]; then speed=(--topspeed); else speed=(--mbps="$rate"); fi
+    ip netns exec "$a" tcpreplay -q -i va "${speed[@]}" "$pcap" 2>&1 |
+        awk '/Actual:/ { sent = $2 } /Rated:/ { for (i = 1; i <= NF; i++) if ($i ~ /Mbps/) mbps = $(i - 1) }
+             END { printf "%s %d\n", sent, mbps }'
+}
+
+# User plus system CPU seconds a process has used so far.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f(u%.1f)", ($14 + $15) / hz, $14 / hz }' "/proc/$1/stat"
+}
+
+printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' rate sensor mbit/s sent captured kernel_lost sensor_lost smtp smtp_lost cpu_s
+for rate in "${rates[@]}"; do
+    # tcpdump, the capture-only limit, with the same kernel buffer as spamtap (64 MiB).
+    ip netns exec "$b" tcpdump -i vb -nn -B 65536 -w /dev/null 2>"$work/tcpdump.err" &
+    dump=$!
+    sleep 1
+    read -r sent mbps < <(send "$rate")
+    sleep 1
+    cpu=$(cpu_seconds "$dump")
+    kill -INT "$dump"
+    wait "$dump" || true
+    got=$(awk '/packets captured/ { print $1 }' "$work/tcpdump.err")
+    dropped=$(awk '/dropped by kernel/ { print $1 }' "$work/tcpdump.err")
+    lost=$((sent - got + dropped))
+    [ "$lost" -ge 0 ] || lost=0
+    printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' "$rate" tcpdump "$mbps" "$sent" \
+        "$got" "$lost" - - - "$cpu"
+
+    ip netns exec "$b" "$bin" live -i vb --workers "$workers" --sensor bench \
+        --stats-interval 0 -o "$work/live.json" 2>"$work/live.err" &
+    sensor=$!
+    sleep 1
+    read -r sent mbps < <(send "$rate")
+    sleep 2
+    cpu=$(cpu_seconds "$sensor")
+    kill -INT "$sensor"
+    wait "$sensor" || true
+    read -r captured queue_drops kernel_drops < <(grep '"event_type":"stats"' "$work/live.json" |
+        tail -1 | python3 -c 'import json,sys; c=json.load(sys.stdin)["stats"]["capture"]; print(c["packets"], c["queue_drops"], c["kernel_drops"])')
+    live_smtp=$(count_smtp "$work/live.json")
+    kernel_lost=$((sent - captured))
+    [ "$kernel_lost" -ge "$kernel_drops" ] || kernel_lost=$kernel_drops
+    printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' "$rate" spamtap "$mbps" "$sent" \
+        "$captured" "$kernel_lost" "$queue_drops" "$live_smtp" "$((replay_smtp - live_smtp))" "$cpu"
+done
