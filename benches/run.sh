@@ -1,53 +1,111 @@
 #!/usr/bin/env bash
-# Throughput benchmark of the whole pipeline (capture -> decode -> flows -> reassembly -> events).
+# Replay benchmark of the whole pipeline (capture -> decode -> flows -> reassembly -> protocols
+# -> enrichment -> analysis -> events) on two generated workloads:
+#   bulk  few large flows: mail sessions with 2-60 KB messages, 100 KB transfers, some
+#         reordering and loss, UDP noise (`spamtap-gen bench --mix bulk`, 500 MB);
+#   mail  a mail relay's SPAN port: many short SMTP sessions, SOCKS5 tunnels carrying SMTP,
+#         TLS-like bulk flows, thousands of client hosts (`--mix mail`, 733 MB).
+# For each, next to `tcpdump -r FILE 'ip proto 253'` (the read alone) in the same run, it prints
+# the median of RUNS runs of cpu-s, wall-s, peak RSS, packets/s and events/s for 1 and 2
+# workers, the ratios to the read, a checksum of the events (the same before and after a change
+# that must not change them), and, where perf works, a profile by stage.
 #
-# Generates a mixed capture (mail sessions, bulk transfers, some reordering and loss, UDP noise)
-# of SIZE_MB (default 500), then reports packets/s, Gbit/s and peak RSS of `spamtap replay` with
-# 1 and 2 workers, next to the time `tcpdump -r FILE 'ip proto 253'` takes to only read it.
-# Usage: bash benches/run.sh [SIZE_MB]     (the capture is kept in $BENCH_DIR, default /tmp)
+#   bash benches/run.sh [bulk|mail|all]      (SIZE_MB=100 for smaller captures, RUNS=5)
+# Captures are kept in $BENCH_DIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tests/deps.sh
-size_mb=${1:-500}
+which_mix=${1:-all}
+runs=${RUNS:-5}
 dir=${BENCH_DIR:-/tmp}
-pcap="$dir/spamtap-bench-${size_mb}mb.pcap"
-
-cargo build --release --locked --workspace --bins 2>&1 | tail -1
-if [ ! -f "$pcap" ]; then
-    ./target/release/spamtap-gen bench --size-mb "$size_mb" "$pcap"
-fi
-bytes=$(stat -c %s "$pcap")
-packets=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
-
-# Seconds (wall, best of 3) and peak RSS (KiB, largest of 3) of a command.
-measure() {
-    local best="" rss=0 t m tf
-    tf=$(mktemp)
-    for _ in 1 2 3; do
-        /usr/bin/time -o "$tf" -f '%e %M' "$@" >/dev/null 2>/dev/null
-        read -r t m < "$tf"
-        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
-        if [ "$m" -gt "$rss" ]; then rss=$m; fi
-    done
-    rm -f "$tf"
-    echo "$best $rss"
-}
-
+bash tests/deps.sh
 if [ ! -x /usr/bin/time ]; then
     echo "benches/run.sh needs GNU time: apt-get install time" >&2
     exit 1
 fi
+cargo build --release --locked --workspace --bins 2>&1 | tail -1
+bin=./target/release/spamtap
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-read -r t_tcpdump rss_tcpdump < <(measure tcpdump -r "$pcap" -nn 'ip proto 253')
-printf '%-28s %8s %12s %9s %10s %8s\n' "command" "seconds" "packets/s" "Gbit/s" "peak RSS" "x tcpdump"
-report() {
-    local name=$1 t=$2 rss=$3
-    awk -v n="$name" -v t="$t" -v p="$packets" -v b="$bytes" -v r="$rss" -v base="$t_tcpdump" \
-        'BEGIN{ if (t <= 0) t = 0.001; printf "%-28s %8.2f %12.0f %9.2f %7.0f MiB %8.2f\n", n, t, p/t, b*8/t/1e9, r/1024, t/base }'
+# Median of RUNS runs of a command: "cpu-s wall-s peak-KiB", each the median of its own.
+measure() {
+    local tf=$work/time runs_file=$work/runs
+    : > "$runs_file"
+    for _ in $(seq "$runs"); do
+        /usr/bin/time -o "$tf" -f '%U %S %e %M' "$@" >/dev/null 2>/dev/null
+        awk '{ printf "%.3f %.3f %d\n", $1 + $2, $3, $4 }' "$tf" >> "$runs_file"
+    done
+    local col out=()
+    for col in 1 2 3; do
+        out+=("$(cut -d' ' -f"$col" "$runs_file" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')")
+    done
+    echo "${out[@]}"
 }
-report "tcpdump 'ip proto 253'" "$t_tcpdump" "$rss_tcpdump"
-for w in 1 2; do
-    read -r t rss < <(measure ./target/release/spamtap replay --workers "$w" --sensor bench -o /dev/null "$pcap")
-    report "spamtap replay --workers $w" "$t" "$rss"
-done
-echo "capture: $pcap, $bytes bytes, $packets packets"
+
+# A profile of one run by stage: the share of samples in each part of the path.
+profile() {
+    command -v perf >/dev/null && perf stat -e cpu-clock true >/dev/null 2>&1 || {
+        echo "  (no profile: perf is not available here)"
+        return
+    }
+    perf record -q -F 2999 -o "$work/perf.data" "$@" >/dev/null 2>&1 || return
+    perf report -q -i "$work/perf.data" --no-children --sort sym 2>/dev/null | awk '
+        $1 ~ /%$/ {
+            pct = $1 + 0; sym = $0
+            if (sym ~ /pcap|capture::/) s = "capture (libpcap, read loop)"
+            else if (sym ~ /decode|etherparse/) s = "decode"
+            else if (sym ~ /Dispatcher|crossbeam|runtime::|sched|futex|switch/) s = "dispatch and hand-offs"
+            else if (sym ~ /flow::|FlowTable|hashbrown|hash|BinaryHeap|tracker::/) s = "flow table and tracker"
+            else if (sym ~ /reassembly|Assembler|smoltcp/) s = "reassembly"
+            else if (sym ~ /smtp|socks|http_connect|protocols::|memchr|rfc2047/) s = "protocols"
+            else if (sym ~ /enrich|fingerprint|regex|RegexSet/) s = "enrichment (fingerprints, groups)"
+            else if (sym ~ /analysis::/) s = "analysis"
+            else if (sym ~ /serde|output::|ryu|itoa|zmij|humantime|fmt/) s = "events (serialising)"
+            else if (sym ~ /malloc|free|realloc|_int_|unlink_chunk|memmove|memcpy|memset/) s = "malloc and memcpy"
+            else if (sym ~ /\[k\]/) s = "kernel"
+            else s = "other"
+            share[s] += pct
+        }
+        END { for (s in share) printf "  %6.1f%%  %s\n", share[s], s }' | sort -rn
+}
+
+bench() {
+    local mix=$1 size=$2
+    local pcap="$dir/spamtap-bench-$mix-${size}mb.pcap"
+    [ -f "$pcap" ] || ./target/release/spamtap-gen bench --mix "$mix" --size-mb "$size" "$pcap"
+    local bytes packets
+    bytes=$(stat -c %s "$pcap")
+    packets=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
+    "$bin" replay --workers 1 --sensor bench -o "$work/events.json" "$pcap"
+    local events sum
+    events=$(wc -l < "$work/events.json")
+    sum=$(sha256sum "$work/events.json" | cut -c1-16)
+    echo
+    echo "== $mix: $pcap, $bytes bytes, $packets packets, $events events (sha256 $sum...)"
+    read -r c_read w_read m_read < <(measure tcpdump -r "$pcap" -nn 'ip proto 253')
+    printf '%-26s %7s %7s %9s %11s %10s %9s %9s\n' command cpu-s wall-s "peak MiB" packets/s events/s "cpu/read" "wall/read"
+    row() {
+        awk -v n="$1" -v c="$2" -v w="$3" -v m="$4" -v p="$packets" -v e="$5" -v cr="$c_read" -v wr="$w_read" \
+            'BEGIN { if (w <= 0) w = 0.001; if (cr <= 0) cr = 0.001;
+                     printf "%-26s %7.2f %7.2f %9.0f %11.0f %10s %9.2f %9.2f\n", n, c, w, m / 1024, p / w,
+                            (e == "-" ? "-" : sprintf("%.0f", e / w)), c / cr, w / wr }'
+    }
+    row "tcpdump -r (read only)" "$c_read" "$w_read" "$m_read" -
+    local w1=""
+    for w in 1 2; do
+        read -r c t m < <(measure "$bin" replay --workers "$w" --sensor bench -o /dev/null "$pcap")
+        row "spamtap replay --workers $w" "$c" "$t" "$m" "$events"
+        if [ "$w" = 1 ]; then w1=$t; else
+            awk -v a="$t" -v b="$w1" 'BEGIN { printf "2 workers / 1 worker, wall: %.2f\n", a / b }'
+        fi
+    done
+    echo "profile, 1 worker:"
+    profile "$bin" replay --workers 1 --sensor bench -o /dev/null "$pcap"
+}
+
+case $which_mix in
+    bulk) bench bulk "${SIZE_MB:-500}" ;;
+    mail) bench mail "${SIZE_MB:-733}" ;;
+    all) bench bulk "${SIZE_MB:-500}"; bench mail "${SIZE_MB:-733}" ;;
+    *) echo "usage: $0 [bulk|mail|all]" >&2; exit 2 ;;
+esac
