@@ -258,11 +258,11 @@ fn decode_inner<'a>(
             }
         }
     };
-    classify(sliced, stats)
+    classify(&sliced, stats)
 }
 
 fn classify<'a>(
-    sliced: LaxSlicedPacket<'a>,
+    sliced: &LaxSlicedPacket<'a>,
     stats: &mut DecodeStats,
 ) -> Result<Decoded<'a>, DecodeError> {
     let mut vlan = VlanTags::default();
@@ -322,7 +322,7 @@ fn classify<'a>(
         }
     };
 
-    match sliced.transport {
+    match &sliced.transport {
         Some(TransportSlice::Tcp(tcp)) => {
             stats.tcp += 1;
             let missing = if ip_payload.incomplete {

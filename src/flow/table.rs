@@ -54,19 +54,24 @@ impl<V> FlowTable<V> {
         self.map.get_mut(key).map(|e| &mut e.value)
     }
 
-    pub fn deadline(&self, key: &FlowKey) -> Option<Timestamp> {
-        self.map.get(key).map(|e| e.deadline)
+    /// A flow and its deadline, in one lookup.
+    pub fn get_with_deadline(&self, key: &FlowKey) -> Option<(&V, Timestamp)> {
+        self.map.get(key).map(|e| (&e.value, e.deadline))
     }
 
-    /// Moves a flow's deadline. Later deadlines cost nothing now; earlier ones push a new timer.
-    pub fn set_deadline(&mut self, key: &FlowKey, deadline: Timestamp) {
-        if let Some(entry) = self.map.get_mut(key) {
-            entry.deadline = deadline;
-            if deadline < entry.scheduled {
-                entry.scheduled = deadline;
-                self.timers.push(Reverse((deadline, entry.id, *key)));
-            }
+    /// Runs `f` on a flow and moves its deadline to what `f` returns, in one lookup; `false`
+    /// when there is no such flow. Later deadlines cost nothing now; earlier ones push a timer.
+    pub fn update(&mut self, key: &FlowKey, f: impl FnOnce(&mut V) -> Timestamp) -> bool {
+        let Some(entry) = self.map.get_mut(key) else {
+            return false;
+        };
+        let deadline = f(&mut entry.value);
+        entry.deadline = deadline;
+        if deadline < entry.scheduled {
+            entry.scheduled = deadline;
+            self.timers.push(Reverse((deadline, entry.id, *key)));
         }
+        true
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
@@ -217,7 +222,7 @@ mod tests {
     fn later_deadline_postpones_expiry() {
         let mut table = FlowTable::new(10);
         table.insert(key(1), 1, t(30));
-        table.set_deadline(&key(1), t(100));
+        assert!(table.update(&key(1), |_| t(100)));
         assert!(expired(&mut table, 50).is_empty());
         assert_eq!(expired(&mut table, 100), vec![1]);
     }
@@ -226,7 +231,7 @@ mod tests {
     fn earlier_deadline_expires_early() {
         let mut table = FlowTable::new(10);
         table.insert(key(1), 1, t(300));
-        table.set_deadline(&key(1), t(10));
+        assert!(table.update(&key(1), |_| t(10)));
         assert_eq!(expired(&mut table, 10), vec![1]);
         // The stale timer at 300 finds nothing.
         assert!(expired(&mut table, 300).is_empty());

@@ -62,7 +62,9 @@ impl Flow {
 
 /// One worker's flows.
 pub struct Tracker {
-    table: FlowTable<Flow>,
+    /// Flows are boxed: the table's buckets stay small, so growing it moves little and an
+    /// empty bucket costs a pointer, not a flow.
+    table: FlowTable<Box<Flow>>,
     config: TrackerConfig,
     memory: MemoryBudget,
     stats: FlowStats,
@@ -112,56 +114,54 @@ impl Tracker {
         // A flow past its deadline ends before this packet is looked at, whether or not the
         // timer sweep got to it yet: the result cannot depend on when sweeps run. A new SYN on
         // a closed connection starts another one.
-        let ended = match self.table.get(&key) {
-            Some(flow) if self.table.deadline(&key).is_some_and(|d| d <= ts) => {
-                Some(flow.conn.expiry_reason())
-            }
-            Some(flow) if seg.flags.syn() && !seg.flags.ack() && flow.conn.is_closed() => {
+        let ended = match self.table.get_with_deadline(&key) {
+            Some((flow, deadline)) if deadline <= ts => Some(flow.conn.expiry_reason()),
+            Some((flow, _)) if seg.flags.syn() && !seg.flags.ack() && flow.conn.is_closed() => {
                 Some(EndReason::Reused)
             }
-            _ => None,
+            Some(_) => None,
+            None => {
+                self.create(key, seg, sender, ts, origin, ctx, out);
+                None
+            }
         };
         if let Some(reason) = ended {
             self.end(&key, reason, ctx, out);
-        }
-        if self.table.get_mut(&key).is_none() {
             self.create(key, seg, sender, ts, origin, ctx, out);
         }
 
         let timeouts = self.config.timeouts;
-        let Some(flow) = self.table.get_mut(&key) else {
-            return;
-        };
-        let dir = flow.conn.observe(seg, sender, ts, wire_len);
-        let Flow { conn, streams, app } = &mut *flow;
-        let [ctos, stoc] = streams;
-        let (this, other) = match dir {
-            Direction::Ctos => (ctos, stoc),
-            Direction::Stoc => (stoc, ctos),
-        };
-        let app_out = &mut self.app_out;
-        if !seg.flags.rst() {
-            this.on_segment(
-                Segment {
-                    seq: seg.seq,
-                    syn: seg.flags.syn(),
-                    fin: seg.flags.fin(),
-                    payload: seg.payload,
-                    missing: seg.missing,
-                },
-                &self.memory,
-                &mut self.reassembly,
-                &mut |chunk| deliver_to(app, dir, chunk, ts, app_out),
-            );
-            if seg.flags.ack() {
-                other.on_peer_ack(seg.ack, &mut self.reassembly, &mut |chunk| {
-                    deliver_to(app, dir.reverse(), chunk, ts, app_out)
-                });
+        let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
+        self.table.update(&key, |flow| {
+            let dir = flow.conn.observe(seg, sender, ts, wire_len);
+            let Flow { conn, streams, app } = &mut **flow;
+            let [ctos, stoc] = streams;
+            let (this, other) = match dir {
+                Direction::Ctos => (ctos, stoc),
+                Direction::Stoc => (stoc, ctos),
+            };
+            if !seg.flags.rst() {
+                this.on_segment(
+                    Segment {
+                        seq: seg.seq,
+                        syn: seg.flags.syn(),
+                        fin: seg.flags.fin(),
+                        payload: seg.payload,
+                        missing: seg.missing,
+                    },
+                    memory,
+                    reassembly,
+                    &mut |chunk| deliver_to(app, dir, chunk, ts, app_out),
+                );
+                if seg.flags.ack() {
+                    other.on_peer_ack(seg.ack, reassembly, &mut |chunk| {
+                        deliver_to(app, dir.reverse(), chunk, ts, app_out)
+                    });
+                }
             }
-        }
-        emit_app_events(app_out, conn, ctx, out);
-        let deadline = ts.saturating_add_secs(flow.conn.timeout(&timeouts, flow.has_data()));
-        self.table.set_deadline(&key, deadline);
+            emit_app_events(app_out, conn, ctx, out);
+            ts.saturating_add_secs(flow.conn.timeout(&timeouts, flow.has_data()))
+        });
     }
 
     /// Moves packet time forward to `now`, ending every flow whose deadline passed.
@@ -204,14 +204,14 @@ impl Tracker {
     ) {
         let mut conn = Connection::new(&key, seg, sender, ts, origin);
         ctx.enrich.flow(&mut conn.id);
-        let flow = Flow {
+        let flow = Box::new(Flow {
             conn,
             streams: [
                 Stream::new(self.config.stream_window),
                 Stream::new(self.config.stream_window),
             ],
             app: AppLayer::default(),
-        };
+        });
         self.stats.total += 1;
         let deadline = ts.saturating_add_secs(self.config.timeouts.half_open);
         if let Some((_, evicted)) = self.table.insert(key, flow, deadline) {
@@ -235,7 +235,7 @@ impl Tracker {
     /// `flow` event.
     fn finish(
         &mut self,
-        mut flow: Flow,
+        mut flow: Box<Flow>,
         reason: EndReason,
         ctx: &EventContext<'_>,
         out: &mut impl EventSink,

@@ -460,8 +460,10 @@ struct Transaction {
 }
 
 impl Transaction {
-    fn new(start: Timestamp, depth: u32) -> Self {
-        Transaction {
+    /// A transaction, boxed: a session holds one only while it is open, so a finished
+    /// session waiting out its close delay costs little.
+    fn new(start: Timestamp, depth: u32) -> Box<Self> {
+        Box::new(Transaction {
             start,
             depth,
             mail_from: None,
@@ -480,7 +482,7 @@ impl Transaction {
             status: None,
             gap: false,
             anomalies: Anomalies::default(),
-        }
+        })
     }
 
     fn message(&mut self) -> &mut MessageReader {
@@ -563,9 +565,9 @@ pub struct SmtpParser {
     replies_seen: bool,
     last_reply: Option<String>,
     transactions: u32,
-    current: Option<Transaction>,
+    current: Option<Box<Transaction>>,
     /// A transaction whose data was sent, waiting for the server's verdict.
-    awaiting: Option<Transaction>,
+    awaiting: Option<Box<Transaction>>,
     emitted: u32,
     anomalies: Anomalies,
 }
@@ -871,7 +873,7 @@ impl SmtpParser {
 
     /// The transaction a reply is about: still open, or sent and awaiting its verdict.
     fn txn_mut(&mut self, depth: u32) -> Option<&mut Transaction> {
-        [self.current.as_mut(), self.awaiting.as_mut()]
+        [self.current.as_deref_mut(), self.awaiting.as_deref_mut()]
             .into_iter()
             .flatten()
             .find(|t| t.depth == depth)
@@ -1295,13 +1297,18 @@ impl SmtpParser {
         }
     }
 
-    fn emit(&mut self, txn: Transaction, out: &mut Vec<AppOutput>) {
+    fn emit(&mut self, txn: Box<Transaction>, out: &mut Vec<AppOutput>) {
         let status = txn.final_status(self.replies_seen);
         let start = txn.start;
         out.push(self.record(Some(txn), status, start));
     }
 
-    fn record(&mut self, txn: Option<Transaction>, status: Status, ts: Timestamp) -> AppOutput {
+    fn record(
+        &mut self,
+        txn: Option<Box<Transaction>>,
+        status: Status,
+        ts: Timestamp,
+    ) -> AppOutput {
         self.emitted += 1;
         let mut anomalies = self.anomalies.clone();
         let (mut email, mut smtp_txn) = (None, None);
