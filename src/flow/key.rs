@@ -1,12 +1,13 @@
 //! The flow key: one value for both directions of a TCP connection, VLAN-aware.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::decode::{TcpSegment, VlanTags};
+use crate::timestamp::Timestamp;
 
 /// Symmetric key: the two endpoints in a fixed order, so both directions map to one flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     lo: (IpAddr, u16),
     hi: (IpAddr, u16),
@@ -72,8 +73,54 @@ impl Side {
     }
 }
 
+/// The table and the sharding hash a key as three words, not field by field: it is hashed
+/// for every packet, up to three times. Equal keys hash equally (the fields are all in), and
+/// an address that looks the same in both families only costs a collision.
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(address_bits(self.lo.0));
+        state.write_u128(address_bits(self.hi.0));
+        let tags = self.vlan.as_slice();
+        let tag = |i: usize| u64::from(tags.get(i).copied().unwrap_or(0));
+        state.write_u64(
+            u64::from(self.lo.1) << 48
+                | u64::from(self.hi.1) << 32
+                | tag(0) << 20
+                | tag(1) << 8
+                | tags.len() as u64,
+        );
+    }
+}
+
+fn address_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_bits()) | 1 << 127,
+        IpAddr::V6(v6) => v6.to_bits(),
+    }
+}
+
+impl FlowKey {
+    /// Stable id of the flow of this key that started at `start`: equal across runs and
+    /// sensors, kept within 2^53 so every JSON reader holds it exactly. Hashed field by field,
+    /// as flow ids have been from the start, so they stay what they were.
+    pub fn stable_id(&self, start: Timestamp) -> u64 {
+        #[derive(Hash)]
+        struct Fields {
+            lo: (IpAddr, u16),
+            hi: (IpAddr, u16),
+            vlan: VlanTags,
+        }
+        let fields = Fields {
+            lo: self.lo,
+            hi: self.hi,
+            vlan: self.vlan,
+        };
+        stable_hash((fields, start)) & ((1 << 53) - 1)
+    }
+}
+
 /// Stable (unseeded) hash of a value, for ids that must be equal across runs.
-pub fn stable_hash(value: impl Hash) -> u64 {
+fn stable_hash(value: impl Hash) -> u64 {
     foldhash::fast::FixedState::with_seed(0x5a_7a_9c_01).hash_one(value)
 }
 

@@ -7,6 +7,6 @@ mod record;
 mod table;
 
 pub use connection::{Connection, Timeouts};
-pub use key::{FlowKey, Side, stable_hash};
+pub use key::{FlowKey, Side};
 pub use record::{EndReason, FlowIdentity, FlowRecord, FlowState, FlowStats, TcpSummary};
 pub use table::FlowTable;

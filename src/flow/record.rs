@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{FlowKey, stable_hash};
+use super::FlowKey;
 use crate::decode::VlanTags;
 use crate::timestamp::Timestamp;
 
@@ -47,7 +47,7 @@ impl FlowIdentity {
         )
         .unwrap_or_default();
         FlowIdentity {
-            flow_id: stable_hash((key, start)) & ((1 << 53) - 1),
+            flow_id: key.stable_id(start),
             community_id,
             src_ip: client.0,
             src_port: client.1,

@@ -29,6 +29,13 @@ impl EventWriter {
         self.buf.len()
     }
 
+    /// Hands over the serialised lines for `spare`, emptied, to write the next ones into: a
+    /// worker and the output thread pass the same few buffers back and forth.
+    pub fn swap(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+        spare.clear();
+        std::mem::replace(&mut self.buf, spare)
+    }
+
     /// Hands over the serialised lines, leaving an empty buffer of the same capacity behind.
     pub fn take(&mut self) -> Vec<u8> {
         let capacity = self.buf.capacity();

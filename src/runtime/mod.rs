@@ -107,13 +107,16 @@ struct WorkerSink<'a> {
     epoch: u64,
     origins: &'a [Origin<'a>],
     out: &'a Sender<ToOutput>,
+    /// Event buffers the output thread has written, to serialise into again.
+    spare: &'a Receiver<Vec<u8>>,
 }
 
 impl WorkerSink<'_> {
     fn flush(&mut self) {
         if self.writer.pending_bytes() > 0 || !self.observations.is_empty() {
+            let spare = self.spare.try_recv().unwrap_or_default();
             let _ = self.out.send(ToOutput::Events {
-                bytes: self.writer.take(),
+                bytes: self.writer.swap(spare),
                 observations: std::mem::take(&mut self.observations),
                 epoch: self.epoch,
             });
@@ -253,13 +256,14 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         let _ = free_tx.send(Box::default());
     }
     let (out_tx, out_rx) = bounded::<ToOutput>(pool_size * 2);
+    let (spare_tx, spare_rx) = bounded::<Vec<u8>>(workers * 2);
 
     let output = {
         let names = Arc::clone(&names);
         let stop = Arc::clone(&stop);
         thread::Builder::new()
             .name("spamtap-output".into())
-            .spawn(move || output_thread(out_rx, sink, workers, &names, &stop))
+            .spawn(move || output_thread(out_rx, spare_tx, sink, workers, &names, &stop))
             .map_err(|_| RunError::Internal("cannot start the output thread"))?
     };
 
@@ -276,10 +280,11 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         let names = Arc::clone(&names);
         let out = out_tx.clone();
         let free = free_tx.clone();
+        let spare = spare_rx.clone();
         let tracker_config = per_worker.clone();
         let handle = thread::Builder::new()
             .name(format!("spamtap-worker-{i}"))
-            .spawn(move || worker_thread(rx, out, free, tracker_config, &names))
+            .spawn(move || worker_thread(rx, out, free, spare, tracker_config, &names))
             .map_err(|_| RunError::Internal("cannot start a worker thread"))?;
         worker_handles.push(handle);
     }
@@ -501,6 +506,7 @@ fn worker_thread(
     rx: Receiver<ToWorker>,
     out: Sender<ToOutput>,
     free: Sender<Box<Batch>>,
+    spare: Receiver<Vec<u8>>,
     config: TrackerConfig,
     names: &Names,
 ) {
@@ -517,6 +523,7 @@ fn worker_thread(
         epoch: 0,
         origins: &origins,
         out: &out,
+        spare: &spare,
     };
     let snapshot = |tracker: &Tracker, sink: &WorkerSink<'_>| WorkerSnapshot {
         flow: tracker.stats(),
@@ -580,6 +587,7 @@ struct PendingTick {
 
 fn output_thread(
     rx: Receiver<ToOutput>,
+    spare: Sender<Vec<u8>>,
     mut sink: Sink,
     workers: usize,
     names: &Names,
@@ -617,6 +625,8 @@ fn output_thread(
                 epoch,
             } => {
                 write(&bytes, &mut sink);
+                // Back to a worker; when enough are in circulation, freed.
+                let _ = spare.try_send(bytes);
                 analyzer.receive(observations, epoch);
                 continue;
             }

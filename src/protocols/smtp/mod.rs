@@ -275,17 +275,24 @@ impl MessageReader {
         }
     }
 
-    /// Skips body bytes to the end-of-data line: memchr from line feed to line feed.
+    /// Skips body bytes to the end-of-data line. Only a line that starts with a dot can end
+    /// the data, so the scan jumps from one "\n." to the next, not from line to line.
     fn scan_body(&mut self, data: &[u8]) -> (usize, Option<usize>) {
         let mut i = 0;
         loop {
             match self.body {
-                BodyScan::MidLine => match memchr::memchr(b'\n', &data[i..]) {
+                BodyScan::MidLine => match memchr::memmem::find(&data[i..], b"\n.") {
                     Some(p) => {
                         i += p + 1;
                         self.body = BodyScan::LineStart;
                     }
-                    None => return (data.len(), None),
+                    None => {
+                        // A line may start with the next chunk's first byte.
+                        if data.last() == Some(&b'\n') {
+                            self.body = BodyScan::LineStart;
+                        }
+                        return (data.len(), None);
+                    }
                 },
                 BodyScan::LineStart | BodyScan::Dot | BodyScan::DotCr => {
                     let Some(&b) = data.get(i) else {
@@ -807,20 +814,34 @@ impl SmtpParser {
         }
     }
 
+    /// A whole command line (or AUTH response) arrived. The line is borrowed from the line
+    /// buffer, which is lent out for the call and then handed back for the next line.
     fn client_line_done(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        let (line, bare_lf) = self.client_line.line();
-        let line = line.to_vec();
+        let buffer = std::mem::take(&mut self.client_line.buf);
+        let bare_lf = self.client_line.last != b'\r';
+        let line = buffer.strip_suffix(b"\r").unwrap_or(&buffer);
+        self.client_line_is(line, bare_lf, ts, out);
+        self.client_line.buf = buffer;
+    }
+
+    fn client_line_is(
+        &mut self,
+        line: &[u8],
+        bare_lf: bool,
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) {
         if self.client_line.overlong {
             self.anomaly("overlong_command_line");
         }
         if bare_lf {
             self.anomaly("bare_lf");
         }
-        if memchr::memchr(0, &line).is_some() {
+        if memchr::memchr(0, line).is_some() {
             self.anomaly("nul_byte");
         }
         if let ClientMode::Auth { lines, login_user } = self.mode {
-            self.auth_response(&line, login_user);
+            self.auth_response(line, login_user);
             self.mode = match lines {
                 0 | 1 => ClientMode::Command,
                 n => ClientMode::Auth {
@@ -830,7 +851,7 @@ impl SmtpParser {
             };
             return;
         }
-        let command = parser::parse_command(&line);
+        let command = parser::parse_command(line);
         if matches!(self.mode, ClientMode::Start | ClientMode::Resync) {
             if command.verb == Verb::Other {
                 return;
@@ -1109,40 +1130,53 @@ impl SmtpParser {
             if !complete {
                 break;
             }
-            let (line, _) = self.server_line.line();
-            let line = line.to_vec();
+            // The line is borrowed from the line buffer, lent out and handed back.
+            let buffer = std::mem::take(&mut self.server_line.buf);
             let overlong = self.server_line.overlong;
             self.server_line.clear();
-            if overlong {
-                self.anomaly("overlong_reply_line");
-            }
-            let Some(reply) = parser::parse_reply_line(&line) else {
-                if self.mode != ClientMode::Start {
-                    self.anomaly("invalid_reply");
-                }
-                continue;
-            };
-            if self.reply_code.is_none() {
-                self.reply_code = Some(reply.code);
-            }
-            if self.reply_lines.len() < MAX_REPLY_LINES {
-                self.reply_lines.push(field(reply.text));
-            } else {
-                self.anomaly("too_many_reply_lines");
-            }
-            if reply.last {
-                let code = self.reply_code.take().unwrap_or(reply.code);
-                let lines = std::mem::take(&mut self.reply_lines);
-                self.reply(code, &lines, out);
-            }
+            self.reply_line(buffer.strip_suffix(b"\r").unwrap_or(&buffer), overlong, out);
+            self.server_line.buf = buffer;
+            self.server_line.buf.clear();
         }
         total
     }
 
+    /// One line of a reply; the last line of a reply completes it.
+    fn reply_line(&mut self, line: &[u8], overlong: bool, out: &mut Vec<AppOutput>) {
+        if overlong {
+            self.anomaly("overlong_reply_line");
+        }
+        let Some(reply) = parser::parse_reply_line(line) else {
+            if self.mode != ClientMode::Start {
+                self.anomaly("invalid_reply");
+            }
+            return;
+        };
+        if self.reply_code.is_none() {
+            self.reply_code = Some(reply.code);
+        }
+        if self.reply_lines.len() < MAX_REPLY_LINES {
+            self.reply_lines.push(field(reply.text));
+        } else {
+            self.anomaly("too_many_reply_lines");
+        }
+        if reply.last {
+            let code = self.reply_code.take().unwrap_or(reply.code);
+            let mut lines = std::mem::take(&mut self.reply_lines);
+            self.reply(code, &lines, out);
+            lines.clear();
+            self.reply_lines = lines;
+        }
+    }
+
     fn reply(&mut self, code: u16, lines: &[String], out: &mut Vec<AppOutput>) {
+        use std::fmt::Write;
         self.replies_seen = true;
-        let first = format!("{code} {}", lines.first().map(String::as_str).unwrap_or(""));
-        let text = capped(first.trim_end().to_string());
+        let first = lines.first().map_or("", String::as_str);
+        let mut text = String::with_capacity(4 + first.len());
+        let _ = write!(text, "{code} {first}");
+        text.truncate(text.trim_end().len());
+        let text = capped(text);
         self.last_reply = Some(text.clone());
         // The server's first reply is its greeting, even when the client already sent commands
         // (a pre-greeting, or Exim's PIPE_CONNECT); 554 and 421 refuse the session outright.
