@@ -538,6 +538,45 @@ enum ClientMode {
     AfterStarttls,
 }
 
+/// The lines of the reply being read, in one buffer that is reused: reading a reply costs
+/// no allocation per line. Each line is its wire text, invalid UTF-8 replaced, capped.
+#[derive(Default)]
+struct ReplyLines {
+    text: String,
+    /// Where each line ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl ReplyLines {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        let start = self.text.len();
+        self.text.push_str(&String::from_utf8_lossy(line));
+        let end = start + crate::text::cap_str(&self.text[start..], MAX_FIELD).len();
+        self.text.truncate(end);
+        self.ends.push(end);
+    }
+
+    fn lines(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| self.text.get(start..end).unwrap_or(""))
+    }
+
+    fn first(&self) -> Option<&str> {
+        self.lines().next()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+}
+
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -551,7 +590,7 @@ pub struct SmtpParser {
     /// Commands awaiting replies, oldest first; runs of the same command are one entry.
     pending: VecDeque<(Pending, u32)>,
     reply_code: Option<u16>,
-    reply_lines: Vec<String>,
+    reply_lines: ReplyLines,
     start: Option<Timestamp>,
     banner: Option<String>,
     greeted: bool,
@@ -588,7 +627,7 @@ impl Default for SmtpParser {
             tls: false,
             pending: VecDeque::new(),
             reply_code: None,
-            reply_lines: Vec::new(),
+            reply_lines: ReplyLines::default(),
             start: None,
             banner: None,
             greeted: false,
@@ -1156,7 +1195,7 @@ impl SmtpParser {
             self.reply_code = Some(reply.code);
         }
         if self.reply_lines.len() < MAX_REPLY_LINES {
-            self.reply_lines.push(field(reply.text));
+            self.reply_lines.push(reply.text);
         } else {
             self.anomaly("too_many_reply_lines");
         }
@@ -1169,10 +1208,10 @@ impl SmtpParser {
         }
     }
 
-    fn reply(&mut self, code: u16, lines: &[String], out: &mut Vec<AppOutput>) {
+    fn reply(&mut self, code: u16, lines: &ReplyLines, out: &mut Vec<AppOutput>) {
         use std::fmt::Write;
         self.replies_seen = true;
-        let first = lines.first().map_or("", String::as_str);
+        let first = lines.first().unwrap_or("");
         let mut text = String::with_capacity(4 + first.len());
         let _ = write!(text, "{code} {first}");
         text.truncate(text.trim_end().len());
@@ -1223,7 +1262,7 @@ impl SmtpParser {
                 }
                 if code == 250 {
                     self.extensions = lines
-                        .iter()
+                        .lines()
                         .skip(1)
                         .take(MAX_EXTENSIONS)
                         .map(|l| {
