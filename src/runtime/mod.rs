@@ -143,8 +143,8 @@ impl EventSink for WorkerSink<'_> {
 }
 
 /// Segments per batch, and payload bytes per batch, before it is sent.
-const BATCH_SEGMENTS: usize = 256;
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_SEGMENTS: usize = 1024;
+const BATCH_BYTES: usize = 512 * 1024;
 /// Batches in circulation per worker.
 const BATCHES_PER_WORKER: usize = 8;
 /// Tick id of the final stats event.
