@@ -606,4 +606,65 @@ mod tests {
             5
         );
     }
+
+    /// The general path, without the fast one in front of it.
+    fn general(frame: &[u8]) -> (Decoded<'_>, DecodeStats) {
+        let mut stats = DecodeStats::default();
+        let decoded = match decode_inner(LinkType::Ethernet, frame, &mut stats) {
+            Ok(d) => d,
+            Err(kind) => {
+                stats.count_error(kind);
+                Decoded::Other
+            }
+        };
+        (decoded, stats)
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_one() {
+        let payload = b"MAIL FROM:<a@b>\r\n";
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        frames.push(tcp_frame(payload));
+        let ipv6 = |builder: etherparse::PacketBuilderStep<etherparse::VlanHeader>| {
+            let mut out = Vec::new();
+            builder
+                .ipv6([1; 16], [2; 16], 64)
+                .tcp(40000, 25, 7, 1000)
+                .write(&mut out, payload)
+                .unwrap();
+            out
+        };
+        let tag = |id: u16| etherparse::VlanId::try_new(id).unwrap();
+        frames.push(ipv6(
+            PacketBuilder::ethernet2([1; 6], [2; 6]).single_vlan(tag(10)),
+        ));
+        let two = ipv6(PacketBuilder::ethernet2([1; 6], [2; 6]).double_vlan(tag(10), tag(20)));
+        // Three tags, which only the general path reads: 0x8100 and tag 30 in front.
+        let mut three = two[..12].to_vec();
+        three.extend_from_slice(&[0x81, 0x00, 0x00, 30]);
+        three.extend_from_slice(&two[12..]);
+        frames.push(two);
+        frames.push(three);
+        let whole = tcp_frame(payload);
+        // Cut in the TCP header, in the payload, in the IP header; a UDP datagram; ARP.
+        for cut in [40, 60, 20, 14, 13] {
+            frames.push(whole[..cut.min(whole.len())].to_vec());
+        }
+        let mut udp = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(53, 53)
+            .write(&mut udp, b"q")
+            .unwrap();
+        frames.push(udp);
+        let mut arp = whole[..14].to_vec();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp.extend_from_slice(&[0; 28]);
+        frames.push(arp);
+        for frame in &frames {
+            let mut stats = DecodeStats::default();
+            let fast = decode(LinkType::Ethernet, frame, &mut stats);
+            assert_eq!((fast, stats), general(frame), "frame {frame:02x?}");
+        }
+    }
 }
