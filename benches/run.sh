@@ -7,8 +7,8 @@
 #         TLS-like bulk flows, thousands of client hosts (`--mix mail`, 733 MB).
 # For each, next to `tcpdump -r FILE 'ip proto 253'` (the read alone) in the same run, it prints
 # the median of RUNS runs of cpu-s, wall-s, peak RSS, packets/s and events/s for 1 and 2
-# workers, the ratios to the read, a checksum of the events (the same before and after a change
-# that must not change them), and, where perf works, a profile by stage.
+# workers, the ratios to the read, a checksum of the events (of the sorted lines: the same before
+# and after a change that must not change them), and, where perf works, a profile by stage.
 #
 #   bash benches/run.sh [bulk|mail|all]      (SIZE_MB=100 for smaller captures, RUNS=5)
 # Captures are kept in $BENCH_DIR (default /tmp).
@@ -79,7 +79,8 @@ bench() {
     "$bin" replay --workers 1 --sensor bench -o "$work/events.json" "$pcap"
     local events sum
     events=$(wc -l < "$work/events.json")
-    sum=$(sha256sum "$work/events.json" | cut -c1-16)
+    # Of the sorted lines: the order of flows finished together depends on batch boundaries.
+    sum=$(sort "$work/events.json" | sha256sum | cut -c1-16)
     echo
     echo "== $mix: $pcap, $bytes bytes, $packets packets, $events events (sha256 $sum...)"
     read -r c_read w_read m_read < <(measure tcpdump -r "$pcap" -nn 'ip proto 253')

@@ -205,7 +205,7 @@ pub(super) mod tests {
                 helo: Some("pc.example.org".into()),
                 helo_verb: Some(crate::protocols::smtp::HeloVerb::Ehlo),
                 commands: String::new(),
-                extensions: Vec::new(),
+                extensions: Default::default(),
                 auth: None,
                 starttls: false,
                 pregreet: false,

@@ -92,7 +92,7 @@ mod tests {
                 helo: Some(helo.into()),
                 helo_verb: Some(smtp::HeloVerb::Ehlo),
                 commands: "EHLO;MAIL FROM:<;RCPT TO:<;DATA;QUIT".into(),
-                extensions: Vec::new(),
+                extensions: Default::default(),
                 auth: None,
                 starttls: false,
                 pregreet: false,

@@ -64,6 +64,10 @@ pub trait StreamParser {
     ) -> Parsed;
     /// `len` bytes of one direction were lost.
     fn on_gap(&mut self, dir: Direction, len: u64);
+    /// The connection closed (FIN both ways, or a RST); its record is written only after the
+    /// close delay. A parser may give back the memory only parsing needed meanwhile, keeping
+    /// every byte it holds: a late retransmission can still bring data.
+    fn on_close(&mut self) {}
     /// The flow ended at `ts`: report whatever is still open.
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>);
 }
@@ -106,6 +110,12 @@ macro_rules! parsers {
             fn on_gap(&mut self, dir: Direction, len: u64) {
                 match self {
                     $(AppParser::$variant(p) => p.on_gap(dir, len),)+
+                }
+            }
+
+            fn on_close(&mut self) {
+                match self {
+                    $(AppParser::$variant(p) => p.on_close(),)+
                 }
             }
 
@@ -356,6 +366,18 @@ impl AppLayer {
                 }
             }
             AppLayer::Off | AppLayer::Waiting(_) => {}
+        }
+    }
+
+    /// The connection closed; see [`StreamParser::on_close`].
+    pub fn on_close(&mut self) {
+        match self {
+            AppLayer::Parsing { parser, .. } => parser.on_close(),
+            AppLayer::Upgraded { from, to } => {
+                from.on_close();
+                to.on_close();
+            }
+            _ => {}
         }
     }
 

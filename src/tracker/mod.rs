@@ -133,6 +133,7 @@ impl Tracker {
         let timeouts = self.config.timeouts;
         let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
         self.table.update(&key, |flow| {
+            let was_closed = flow.conn.is_closed();
             let dir = flow.conn.observe(seg, sender, ts, wire_len);
             let Flow { conn, streams, app } = &mut **flow;
             let [ctos, stoc] = streams;
@@ -160,6 +161,10 @@ impl Tracker {
                 }
             }
             emit_app_events(app_out, conn, ctx, out);
+            if !was_closed && conn.is_closed() {
+                // Its record waits out the close delay; what only parsing needed can go now.
+                app.on_close();
+            }
             ts.saturating_add_secs(flow.conn.timeout(&timeouts, flow.has_data()))
         });
     }

@@ -1,8 +1,10 @@
 //! The `smtp` event: what one mail transaction (or a session without one) looked like, and its
 //! JSON layout (`smtp` and `email` objects).
 
+use std::sync::Arc;
+
 use serde::Serialize;
-use serde::ser::SerializeMap;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
 use crate::protocols::AppRecord;
 use crate::software::Software;
@@ -26,6 +28,37 @@ pub enum Status {
     Tls,
     /// The session ended without a transaction (QUIT only, rejected at greeting or HELO).
     NoTransaction,
+}
+
+/// The EHLO keywords the server offered (`smtp.extensions`, an array in the event), in one
+/// string the session and every record of it share.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extensions(Arc<str>);
+
+impl Extensions {
+    /// Keywords hold no whitespace, so one space separates them.
+    pub fn new(keywords: impl IntoIterator<Item = String>) -> Self {
+        let joined: Vec<String> = keywords.into_iter().filter(|k| !k.is_empty()).collect();
+        Extensions(Arc::from(joined.join(" ")))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split(' ').filter(|k| !k.is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Extensions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for keyword in self.iter() {
+            seq.serialize_element(keyword)?;
+        }
+        seq.end()
+    }
 }
 
 /// The verb of the client's greeting (`smtp.helo_verb`).
@@ -67,8 +100,8 @@ pub struct SmtpFields {
     /// Not in the event: fingerprint rules match it.
     #[serde(skip)]
     pub commands: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub extensions: Vec<String>,
+    #[serde(skip_serializing_if = "Extensions::is_empty")]
+    pub extensions: Extensions,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthRecord>,
     pub starttls: bool,

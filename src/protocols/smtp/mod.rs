@@ -13,7 +13,7 @@
 mod logger;
 mod parser;
 
-pub use logger::{AuthRecord, EmailFields, HeloVerb, SmtpFields, SmtpRecord, Status};
+pub use logger::{AuthRecord, EmailFields, Extensions, HeloVerb, SmtpFields, SmtpRecord, Status};
 
 use std::collections::VecDeque;
 
@@ -604,7 +604,7 @@ pub struct SmtpParser {
     next_helo: Option<(String, HeloVerb)>,
     /// The sender of a nested MAIL, until the server's reply decides.
     nested_from: Option<Option<String>>,
-    extensions: Vec<String>,
+    extensions: Extensions,
     auth: Option<AuthRecord>,
     starttls: bool,
     last_command: Verb,
@@ -638,7 +638,7 @@ impl Default for SmtpParser {
             commands: String::new(),
             next_helo: None,
             nested_from: None,
-            extensions: Vec::new(),
+            extensions: Extensions::default(),
             auth: None,
             starttls: false,
             last_command: Verb::Other,
@@ -683,6 +683,15 @@ impl StreamParser for SmtpParser {
         } else {
             Parsed::Continue
         }
+    }
+
+    fn on_close(&mut self) {
+        self.client_line.buf.shrink_to_fit();
+        self.server_line.buf.shrink_to_fit();
+        self.reply_lines.text.shrink_to_fit();
+        self.reply_lines.ends.shrink_to_fit();
+        self.pending.shrink_to_fit();
+        self.commands.shrink_to_fit();
     }
 
     fn on_gap(&mut self, dir: Direction, len: u64) {
@@ -1261,18 +1270,13 @@ impl SmtpParser {
                     }
                 }
                 if code == 250 {
-                    self.extensions = lines
-                        .lines()
-                        .skip(1)
-                        .take(MAX_EXTENSIONS)
-                        .map(|l| {
+                    self.extensions =
+                        Extensions::new(lines.lines().skip(1).take(MAX_EXTENSIONS).map(|l| {
                             l.split_whitespace()
                                 .next()
                                 .unwrap_or("")
                                 .to_ascii_uppercase()
-                        })
-                        .filter(|e| !e.is_empty())
-                        .collect();
+                        }));
                 }
             }
             Pending::Mail(depth) => {

@@ -84,7 +84,10 @@ fn one_transaction_with_headers() {
         (s.helo.as_deref(), s.helo_verb),
         (Some("client.example.org"), Some(HeloVerb::Ehlo))
     );
-    assert_eq!(s.extensions, vec!["PIPELINING", "SIZE", "AUTH", "CHUNKING"]);
+    assert_eq!(
+        s.extensions.iter().collect::<Vec<_>>(),
+        ["PIPELINING", "SIZE", "AUTH", "CHUNKING"]
+    );
     assert_eq!(s.mail_from.as_deref(), Some("alice@example.org"));
     assert_eq!(s.rcpt_to, vec!["bob@example.net"]);
     assert_eq!((s.rcpt_accepted, s.rcpt_rejected, s.trans_depth), (1, 0, 1));
