@@ -187,3 +187,20 @@ impl AppRecord for SmtpRecord {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_are_one_string_written_as_an_array() {
+        let e = Extensions::new(["PIPELINING".to_string(), String::new(), "SIZE".into()]);
+        assert_eq!(e.iter().collect::<Vec<_>>(), ["PIPELINING", "SIZE"]);
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"["PIPELINING","SIZE"]"#
+        );
+        assert!(Extensions::new(Vec::new()).is_empty());
+        assert_eq!(e.clone(), e, "records share the session's string");
+    }
+}

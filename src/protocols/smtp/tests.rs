@@ -858,3 +858,18 @@ fn random_bytes_and_gaps_never_panic() {
         }
     }
 }
+
+#[test]
+fn reply_lines_share_one_buffer_capped_and_valid_utf8() {
+    let mut lines = ReplyLines::default();
+    lines.push(b"mx.example.net");
+    lines.push(&[0xff, b'o', b'k']);
+    lines.push("é".repeat(MAX_FIELD).as_bytes());
+    let got: Vec<&str> = lines.lines().collect();
+    assert_eq!(got[0], "mx.example.net");
+    assert_eq!(got[1], "\u{fffd}ok");
+    assert!(got[2].len() <= MAX_FIELD && got[2].chars().all(|c| c == 'é'));
+    assert_eq!(lines.first(), Some("mx.example.net"));
+    lines.clear();
+    assert_eq!((lines.len(), lines.first()), (0, None));
+}
