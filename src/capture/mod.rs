@@ -86,7 +86,8 @@ pub struct CaptureStats {
     pub kernel_packets: u64,
     pub kernel_drops: u64,
     pub kernel_ifdrops: u64,
-    /// Packets dropped because every worker queue was full (live only; replay waits instead).
+    /// Packets dropped because every worker queue was full while the sensor was stopping (live
+    /// only; otherwise the capture thread waits, and replay always does).
     pub queue_drops: u64,
     /// Files whose last record was cut short.
     pub truncated_files: u64,

@@ -27,8 +27,8 @@ pub struct FlowIdentity {
 }
 
 impl FlowIdentity {
-    /// `flow_id` is stable across runs (key and start time); kept within 2^53 so every JSON
-    /// reader holds it exactly.
+    /// The identity of the flow of `key` that started at `start` (its `flow_id` is
+    /// [`FlowKey::stable_id`]), oriented from `client` to `server`.
     pub fn new(
         key: &FlowKey,
         start: Timestamp,

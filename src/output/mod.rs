@@ -38,8 +38,7 @@ impl EventWriter {
 
     /// Hands over the serialised lines, leaving an empty buffer of the same capacity behind.
     pub fn take(&mut self) -> Vec<u8> {
-        let capacity = self.buf.capacity();
-        std::mem::replace(&mut self.buf, Vec::with_capacity(capacity))
+        self.swap(Vec::with_capacity(self.buf.capacity()))
     }
 }
 

@@ -314,10 +314,9 @@ impl AppLayer {
             }));
         }
         match self {
-            AppLayer::Parsing { parser, depth } => {
+            AppLayer::Parsing { parser, .. } => {
                 if let Parsed::Upgrade { consumed } = parser.parse(dir, data, ts, out) {
-                    let depth = *depth;
-                    self.upgrade(depth);
+                    self.upgrade();
                     let rest = data.get(consumed..).unwrap_or_default();
                     if !rest.is_empty() {
                         self.on_data(dir, rest, ts, out);
@@ -394,8 +393,8 @@ impl AppLayer {
     }
 
     /// The parser handed the rest of the stream on: detection starts afresh behind it.
-    fn upgrade(&mut self, depth: u8) {
-        if let AppLayer::Parsing { parser, .. } = std::mem::replace(self, AppLayer::Off) {
+    fn upgrade(&mut self) {
+        if let AppLayer::Parsing { parser, depth } = std::mem::replace(self, AppLayer::Off) {
             *self = AppLayer::Upgraded {
                 from: parser,
                 to: Box::new(AppLayer::new(depth)),

@@ -5,6 +5,14 @@ use super::{AppLayer, AppOutput, Tunnel, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
+/// Buffers handshake bytes of one side of a proxy, up to `cap` bytes in all; `false` when
+/// they did not fit (the proxy parsers give up on such a handshake).
+pub fn buffer_handshake(buf: &mut Vec<u8>, data: &[u8], cap: usize) -> bool {
+    let room = cap.saturating_sub(buf.len());
+    buf.extend_from_slice(&data[..data.len().min(room)]);
+    data.len() <= room
+}
+
 /// An open tunnel and the application layer of what flows through it.
 pub struct InnerStream {
     inner: Box<AppLayer>,

@@ -6,7 +6,7 @@
 //! Parsing is lenient, as proxies and the malware that uses them are: the request line needs
 //! only `CONNECT host:port` and an `HTTP/1.x` version, header lines are not checked.
 
-use super::tunnel::InnerStream;
+use super::tunnel::{InnerStream, buffer_handshake};
 use super::{AppOutput, Parsed, Probe, StreamParser, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
@@ -159,9 +159,7 @@ impl HttpConnectParser {
             Direction::Ctos => &mut self.client,
             Direction::Stoc => &mut self.server,
         };
-        let room = MAX_HEAD.saturating_sub(buf.len());
-        buf.extend_from_slice(&data[..data.len().min(room)]);
-        if data.len() > room {
+        if !buffer_handshake(buf, data, MAX_HEAD) {
             self.stage = Stage::Done;
             return;
         }

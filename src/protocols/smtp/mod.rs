@@ -4,7 +4,8 @@
 //! commands through a queue, so PIPELINING works; the client's bytes are read as commands,
 //! AUTH responses, message data (DATA, with dot-stuffing) or BDAT chunks. After a 220 reply to
 //! STARTTLS, a TLS record hands the rest of the stream on ([`Parsed::Upgrade`]); cleartext
-//! instead (a decrypted capture, a stripping middlebox) is parsed on and noted. Only message headers are parsed; bodies are skipped with memchr and counted.
+//! instead (a decrypted capture, a stripping middlebox) is parsed on and noted. Only message
+//! headers are parsed; bodies are skipped with memchr and counted.
 //! A gap marks the transaction incomplete and parsing resumes at the next command line.
 //!
 //! Everything is capped: line lengths, headers, recipients, pipelined commands. Whatever went
@@ -151,6 +152,11 @@ impl Anomalies {
 }
 
 /// Bytes up to a line feed, capped.
+/// A line without its CR.
+fn without_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 #[derive(Default)]
 struct LineBuffer {
     buf: Vec<u8>,
@@ -184,8 +190,18 @@ impl LineBuffer {
 
     /// The line without CR, and whether it ended in a bare LF.
     fn line(&self) -> (&[u8], bool) {
-        let bare_lf = self.last != b'\r';
-        (self.buf.strip_suffix(b"\r").unwrap_or(&self.buf), bare_lf)
+        (without_cr(&self.buf), self.last != b'\r')
+    }
+
+    /// Lends the line's bytes out, so the line can be read while the parser that owns this
+    /// buffer changes; [`LineBuffer::restore`] hands them back, emptied, for the next line.
+    fn lend(&mut self) -> (Vec<u8>, bool) {
+        (std::mem::take(&mut self.buf), self.last != b'\r')
+    }
+
+    fn restore(&mut self, buf: Vec<u8>) {
+        self.buf = buf;
+        self.clear();
     }
 
     fn clear(&mut self) {
@@ -816,7 +832,6 @@ impl SmtpParser {
                     let (n, complete) = self.client_line.take(data, MAX_LINE);
                     if complete {
                         self.client_line_done(ts, out);
-                        self.client_line.clear();
                     }
                     n
                 }
@@ -862,17 +877,14 @@ impl SmtpParser {
         }
     }
 
-    /// A whole command line (or AUTH response) arrived. The line is borrowed from the line
-    /// buffer, which is lent out for the call and then handed back for the next line.
+    /// A whole command line (or AUTH response) arrived: read it from the lent line buffer.
     fn client_line_done(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
-        let buffer = std::mem::take(&mut self.client_line.buf);
-        let bare_lf = self.client_line.last != b'\r';
-        let line = buffer.strip_suffix(b"\r").unwrap_or(&buffer);
-        self.client_line_is(line, bare_lf, ts, out);
-        self.client_line.buf = buffer;
+        let (buffer, bare_lf) = self.client_line.lend();
+        self.command_line(without_cr(&buffer), bare_lf, ts, out);
+        self.client_line.restore(buffer);
     }
 
-    fn client_line_is(
+    fn command_line(
         &mut self,
         line: &[u8],
         bare_lf: bool,
@@ -1178,13 +1190,10 @@ impl SmtpParser {
             if !complete {
                 break;
             }
-            // The line is borrowed from the line buffer, lent out and handed back.
-            let buffer = std::mem::take(&mut self.server_line.buf);
+            let (buffer, _) = self.server_line.lend();
             let overlong = self.server_line.overlong;
-            self.server_line.clear();
-            self.reply_line(buffer.strip_suffix(b"\r").unwrap_or(&buffer), overlong, out);
-            self.server_line.buf = buffer;
-            self.server_line.buf.clear();
+            self.reply_line(without_cr(&buffer), overlong, out);
+            self.server_line.restore(buffer);
         }
         total
     }

@@ -15,7 +15,7 @@ pub use logger::{Endpoint, SocksRecord};
 pub use parser::Command;
 
 use self::parser::Error;
-use super::tunnel::InnerStream;
+use super::tunnel::{InnerStream, buffer_handshake};
 use super::{AppEvent, AppOutput, Parsed, Probe, StreamParser, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
@@ -184,9 +184,7 @@ impl SocksParser {
             Direction::Ctos => &mut self.client,
             Direction::Stoc => &mut self.server,
         };
-        let room = MAX_HANDSHAKE.saturating_sub(buf.len());
-        buf.extend_from_slice(&data[..data.len().min(room)]);
-        if data.len() > room {
+        if !buffer_handshake(buf, data, MAX_HANDSHAKE) {
             self.anomaly("handshake_too_long");
             self.stage = Stage::Done;
         }
