@@ -8,7 +8,7 @@ use spamtap::decode::{DecodeStats, Decoded, decode};
 use spamtap::direction::Direction::{Ctos, Stoc};
 use spamtap::enrich::Enricher;
 use spamtap::output::{Event, EventSink, Origin};
-use spamtap::rules::{Assets, Fingerprints};
+use spamtap::rules::{Assets, Fingerprints, ReplyProfiles};
 use spamtap::tracker::{EventContext, Tracker, TrackerConfig};
 use spamtap_gen::{EPOCH, Fault, Frame, Session, merge};
 
@@ -25,10 +25,11 @@ fn run(frames: &[Frame], config: TrackerConfig) -> Vec<Value> {
     let origins = [Origin::PcapFile("test.pcap")];
     let assets = Assets::default();
     let fingerprints = Fingerprints::default();
+    let replies = ReplyProfiles::default();
     let ctx = EventContext {
         sensor: "unit",
         origins: &origins,
-        enrich: Enricher::new(&assets, &fingerprints),
+        enrich: Enricher::new(&assets, &fingerprints, &replies),
     };
     let mut tracker = Tracker::new(config);
     let mut out = Collect::default();

@@ -70,7 +70,7 @@ fn ctx() -> EventContext<'static> {
     EventContext {
         sensor: "fuzz",
         origins: &ORIGINS,
-        enrich: Enricher::new(&rules.assets, &rules.fingerprints),
+        enrich: Enricher::new(&rules.assets, &rules.fingerprints, &rules.replies),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use spamtap::direction::Direction;
 use spamtap::output::{Event, EventBody, EventSink, EventWriter, Origin};
-use spamtap::protocols::StreamParser;
+use spamtap::protocols::{StreamOrigin, StreamParser};
 use spamtap::protocols::script::{self, Step};
 
 fn steps(mut rest: &[u8]) -> impl Iterator<Item = Step<'_>> {
@@ -29,7 +29,7 @@ fn steps(mut rest: &[u8]) -> impl Iterator<Item = Step<'_>> {
 const MAX_EVENT: usize = 1024 * 1024;
 
 pub fn fuzz_parser<P: StreamParser>(data: &[u8]) {
-    let run = script::run(&mut P::new(0), steps(data));
+    let run = script::run(&mut P::new(StreamOrigin::default()), steps(data));
     let mut writer = EventWriter::default();
     for output in &run.events {
         writer.emit(&Event {

@@ -7,6 +7,7 @@
 mod detections;
 mod fingerprints;
 mod scenarios;
+pub mod tls;
 
 pub use scenarios::{Scenario, bench_mix, mail_mix, scenarios, syn_flood};
 

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 
-use super::{Fault, Frame, Link, PcapWriter, Session, arp_frame, ipv4_fragments, merge, udp_frame};
-use spamtap::direction::Direction::{Ctos, Stoc};
+use super::{
+    Fault, Frame, Link, PcapWriter, Session, arp_frame, ipv4_fragments, merge, tls, udp_frame,
+};
+use spamtap::direction::Direction::{self, Ctos, Stoc};
 use spamtap::timestamp::Timestamp;
 
 use super::EPOCH;
@@ -126,6 +128,8 @@ pub fn scenarios() -> Vec<Scenario> {
         smtp_bdat(),
         smtp_auth(),
         smtp_starttls(),
+        tls_implicit(),
+        tls_socks(),
         smtp_pregreet(),
         smtp_multi(),
         smtp_rejected(),
@@ -421,24 +425,158 @@ fn smtp_auth() -> Scenario {
     }
 }
 
+/// Cleartext SMTP sent as TLS application data: each write becomes records of its length.
+fn encrypted_writes(session: &mut Session, version: u16, writes: &[(Direction, &[u8])], seed: u32) {
+    for (i, (dir, data)) in writes.iter().enumerate() {
+        session.send(*dir, &tls::encrypted(version, data.len(), seed + i as u32));
+    }
+}
+
+/// A TLS handshake (hellos, and the certificate for TLS 1.2) as the client and server of
+/// `session` make it.
+fn tls_handshake(session: &mut Session, version: u16, cipher: u16, sni: Option<&str>) {
+    let hello = tls::ClientHello {
+        sni,
+        alpn: &[],
+        tls13: version == tls::TLS13,
+        grease: false,
+    };
+    session
+        .send(Ctos, &tls::client_hello(&hello))
+        .send(Stoc, &tls::server_flight(version, cipher))
+        .send(Ctos, &tls::client_finish(version));
+    if version != tls::TLS13 {
+        session.send(Stoc, &tls::server_finish());
+    }
+}
+
+const EHLO_AFTER_TLS: &[u8] = b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n";
+
 fn smtp_starttls() -> Scenario {
     let mut s = Session::new("192.0.2.74:41004", "198.51.100.25:25");
     s.handshake();
     greet(&mut s);
     s.send(Ctos, b"STARTTLS\r\n")
-        .send(Stoc, b"220 2.0.0 Ready to start TLS\r\n")
-        .send(
-            Ctos,
-            b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03 not really a ClientHello",
-        )
-        .send(
-            Stoc,
-            b"\x16\x03\x03\x00\x10\x02\x00\x00\x0c\x03\x03 nor a ServerHello",
-        )
-        .close();
+        .send(Stoc, b"220 2.0.0 Ready to start TLS\r\n");
+    tls_handshake(
+        &mut s,
+        tls::TLS12,
+        tls::ECDHE_RSA_AES128_GCM,
+        Some("mx.example.net"),
+    );
+    let msg = message("Sent over STARTTLS", 2000, 30);
+    // One command per round trip, three recipients, as Postfix answers them.
+    encrypted_writes(
+        &mut s,
+        tls::TLS12,
+        &[
+            (Ctos, b"EHLO client.example.org\r\n"),
+            (Stoc, EHLO_AFTER_TLS),
+            (Ctos, b"MAIL FROM:<alice@example.org>\r\n"),
+            (Stoc, b"250 2.1.0 Ok\r\n"),
+            (Ctos, b"RCPT TO:<bob@example.net>\r\n"),
+            (Stoc, b"250 2.1.5 Ok\r\n"),
+            (Ctos, b"RCPT TO:<carol@example.net>\r\n"),
+            (Stoc, b"250 2.1.5 Ok\r\n"),
+            (Ctos, b"RCPT TO:<dave@example.net>\r\n"),
+            (Stoc, b"250 2.1.5 Ok\r\n"),
+            (Ctos, b"DATA\r\n"),
+            (Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n"),
+            (Ctos, &msg),
+            (Stoc, b"250 2.0.0 Ok: queued as 4TlsQ1\r\n"),
+            (Ctos, b"QUIT\r\n"),
+            (Stoc, b"221 2.0.0 Bye\r\n"),
+        ],
+        30,
+    );
+    s.close();
     Scenario {
         name: "smtp-starttls",
-        about: "STARTTLS accepted: the session is reported as tls and the encrypted bytes are not parsed",
+        about: "STARTTLS accepted, then a TLS 1.2 handshake with a certificate and an encrypted transaction of three recipients: a tls event, and the smtp event's estimate",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn tls_implicit() -> Scenario {
+    // Submission over implicit TLS (RFC 8314) on 465, TLS 1.3: the server greets inside TLS;
+    // AUTH, then a pipelined transaction of five recipients and one of one.
+    let mut s = Session::new("192.0.2.110:41100", "198.51.100.25:465");
+    s.handshake();
+    tls_handshake(
+        &mut s,
+        tls::TLS13,
+        tls::AES128_GCM_SHA256,
+        Some("smtp.example.net"),
+    );
+    let first = message("Newsletter", 3000, 31);
+    let second = message("Follow-up", 800, 32);
+    let pipelined: &[u8] = b"MAIL FROM:<news@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nRCPT TO:<c@example.net>\r\nRCPT TO:<d@example.net>\r\nRCPT TO:<e@example.net>\r\nDATA\r\n";
+    let replies: &[u8] = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n";
+    encrypted_writes(
+        &mut s,
+        tls::TLS13,
+        &[
+            (Stoc, b"220 mx.example.net ESMTP Postfix\r\n"),
+            (Ctos, b"EHLO laptop.example.org\r\n"),
+            (Stoc, EHLO_AFTER_TLS),
+            (Ctos, b"AUTH PLAIN AG5ld3NAZXhhbXBsZS5vcmcAc2VjcmV0\r\n"),
+            (Stoc, b"235 2.7.0 Authentication successful\r\n"),
+            (Ctos, pipelined),
+            (Stoc, replies),
+            (Ctos, &first),
+            (Stoc, b"250 2.0.0 Ok: queued as 4TlsQ2\r\n"),
+            (
+                Ctos,
+                b"MAIL FROM:<news@example.org>\r\nRCPT TO:<f@example.net>\r\nDATA\r\n",
+            ),
+            (
+                Stoc,
+                b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n",
+            ),
+            (Ctos, &second),
+            (Stoc, b"250 2.0.0 Ok: queued as 4TlsQ3\r\n"),
+            (Ctos, b"QUIT\r\n"),
+            (Stoc, b"221 2.0.0 Bye\r\n"),
+        ],
+        40,
+    );
+    s.close();
+    Scenario {
+        name: "tls-implicit",
+        about: "submission on 465 over TLS 1.3, AUTH and two pipelined transactions (5 and 1 recipients): detected by its ClientHello, estimated from its records",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
+    }
+}
+
+fn tls_socks() -> Scenario {
+    // HTTPS through a SOCKS5 proxy: the tunnel's protocol is TLS; GREASE and ALPN in the hello.
+    let mut s = Session::new("192.0.2.111:41101", "198.51.100.80:1080");
+    s.handshake()
+        .send(Ctos, &[5, 1, 0])
+        .send(Stoc, &[5, 0])
+        .send(Ctos, &socks5_connect([203, 0, 113, 80], 443))
+        .send(Stoc, SOCKS5_OK);
+    let hello = tls::ClientHello {
+        sni: Some("www.example.com"),
+        alpn: &["h2", "http/1.1"],
+        tls13: true,
+        grease: true,
+    };
+    s.send(Ctos, &tls::client_hello(&hello))
+        .send(
+            Stoc,
+            &tls::server_flight(tls::TLS12, tls::ECDHE_RSA_AES128_GCM),
+        )
+        .send(Ctos, &tls::client_finish(tls::TLS12))
+        .send(Stoc, &tls::server_finish())
+        .send(Ctos, &tls::encrypted(tls::TLS12, 300, 50))
+        .send(Stoc, &tls::encrypted(tls::TLS12, 20_000, 51))
+        .close();
+    Scenario {
+        name: "tls-socks",
+        about: "TLS through a SOCKS5 tunnel: the socks event says tunnel_proto tls, the tls event carries the tunnel",
         link: Link::ethernet(),
         frames: s.into_frames(),
     }

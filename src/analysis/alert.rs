@@ -111,6 +111,14 @@ pub struct MessageSummary {
     pub recipients: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The session was encrypted: `recipients` is estimated from its TLS record lengths, and
+    /// whether they are outside is not known.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Detection-specific fields, flattened into the `alert` object.
@@ -121,6 +129,9 @@ pub enum Details {
         sender: String,
         sender_type: &'static str,
         count: u64,
+        /// How many of `count` were estimated from encrypted sessions.
+        #[serde(skip_serializing_if = "is_zero")]
+        estimated_recipients: u64,
         threshold: u64,
         window: u64,
         /// Messages in the window, oldest first, capped; `messages_total` says how many.

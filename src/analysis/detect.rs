@@ -157,12 +157,17 @@ impl Detectors {
             .iter()
             .filter(|a| !rules.assets.is_internal_address(a))
             .collect();
-        let count = outside.len() as u64 + u64::from(smtp.delivered_unrecorded);
+        let estimated = u64::from(smtp.estimated_recipients);
+        let count = outside.len() as u64 + u64::from(smtp.delivered_unrecorded) + estimated;
         if count == 0 {
             return;
         }
         let client = obs.client().to_string();
         let (sender, sender_type) = match settings.sender {
+            // An encrypted envelope names no sender: the client stands for it.
+            _ if smtp.mail_from.is_none() && estimated > 0 && smtp.auth_user.is_none() => {
+                (client, "client_ip")
+            }
             SenderKey::MailFrom => (
                 smtp.mail_from
                     .as_deref()
@@ -188,6 +193,7 @@ impl Detectors {
             rcpt_to: outside.iter().take(LISTED).map(|a| (*a).clone()).collect(),
             recipients: count,
             subject: smtp.subject.clone(),
+            estimated: estimated > 0,
         };
         window.expire(obs.ts, settings.window.get());
         if !window.push(
@@ -208,6 +214,11 @@ impl Detectors {
                         sender,
                         sender_type,
                         count: window.total(),
+                        estimated_recipients: window
+                            .items()
+                            .filter(|m| m.estimated)
+                            .map(|m| m.recipients)
+                            .sum(),
                         threshold: settings.threshold.get(),
                         window: settings.window.get(),
                         messages: window
@@ -471,6 +482,56 @@ smtp = "relay_only"
 
     fn signatures(alerts: &[Alert]) -> Vec<&str> {
         alerts.iter().map(|a| a.signature.as_str()).collect()
+    }
+
+    /// An SMTP observation of a STARTTLS session whose encrypted records were read as
+    /// `recipients` accepted recipients.
+    fn encrypted_mail(id: u64, secs: u64, client: &str, recipients: u32) -> Observation {
+        let mut record = crate::protocols::smtp::SmtpRecord::empty(Status::Tls);
+        record.smtp.banner = Some("220 mx ESMTP Postfix".into());
+        record.smtp.starttls = true;
+        record.smtp.encrypted = Some(crate::protocols::smtp::Encrypted {
+            transactions: 1,
+            recipients,
+            message_bytes: 1000,
+            confidence: crate::protocols::smtp::Confidence::High,
+            server_profile: "Postfix".into(),
+        });
+        let event = AppEvent::Smtp(Box::new(record));
+        Observation::of_app(at(secs), &flow(id, client, "10.0.0.25", 587), &event, None).unwrap()
+    }
+
+    #[test]
+    fn excessive_mail_counts_the_estimate_of_encrypted_sessions_per_client() {
+        let mut rules = rules();
+        rules.detections.smtp_policy_violation.enabled = false;
+        let mut d = Detectors::new(&rules);
+        let alerts = run(
+            &mut d,
+            &rules,
+            &[
+                encrypted_mail(1, 0, "10.20.0.9", 2),
+                mail(2, 1, "10.20.0.9", "10.0.0.25", &["a@x.example"]),
+                encrypted_mail(3, 2, "10.20.0.9", 2),
+            ],
+        );
+        // The estimate counts by client address (no envelope); the cleartext message by its
+        // sender: 4 estimated recipients from 10.20.0.9 pass the threshold of 3.
+        assert_eq!(signatures(&alerts), ["excessive_outbound_mail"]);
+        let Details::ExcessiveOutboundMail {
+            sender,
+            sender_type,
+            count,
+            estimated_recipients,
+            messages,
+            ..
+        } = &alerts[0].details
+        else {
+            panic!("{:?}", alerts[0]);
+        };
+        assert_eq!((sender.as_str(), *sender_type), ("10.20.0.9", "client_ip"));
+        assert_eq!((*count, *estimated_recipients), (4, 4));
+        assert!(messages.iter().all(|m| m.estimated && m.rcpt_to.is_empty()));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct SmtpSighting {
     pub delivered_to: Vec<String>,
     /// Accepted recipients beyond those recorded (the parser keeps 100 per message).
     pub delivered_unrecorded: u32,
+    /// Accepted recipients estimated from the TLS records of a session whose envelope was
+    /// encrypted (`smtp.encrypted`).
+    pub estimated_recipients: u32,
     pub subject: Option<String>,
     pub tunnel: Option<TunnelSighting>,
     /// What the fingerprint rules found, client's and server's.
@@ -112,6 +115,11 @@ impl Observation {
                         .map_or(0, |a| a.failures + u32::from(a.success == Some(false))),
                     delivered_to,
                     delivered_unrecorded,
+                    estimated_recipients: smtp
+                        .encrypted
+                        .as_ref()
+                        .filter(|_| smtp.rcpt_to.is_empty() && smtp.rcpt_accepted == 0)
+                        .map_or(0, |e| e.recipients),
                     subject: record.email.as_ref().and_then(|e| e.subject.clone()),
                     software: record.software.clone(),
                     tunnel: tunnel.map(|t| {
@@ -178,7 +186,7 @@ pub(super) mod tests {
     use super::*;
     use crate::decode::VlanTags;
     use crate::flow::EndReason;
-    use crate::protocols::smtp::{AuthRecord, EmailFields, SmtpFields, SmtpRecord};
+    use crate::protocols::smtp::{AuthRecord, EmailFields, SmtpRecord};
     use crate::protocols::socks::SocksRecord;
 
     /// A flow from `client` to `server` on `port`, with `id` as its flow id.
@@ -199,36 +207,24 @@ pub(super) mod tests {
     /// An `smtp` record of a transaction with `status`, its recipients and the server's
     /// verdict on each.
     pub fn smtp(status: Status, rcpts: &[(&str, Option<bool>)]) -> SmtpRecord {
-        SmtpRecord {
-            smtp: SmtpFields {
-                banner: Some("220 mx".into()),
-                helo: Some("pc.example.org".into()),
-                helo_verb: Some(crate::protocols::smtp::HeloVerb::Ehlo),
-                commands: String::new(),
-                extensions: Default::default(),
-                auth: None,
-                starttls: false,
-                pregreet: false,
-                mail_from: Some("Alice@Example.org".into()),
-                rcpt_to: rcpts.iter().map(|(a, _)| a.to_string()).collect(),
-                rcpt_verdicts: rcpts.iter().map(|(_, v)| *v).collect(),
-                rcpt_accepted: rcpts.iter().filter(|(_, v)| *v == Some(true)).count() as u32,
-                rcpt_rejected: rcpts.iter().filter(|(_, v)| *v == Some(false)).count() as u32,
-                trans_depth: 1,
-                data_bytes: 100,
-                last_reply: Some("250 ok".into()),
-                queue_id: None,
-                status,
-                anomalies: Vec::new(),
-                client_software: None,
-                server_software: None,
-            },
-            email: Some(EmailFields {
-                subject: Some("Offer".into()),
-                ..EmailFields::default()
-            }),
-            software: Vec::new(),
-        }
+        let mut record = SmtpRecord::empty(status);
+        let smtp = &mut record.smtp;
+        smtp.banner = Some("220 mx".into());
+        smtp.helo = Some("pc.example.org".into());
+        smtp.helo_verb = Some(crate::protocols::smtp::HeloVerb::Ehlo);
+        smtp.mail_from = Some("Alice@Example.org".into());
+        smtp.rcpt_to = rcpts.iter().map(|(a, _)| a.to_string()).collect();
+        smtp.rcpt_verdicts = rcpts.iter().map(|(_, v)| *v).collect();
+        smtp.rcpt_accepted = rcpts.iter().filter(|(_, v)| *v == Some(true)).count() as u32;
+        smtp.rcpt_rejected = rcpts.iter().filter(|(_, v)| *v == Some(false)).count() as u32;
+        smtp.trans_depth = 1;
+        smtp.data_bytes = 100;
+        smtp.last_reply = Some("250 ok".into());
+        record.email = Some(EmailFields {
+            subject: Some("Offer".into()),
+            ..EmailFields::default()
+        });
+        record
     }
 
     fn sighting(o: Option<Observation>) -> SmtpSighting {

@@ -73,7 +73,7 @@ fn features_of(record: &SmtpRecord, dest_port: u16, server_internal: bool) -> Fe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocols::smtp::{AuthRecord, EmailFields, SmtpFields, Status};
+    use crate::protocols::smtp::{AuthRecord, EmailFields, Status};
     use crate::rules::{MAX_CAPTURE, MAX_EVIDENCE, Rules};
     use std::path::Path;
 
@@ -86,33 +86,14 @@ mod tests {
     }
 
     fn record(helo: &str, banner: &str, email: Option<EmailFields>) -> SmtpRecord {
-        SmtpRecord {
-            smtp: SmtpFields {
-                banner: Some(banner.into()),
-                helo: Some(helo.into()),
-                helo_verb: Some(smtp::HeloVerb::Ehlo),
-                commands: "EHLO;MAIL FROM:<;RCPT TO:<;DATA;QUIT".into(),
-                extensions: Default::default(),
-                auth: None,
-                starttls: false,
-                pregreet: false,
-                mail_from: None,
-                rcpt_to: Vec::new(),
-                rcpt_verdicts: Vec::new(),
-                rcpt_accepted: 0,
-                rcpt_rejected: 0,
-                trans_depth: 1,
-                data_bytes: 0,
-                last_reply: None,
-                queue_id: None,
-                status: Status::Queued,
-                anomalies: Vec::new(),
-                client_software: None,
-                server_software: None,
-            },
-            email,
-            software: Vec::new(),
-        }
+        let mut record = SmtpRecord::empty(Status::Queued);
+        record.smtp.banner = Some(banner.into());
+        record.smtp.helo = Some(helo.into());
+        record.smtp.helo_verb = Some(smtp::HeloVerb::Ehlo);
+        record.smtp.commands = "EHLO;MAIL FROM:<;RCPT TO:<;DATA;QUIT".into();
+        record.smtp.trans_depth = 1;
+        record.email = email;
+        record
     }
 
     fn bat(x_mailer: &str, message_id: &str, boundary: &str, content_type: &str) -> EmailFields {

@@ -1,27 +1,36 @@
 //! Enrichment: what the rules add to what the flow stage and the parsers recorded, in one place
 //! after the application layer. Asset groups go onto every flow's identity as the flow starts;
-//! fingerprint rules name the software of each SMTP session before its event is written.
+//! fingerprint rules name the software of each SMTP session before its event is written, and
+//! an encrypted session's record lengths, read with its server's reply lengths, estimate what
+//! it carried.
 
+mod encrypted;
 mod fingerprint;
 
 pub use fingerprint::identify_smtp;
 
 use crate::flow::FlowIdentity;
 use crate::protocols::{AppEvent, AppOutput};
-use crate::rules::{Assets, Fingerprints};
+use crate::rules::{Assets, Fingerprints, ReplyProfiles};
 
 /// The rules enrichment applies, borrowed for a worker's lifetime.
 #[derive(Clone, Copy)]
 pub struct Enricher<'a> {
     assets: &'a Assets,
     fingerprints: &'a Fingerprints,
+    replies: &'a ReplyProfiles,
 }
 
 impl<'a> Enricher<'a> {
-    pub fn new(assets: &'a Assets, fingerprints: &'a Fingerprints) -> Self {
+    pub fn new(
+        assets: &'a Assets,
+        fingerprints: &'a Fingerprints,
+        replies: &'a ReplyProfiles,
+    ) -> Self {
         Enricher {
             assets,
             fingerprints,
+            replies,
         }
     }
 
@@ -45,6 +54,14 @@ impl<'a> Enricher<'a> {
                 None => (flow.dest_port, self.assets.is_internal(flow.dest_ip)),
             };
             identify_smtp(self.fingerprints, record, port, internal);
+            if let Some(transcript) = &record.transcript {
+                let server = record
+                    .smtp
+                    .server_software
+                    .as_ref()
+                    .map(|s| s.name.as_str());
+                record.smtp.encrypted = encrypted::estimate(transcript, self.replies, server);
+            }
         }
     }
 }

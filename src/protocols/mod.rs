@@ -10,13 +10,17 @@
 //!
 //! A parser may hand the rest of its stream on ([`Parsed::Upgrade`], SMTP after STARTTLS):
 //! detection then starts afresh on what follows, at the same tunnel depth and without a
-//! `tunnel` object, while the parser that handed over still writes its event at the end.
+//! `tunnel` object, while the parser that handed over still writes its event at the end,
+//! told first what its successor learned ([`Handback`]: the encrypted transcript, for SMTP).
 
 pub mod http_connect;
 pub mod script;
 pub mod smtp;
 pub mod socks;
+pub mod tls;
 mod tunnel;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -42,14 +46,46 @@ pub enum Parsed {
     Upgrade { consumed: usize },
 }
 
+/// Where a stream starts: how deep in tunnels, and after which protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamOrigin {
+    /// How many tunnels deep (0 for a flow's own bytes).
+    pub depth: u8,
+    /// The protocol that handed the stream over (`smtp` after STARTTLS).
+    pub from_proto: Option<&'static str>,
+    /// The server's port: the flow's, or for a tunnel's stream the port the proxy connected
+    /// to. Detection ignores it; a parser may read a well-known port's meaning from it (TLS
+    /// on 465 is SMTP).
+    pub server_port: u16,
+}
+
+impl StreamOrigin {
+    /// The stream of a tunnel `depth` deep to `server_port`.
+    pub fn tunnel(depth: u8, server_port: u16) -> Self {
+        StreamOrigin {
+            depth,
+            from_proto: None,
+            server_port,
+        }
+    }
+}
+
+/// What a parser that took a stream over tells the one that handed it over, before that one
+/// writes its event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handback {
+    /// The lengths of the encrypted records after a TLS handshake.
+    Tls(Arc<tls::Transcript>),
+}
+
 /// The contract every application-layer parser keeps.
 pub trait StreamParser {
     /// Whether the first bytes of both directions are this protocol.
     fn probe(ctos: &[u8], stoc: &[u8]) -> Probe
     where
         Self: Sized;
-    /// A parser for a stream `depth` tunnels deep (0 for a flow's own bytes).
-    fn new(depth: u8) -> Self
+    /// A parser for a stream that starts at `origin`.
+    fn new(origin: StreamOrigin) -> Self
     where
         Self: Sized;
     /// The flow's `app_proto` while this parser has it.
@@ -68,6 +104,12 @@ pub trait StreamParser {
     /// close delay. A parser may give back the memory only parsing needed meanwhile, keeping
     /// every byte it holds: a late retransmission can still bring data.
     fn on_close(&mut self) {}
+    /// What this parser tells the parser it took the stream over from (see [`Handback`]).
+    fn handback(&self) -> Option<Handback> {
+        None
+    }
+    /// The parser this one handed its stream to reports, just before [`StreamParser::finish`].
+    fn on_handback(&mut self, _handback: Handback) {}
     /// The flow ended at `ts`: report whatever is still open.
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>);
 }
@@ -119,6 +161,18 @@ macro_rules! parsers {
                 }
             }
 
+            fn handback(&self) -> Option<Handback> {
+                match self {
+                    $(AppParser::$variant(p) => p.handback(),)+
+                }
+            }
+
+            fn on_handback(&mut self, handback: Handback) {
+                match self {
+                    $(AppParser::$variant(p) => p.on_handback(handback),)+
+                }
+            }
+
             fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
                 match self {
                     $(AppParser::$variant(p) => p.finish(ts, out),)+
@@ -130,7 +184,7 @@ macro_rules! parsers {
         const PROTOCOLS: &[Protocol] = &[
             $(Protocol {
                 probe: <$parser as StreamParser>::probe,
-                start: |depth| AppParser::$variant(Box::new(<$parser as StreamParser>::new(depth))),
+                start: |origin| AppParser::$variant(Box::new(<$parser as StreamParser>::new(origin))),
             },)+
         ];
     };
@@ -168,11 +222,13 @@ parsers! {
     Smtp => smtp::SmtpParser,
     Socks => socks::SocksParser,
     HttpConnect => http_connect::HttpConnectParser,
+    Tls => tls::TlsParser,
 }
 
 events! {
     Smtp => smtp::SmtpRecord,
     Socks => socks::SocksRecord,
+    Tls => tls::TlsRecord,
 }
 
 /// An event with the packet time it belongs to, and the tunnel it was found in.
@@ -222,8 +278,8 @@ pub struct Tunnel {
 /// A protocol known to detection: its probe and parser constructor.
 struct Protocol {
     probe: fn(ctos: &[u8], stoc: &[u8]) -> Probe,
-    /// A parser for a flow, or for a stream `depth` tunnels deep.
-    start: fn(depth: u8) -> AppParser,
+    /// A parser for a stream that starts at `origin`.
+    start: fn(origin: StreamOrigin) -> AppParser,
 }
 
 /// Bytes of each direction kept while no protocol has decided.
@@ -232,8 +288,7 @@ const PROBE_BYTES: usize = 2048;
 /// The first bytes of a stream, kept in arrival order until a protocol matches.
 #[derive(Default)]
 pub struct Detection {
-    /// How many tunnels deep this stream is (0 for a flow's own bytes).
-    depth: u8,
+    origin: StreamOrigin,
     ctos: Vec<u8>,
     stoc: Vec<u8>,
     /// Arrival order of the buffered chunks, so a parser sees the same interleaving.
@@ -242,13 +297,12 @@ pub struct Detection {
 
 /// The application-layer state of one stream: a flow's own bytes, or a tunnel's.
 pub enum AppLayer {
-    /// No byte yet (a SYN flood costs no detection buffer): detection starts at the first one,
-    /// this many tunnels deep.
-    Waiting(u8),
+    /// No byte yet (a SYN flood costs no detection buffer): detection starts at the first one.
+    Waiting(StreamOrigin),
     Detecting(Box<Detection>),
     Parsing {
         parser: AppParser,
-        depth: u8,
+        origin: StreamOrigin,
     },
     /// `from` handed the rest of the stream to `to` (SMTP after STARTTLS); `from` still
     /// reports at the end.
@@ -262,17 +316,17 @@ pub enum AppLayer {
 
 impl Default for AppLayer {
     fn default() -> Self {
-        AppLayer::new(0)
+        AppLayer::new(StreamOrigin::default())
     }
 }
 
 impl AppLayer {
-    /// Detection for a stream `depth` tunnels deep; past [`MAX_TUNNEL_DEPTH`], none.
-    pub fn new(depth: u8) -> Self {
-        if depth > MAX_TUNNEL_DEPTH {
+    /// Detection for a stream that starts at `origin`; past [`MAX_TUNNEL_DEPTH`], none.
+    pub fn new(origin: StreamOrigin) -> Self {
+        if origin.depth > MAX_TUNNEL_DEPTH {
             AppLayer::Off
         } else {
-            AppLayer::Waiting(depth)
+            AppLayer::Waiting(origin)
         }
     }
 
@@ -307,9 +361,9 @@ impl AppLayer {
         ts: Timestamp,
         out: &mut Vec<AppOutput>,
     ) {
-        if let AppLayer::Waiting(depth) = *self {
+        if let AppLayer::Waiting(origin) = *self {
             *self = AppLayer::Detecting(Box::new(Detection {
-                depth,
+                origin,
                 ..Detection::default()
             }));
         }
@@ -338,8 +392,8 @@ impl AppLayer {
                     Verdict::Match(protocol) => {
                         let detection = std::mem::take(detection);
                         *self = AppLayer::Parsing {
-                            parser: (protocol.start)(detection.depth),
-                            depth: detection.depth,
+                            parser: (protocol.start)(detection.origin),
+                            origin: detection.origin,
                         };
                         self.replay(&detection, ts, out);
                         if kept < data.len() {
@@ -360,7 +414,7 @@ impl AppLayer {
             // The buffered prefix is no longer contiguous: detect afresh from after the gap.
             AppLayer::Detecting(detection) => {
                 **detection = Detection {
-                    depth: detection.depth,
+                    origin: detection.origin,
                     ..Detection::default()
                 }
             }
@@ -384,6 +438,9 @@ impl AppLayer {
         match self {
             AppLayer::Parsing { parser, .. } => parser.finish(ts, out),
             AppLayer::Upgraded { from, to } => {
+                if let Some(handback) = to.handback() {
+                    from.on_handback(handback);
+                }
                 from.finish(ts, out);
                 to.finish(ts, out);
             }
@@ -392,12 +449,25 @@ impl AppLayer {
         *self = AppLayer::Off;
     }
 
-    /// The parser handed the rest of the stream on: detection starts afresh behind it.
+    /// What the parser of this stream tells the one that handed it over.
+    fn handback(&self) -> Option<Handback> {
+        match self {
+            AppLayer::Parsing { parser, .. } => parser.handback(),
+            _ => None,
+        }
+    }
+
+    /// The parser handed the rest of the stream on: detection starts afresh behind it, at the
+    /// same depth, knowing what handed it over.
     fn upgrade(&mut self) {
-        if let AppLayer::Parsing { parser, depth } = std::mem::replace(self, AppLayer::Off) {
+        if let AppLayer::Parsing { parser, origin } = std::mem::replace(self, AppLayer::Off) {
+            let next = StreamOrigin {
+                from_proto: Some(parser.app_proto()),
+                ..origin
+            };
             *self = AppLayer::Upgraded {
                 from: parser,
-                to: Box::new(AppLayer::new(depth)),
+                to: Box::new(AppLayer::new(next)),
             };
         }
     }
@@ -516,9 +586,12 @@ mod tests {
 
     #[test]
     fn nothing_is_detected_past_the_tunnel_depth_limit() {
-        assert!(matches!(AppLayer::new(MAX_TUNNEL_DEPTH + 1), AppLayer::Off));
         assert!(matches!(
-            AppLayer::new(MAX_TUNNEL_DEPTH),
+            AppLayer::new(StreamOrigin::tunnel(MAX_TUNNEL_DEPTH + 1, 25)),
+            AppLayer::Off
+        ));
+        assert!(matches!(
+            AppLayer::new(StreamOrigin::tunnel(MAX_TUNNEL_DEPTH, 25)),
             AppLayer::Waiting(_)
         ));
     }

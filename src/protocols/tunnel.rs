@@ -1,7 +1,7 @@
 //! The stream inside a proxy tunnel (SOCKS, HTTP CONNECT), analysed again as an inner session
 //! one tunnel deeper. Its events are marked with the hop they came through.
 
-use super::{AppLayer, AppOutput, Tunnel, TunnelKind};
+use super::{AppLayer, AppOutput, StreamOrigin, Tunnel, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -25,7 +25,7 @@ impl InnerStream {
     /// A tunnel of a proxy at `depth` (0 for a flow's own proxy) to `dest_host:dest_port`.
     pub fn new(kind: TunnelKind, depth: u8, dest_host: String, dest_port: u16) -> Self {
         InnerStream {
-            inner: Box::new(AppLayer::new(depth + 1)),
+            inner: Box::new(AppLayer::new(StreamOrigin::tunnel(depth + 1, dest_port))),
             tunnel: Tunnel {
                 kind,
                 proxy: None,

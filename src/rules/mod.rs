@@ -5,7 +5,9 @@
 //! - `detections.toml`: thresholds, windows and caps of the detections, and the blocklist
 //!   files they use ([`Detections`], [`Blocklists`]);
 //! - `fingerprints.toml`: the rules that name mail clients, servers and spam bots
-//!   ([`Fingerprints`]).
+//!   ([`Fingerprints`]);
+//! - `smtp_replies.toml`: the reply lengths of mail server software, for the estimate of
+//!   encrypted sessions ([`ReplyProfiles`]).
 //!
 //! A file that does not validate is refused as a whole, with the file, line and column of the
 //! first problem: a typo must never silently switch a detection off.
@@ -14,6 +16,7 @@ mod assets;
 mod blocklist;
 mod detections;
 mod fingerprint;
+mod replies;
 
 use std::fmt;
 use std::ops::Range;
@@ -26,6 +29,7 @@ pub use detections::{
     Surge,
 };
 pub use fingerprint::{Features, Fingerprints, HeloVerb, MAX_CAPTURE, MAX_EVIDENCE, Quoting};
+pub use replies::{ReplyProfile, ReplyProfiles};
 
 /// A problem in a rules file, where it is (line and column are 1-based; 0 when the file as a
 /// whole is at fault, e.g. unreadable).
@@ -102,6 +106,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "fingerprints.toml",
         include_str!("../../rules/fingerprints.toml"),
     ),
+    (
+        "smtp_replies.toml",
+        include_str!("../../rules/smtp_replies.toml"),
+    ),
 ];
 
 /// All the rules of a run.
@@ -111,6 +119,7 @@ pub struct Rules {
     pub detections: Detections,
     pub blocklists: Blocklists,
     pub fingerprints: Fingerprints,
+    pub replies: ReplyProfiles,
     /// Files the rules directory does not have (that part is empty or at its defaults).
     pub missing: Vec<&'static str>,
 }
@@ -166,6 +175,12 @@ impl Rules {
                 text: &text,
             })?;
         }
+        if let Some((path, text)) = read("smtp_replies.toml")? {
+            rules.replies = ReplyProfiles::parse(&RuleFile {
+                path: &path,
+                text: &text,
+            })?;
+        }
         rules.missing = missing;
         Ok(rules)
     }
@@ -184,6 +199,7 @@ impl Rules {
             detections: Detections::parse(&file("detections.toml"))?,
             blocklists: Blocklists::default(),
             fingerprints: Fingerprints::parse(&file("fingerprints.toml"))?,
+            replies: ReplyProfiles::parse(&file("smtp_replies.toml"))?,
             missing: Vec::new(),
         })
     }
@@ -202,6 +218,9 @@ mod tests {
             rules.fingerprints.len() >= 20,
             "every shipped file is embedded"
         );
+        for server in ["Postfix", "Exim", "Microsoft Exchange", "Sendmail"] {
+            assert!(rules.replies.of(server).is_some(), "{server}");
+        }
     }
 
     #[test]

@@ -514,7 +514,11 @@ fn worker_thread(
     let ctx = EventContext {
         sensor: &names.sensor,
         origins: &origins,
-        enrich: Enricher::new(&names.rules.assets, &names.rules.fingerprints),
+        enrich: Enricher::new(
+            &names.rules.assets,
+            &names.rules.fingerprints,
+            &names.rules.replies,
+        ),
     };
     let mut tracker = Tracker::new(config);
     let mut sink = WorkerSink {

@@ -11,7 +11,7 @@ use crate::direction::Direction;
 use crate::enrich::Enricher;
 use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, Side, Timeouts};
 use crate::output::{Event, EventBody, EventSink, Origin};
-use crate::protocols::{AppLayer, AppOutput};
+use crate::protocols::{AppLayer, AppOutput, StreamOrigin};
 use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream};
 use crate::timestamp::Timestamp;
 
@@ -209,13 +209,17 @@ impl Tracker {
     ) {
         let mut conn = Connection::new(&key, seg, sender, ts, origin);
         ctx.enrich.flow(&mut conn.id);
+        let app = AppLayer::new(StreamOrigin {
+            server_port: conn.id.dest_port,
+            ..StreamOrigin::default()
+        });
         let flow = Box::new(Flow {
             conn,
             streams: [
                 Stream::new(self.config.stream_window),
                 Stream::new(self.config.stream_window),
             ],
-            app: AppLayer::default(),
+            app,
         });
         self.stats.total += 1;
         let deadline = ts.saturating_add_secs(self.config.timeouts.half_open);

@@ -7,7 +7,7 @@
 //! only `CONNECT host:port` and an `HTTP/1.x` version, header lines are not checked.
 
 use super::tunnel::{InnerStream, buffer_handshake};
-use super::{AppOutput, Parsed, Probe, StreamParser, TunnelKind};
+use super::{AppOutput, Parsed, Probe, StreamOrigin, StreamParser, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -102,10 +102,9 @@ impl StreamParser for HttpConnectParser {
         probe(ctos, stoc)
     }
 
-    /// A parser for a proxy reached `depth` tunnels deep (0 for a flow's own bytes).
-    fn new(depth: u8) -> Self {
+    fn new(origin: StreamOrigin) -> Self {
         HttpConnectParser {
-            depth,
+            depth: origin.depth,
             stage: Stage::Request,
             client: Vec::new(),
             server: Vec::new(),
@@ -256,7 +255,7 @@ mod tests {
     }
 
     fn run(script: &[(Direction, &[u8])]) -> Vec<AppOutput> {
-        script::run_data(&mut HttpConnectParser::new(0), script).events
+        script::run_data(&mut HttpConnectParser::new(StreamOrigin::default()), script).events
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
 use crate::protocols::AppRecord;
+use crate::protocols::tls::Transcript;
 use crate::software::Software;
 
 /// How a transaction ended.
@@ -87,6 +88,35 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// How far an estimate from encrypted records can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Every server reply after the prologue was read, with the server's own reply lengths and
+    /// an AEAD cipher (exact plaintext lengths).
+    High,
+    /// The server's software was not known (the best-fitting reply lengths were used), or a
+    /// CBC cipher blurs lengths by up to a block.
+    Medium,
+    /// Some replies fit no reading (refused recipients, errors), the last message had no
+    /// reply, or part of the transcript is missing.
+    Low,
+}
+
+/// `smtp.encrypted`: what a session carried inside TLS, estimated from its record lengths.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Encrypted {
+    /// Messages the server accepted.
+    pub transactions: u32,
+    /// Recipients the server accepted, in accepted messages.
+    pub recipients: u32,
+    /// Message bytes, without the final `.` line.
+    pub message_bytes: u64,
+    pub confidence: Confidence,
+    /// The server software whose reply lengths (`smtp_replies.toml`) the estimate used.
+    pub server_profile: String,
+}
+
 /// The `smtp` object.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SmtpFields {
@@ -130,6 +160,8 @@ pub struct SmtpFields {
     pub client_software: Option<Software>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_software: Option<Software>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<Encrypted>,
 }
 
 /// The `email` object: the message headers that matter, decoded.
@@ -174,6 +206,43 @@ pub struct SmtpRecord {
     pub email: Option<EmailFields>,
     /// Every fingerprint rule that matched, in rule order (the detections use them all).
     pub software: Vec<Software>,
+    /// The lengths of the TLS records after STARTTLS (or on 465), for the estimate.
+    pub transcript: Option<Arc<Transcript>>,
+}
+
+impl SmtpRecord {
+    /// A record of `status` with nothing seen yet.
+    pub fn empty(status: Status) -> Self {
+        SmtpRecord {
+            smtp: SmtpFields {
+                banner: None,
+                helo: None,
+                helo_verb: None,
+                commands: String::new(),
+                extensions: Extensions::default(),
+                auth: None,
+                starttls: false,
+                pregreet: false,
+                mail_from: None,
+                rcpt_to: Vec::new(),
+                rcpt_verdicts: Vec::new(),
+                rcpt_accepted: 0,
+                rcpt_rejected: 0,
+                trans_depth: 0,
+                data_bytes: 0,
+                last_reply: None,
+                queue_id: None,
+                status,
+                anomalies: Vec::new(),
+                client_software: None,
+                server_software: None,
+                encrypted: None,
+            },
+            email: None,
+            software: Vec::new(),
+            transcript: None,
+        }
+    }
 }
 
 impl AppRecord for SmtpRecord {

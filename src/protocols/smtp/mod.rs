@@ -14,12 +14,17 @@
 mod logger;
 mod parser;
 
-pub use logger::{AuthRecord, EmailFields, Extensions, HeloVerb, SmtpFields, SmtpRecord, Status};
+pub use logger::{
+    AuthRecord, Confidence, EmailFields, Encrypted, Extensions, HeloVerb, SmtpFields, SmtpRecord,
+    Status,
+};
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use self::parser::{Command, Verb};
-use super::{AppEvent, AppOutput, Parsed, Probe, StreamParser};
+use super::tls::Transcript;
+use super::{AppEvent, AppOutput, Handback, Parsed, Probe, StreamOrigin, StreamParser};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -632,6 +637,8 @@ pub struct SmtpParser {
     awaiting: Option<Box<Transaction>>,
     emitted: u32,
     anomalies: Anomalies,
+    /// The TLS records after STARTTLS, once the TLS parser reported them.
+    transcript: Option<Arc<Transcript>>,
 }
 
 impl Default for SmtpParser {
@@ -665,6 +672,7 @@ impl Default for SmtpParser {
             awaiting: None,
             emitted: 0,
             anomalies: Anomalies::default(),
+            transcript: None,
         }
     }
 }
@@ -674,7 +682,7 @@ impl StreamParser for SmtpParser {
         probe(ctos, stoc)
     }
 
-    fn new(_depth: u8) -> Self {
+    fn new(_origin: StreamOrigin) -> Self {
         SmtpParser::default()
     }
 
@@ -754,6 +762,11 @@ impl StreamParser for SmtpParser {
                 }
             }
         }
+    }
+
+    fn on_handback(&mut self, handback: Handback) {
+        let Handback::Tls(transcript) = handback;
+        self.transcript = Some(transcript);
     }
 
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
@@ -1434,6 +1447,7 @@ impl SmtpParser {
             anomalies: anomalies.0,
             client_software: None,
             server_software: None,
+            encrypted: None,
         };
         AppOutput::new(
             ts,
@@ -1441,8 +1455,18 @@ impl SmtpParser {
                 smtp,
                 email,
                 software: Vec::new(),
+                transcript: self.transcript.clone(),
             })),
         )
+    }
+}
+
+/// The `smtp` event of a session on the implicit-TLS port (465, RFC 8314), of which only the
+/// TLS records were seen: no banner, no envelope, and the transcript for the estimate.
+pub fn implicit_tls_record(transcript: Arc<Transcript>) -> SmtpRecord {
+    SmtpRecord {
+        transcript: Some(transcript),
+        ..SmtpRecord::empty(Status::Tls)
     }
 }
 

@@ -16,7 +16,7 @@ pub use parser::Command;
 
 use self::parser::Error;
 use super::tunnel::{InnerStream, buffer_handshake};
-use super::{AppEvent, AppOutput, Parsed, Probe, StreamParser, TunnelKind};
+use super::{AppEvent, AppOutput, Parsed, Probe, StreamOrigin, StreamParser, TunnelKind};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -110,10 +110,9 @@ impl StreamParser for SocksParser {
         probe(ctos, stoc)
     }
 
-    /// A parser for a proxy reached `depth` tunnels deep (0 for a flow's own bytes).
-    fn new(depth: u8) -> Self {
+    fn new(origin: StreamOrigin) -> Self {
         SocksParser {
-            depth,
+            depth: origin.depth,
             stage: Stage::Greeting,
             client: Vec::new(),
             server: Vec::new(),

@@ -5,7 +5,7 @@ use crate::direction::Direction::{Ctos, Stoc};
 use crate::protocols::script;
 
 fn run(script: &[(Direction, &[u8])]) -> Vec<AppOutput> {
-    script::run_data(&mut SocksParser::new(0), script).events
+    script::run_data(&mut SocksParser::new(StreamOrigin::default()), script).events
 }
 
 fn socks(out: &[AppOutput]) -> &SocksRecord {
@@ -291,7 +291,10 @@ fn socks_inside_socks_to_a_fixed_depth() {
     );
     assert_eq!(t.proxy, Some(("192.0.2.25".to_string(), 1080)));
     // Past the depth limit, inner streams are not analysed.
-    let mut deep = SocksParser::new(crate::protocols::MAX_TUNNEL_DEPTH);
+    let mut deep = SocksParser::new(StreamOrigin::tunnel(
+        crate::protocols::MAX_TUNNEL_DEPTH,
+        1080,
+    ));
     let mut o = Vec::new();
     for (d, b) in [
         (Ctos, &[5u8, 1, 0][..]),
@@ -384,7 +387,7 @@ fn probe_needs_both_sides() {
 fn random_handshakes_never_panic() {
     let mut next = crate::testing::xorshift(0x9e37_79b9u32);
     for _ in 0..2000 {
-        let mut parser = SocksParser::new(0);
+        let mut parser = SocksParser::new(StreamOrigin::default());
         let mut out = Vec::new();
         // Start like a real client most of the time, so the deeper states are reached.
         let first: &[u8] = match next() % 3 {
