@@ -10,79 +10,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{of_type, parse_lines, root, spamtap};
-
-/// Removes the namespaces and every process in them, even when the test fails.
-struct Network {
-    dir: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new("bash")
-            .arg(root().join("tests/real/network.sh"))
-            .arg("down")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-fn require(programs: &[&str]) {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "the real-programs test needs root (namespaces, servers, capture): sudo bash tests/run.sh"
-    );
-    let missing: Vec<&str> = programs
-        .iter()
-        .copied()
-        .filter(|p| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {p}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "missing {missing:?}: run bash tests/deps.sh --test"
-    );
-}
-
-/// Starts a command in the client namespace and waits for a line on stderr saying it is ready.
-fn start(args: &[&str], ready: &str) -> Child {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", "spt-cli"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    while !line.contains(ready) {
-        line.clear();
-        let n = err.read_line(&mut line).expect("read stderr");
-        assert!(n > 0, "{args:?} ended before saying {ready:?}");
-    }
-    // Keep draining stderr so the process never blocks on it.
-    std::thread::spawn(move || for _ in err.lines() {});
-    child
-}
+use common::{Network, of_type, parse_lines, require, root, spamtap};
 
 /// Events without the field that names the input, and without `stats` (kernel counters);
 /// with `per_packet_times`, also without what derives from packet timestamps.
@@ -159,7 +93,7 @@ fn real_programs_on_a_real_wire() {
     let pcap = dir.join("tcpdump.pcap");
     let recorded = dir.join("sensor.pcap");
     let events_file = dir.join("live.json");
-    net.children.push(start(
+    net.children.push(common::start_in_client_namespace(
         &[
             "tcpdump",
             "-i",
@@ -172,7 +106,7 @@ fn real_programs_on_a_real_wire() {
         ],
         "listening on",
     ));
-    net.children.push(start(
+    net.children.push(common::start_in_client_namespace(
         &[
             env!("CARGO_BIN_EXE_spamtap"),
             "live",

@@ -21,8 +21,10 @@ use crate::direction::Direction;
 const MAIL_COMMAND: u32 = 14;
 const RCPT_COMMAND: u32 = 15;
 const DATA_COMMAND: u32 = 6;
-/// Flights shorter than this are no SMTP line (a TLS 1.3 close_notify is 2 bytes).
+/// Server flights shorter than this are no SMTP reply (a TLS 1.3 close_notify is 2 bytes).
 const LEAST_LINE: u32 = 5;
+/// A message after replies that fit no reading is believed from this size on.
+const LEAST_GUESSED_MESSAGE: u32 = 20;
 /// Recipients one flight of replies is read as, at most.
 const MOST_PIPELINED: u32 = 1000;
 
@@ -45,7 +47,9 @@ enum State {
     /// After the MAIL reply: RCPT replies add recipients, the DATA reply ends it.
     Envelope { recipients: u32 },
     /// After the DATA reply: the client sends the message, the server accepts it or not.
-    Message { recipients: u32 },
+    /// `guessed`: the replies before it fit no reading but were long enough to hold MAIL and
+    /// DATA answers (pipelined with a refused recipient): only a `queued` reply confirms it.
+    Message { recipients: u32, guessed: bool },
 }
 
 /// `(recipients, data)` such that `len` is the replies to `mail` (0 or 1) MAIL, `recipients`
@@ -80,7 +84,7 @@ fn read(transcript: &Transcript, profile: &ReplyProfile) -> Reading {
     let flights = transcript
         .flights
         .iter()
-        .filter(|f| f.plaintext >= LEAST_LINE);
+        .filter(|f| f.dir == Direction::Ctos || f.plaintext >= LEAST_LINE);
     // The prologue: the server's flights before the client's first, the client's first (EHLO)
     // and the server's answer to it.
     let mut flights = flights
@@ -98,14 +102,28 @@ fn read(transcript: &Transcript, profile: &ReplyProfile) -> Reading {
         let len = flight.plaintext;
         state = match state {
             State::Idle => match replies(profile, len, 1, client) {
-                Some((recipients, 1)) => State::Message { recipients },
+                Some((recipients, 1)) => State::Message {
+                    recipients,
+                    guessed: false,
+                },
                 Some((recipients, _)) => State::Envelope { recipients },
+                // Pipelined replies with a refusal among them: the accepted recipients are
+                // not known, none is counted.
+                None if len >= profile.mail.start() + profile.data.start()
+                    && client >= MAIL_COMMAND + RCPT_COMMAND + DATA_COMMAND =>
+                {
+                    State::Message {
+                        recipients: 0,
+                        guessed: true,
+                    }
+                }
                 // AUTH, RSET, NOOP, QUIT, a refused MAIL: no transaction.
                 None => State::Idle,
             },
             State::Envelope { recipients } => match replies(profile, len, 0, client) {
                 Some((more, 1)) => State::Message {
                     recipients: recipients + more,
+                    guessed: false,
                 },
                 Some((more, _)) => State::Envelope {
                     recipients: recipients + more,
@@ -116,13 +134,22 @@ fn read(transcript: &Transcript, profile: &ReplyProfile) -> Reading {
                     State::Envelope { recipients }
                 }
             },
-            State::Message { recipients } => {
-                if profile.queued.contains(&len) {
+            State::Message {
+                recipients,
+                guessed,
+            } => {
+                // A guessed transaction's message has headers at least; a SASL exchange
+                // that ends in an empty line and a 235 of the same length has none.
+                let least = if guessed { LEAST_GUESSED_MESSAGE } else { 1 };
+                let queued = profile.queued.contains(&len) && client >= least;
+                if queued {
                     reading.transactions += 1;
                     reading.recipients += recipients;
                     // Without the final ".\r\n".
                     reading.message_bytes += u64::from(client.saturating_sub(3));
-                } else {
+                }
+                if queued == guessed {
+                    // A guessed transaction that was one, or a real one refused.
                     reading.unexplained += 1;
                 }
                 State::Idle
@@ -130,7 +157,11 @@ fn read(transcript: &Transcript, profile: &ReplyProfile) -> Reading {
         };
         client = 0;
     }
-    if let State::Message { recipients } = state {
+    if let State::Message {
+        recipients,
+        guessed: false,
+    } = state
+    {
         if client > 0 {
             reading.transactions += 1;
             reading.recipients += recipients;
@@ -344,6 +375,71 @@ mod tests {
         let e = run(&w, Some("Postfix"));
         assert_eq!((e.transactions, e.recipients), (1, 2));
         assert_eq!(e.confidence, Confidence::Low);
+    }
+
+    #[test]
+    fn pipelined_replies_with_a_refusal_count_the_message_not_its_recipients() {
+        let mut w = postfix_session(2, true);
+        w[3].1 = "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n554 5.7.1 <nobody@example.test>: Recipient address rejected: Access denied\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n".into();
+        let e = run(&w, Some("Postfix"));
+        assert_eq!((e.transactions, e.recipients), (1, 0), "a lower bound");
+        assert_eq!(e.confidence, Confidence::Low);
+        // A long reply that is no transaction (a refused MAIL, then QUIT) counts nothing.
+        let w = [
+            (Ctos, "EHLO pc\r\n".to_string()),
+            (Stoc, EHLO_REPLY.to_string()),
+            (Ctos, "MAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nDATA\r\n".into()),
+            (
+                Stoc,
+                "553 5.7.1 <a@b.c>: Sender address rejected: not owned by user\r\n554 5.5.1 Error: no valid recipients\r\n".into(),
+            ),
+            (Ctos, "QUIT\r\n".into()),
+            (Stoc, "221 2.0.0 Bye\r\n".into()),
+        ];
+        let e = run(&w, Some("Postfix"));
+        assert_eq!(
+            (e.transactions, e.recipients, e.confidence),
+            (0, 0, Confidence::High)
+        );
+    }
+
+    #[test]
+    fn an_auth_exchange_is_no_transaction_even_when_its_replies_are_that_long() {
+        // Postfix's 235 is 37 bytes, as long as "queued as" with an 11-character queue id.
+        let mut w = postfix_session(1, false);
+        w.insert(2, (Ctos, "AUTH LOGIN\r\n".into()));
+        w.insert(
+            3,
+            (
+                Stoc,
+                "334 VXNlcm5hbWU6VXNlcm5hbWU6VXNlcm5hbWU6VXNlcm5hbWU6\r\n".into(),
+            ),
+        );
+        w.insert(4, (Ctos, "dXNlcg==\r\n".into()));
+        w.insert(5, (Stoc, "235 2.7.0 Authentication successful\r\n".into()));
+        let e = run(&w, Some("Postfix"));
+        assert_eq!(
+            (e.transactions, e.recipients, e.confidence),
+            (1, 1, Confidence::High)
+        );
+    }
+
+    #[test]
+    fn a_sasl_exchange_with_long_challenges_is_no_transaction() {
+        // DIGEST-MD5 as curl does it: the server's second challenge follows a long client
+        // response, and an empty line gets the 235.
+        let mut w = postfix_session(3, false);
+        let sasl = [
+            (Ctos, "AUTH DIGEST-MD5\r\n".to_string()),
+            (Stoc, format!("334 {}\r\n", "b".repeat(160))),
+            (Ctos, format!("{}\r\n", "c".repeat(340))),
+            (Stoc, format!("334 {}\r\n", "d".repeat(56))),
+            (Ctos, "\r\n".into()),
+            (Stoc, "235 2.7.0 Authentication successful\r\n".into()),
+        ];
+        w.splice(2..2, sasl);
+        let e = run(&w, Some("Postfix"));
+        assert_eq!((e.transactions, e.recipients), (1, 3));
     }
 
     #[test]

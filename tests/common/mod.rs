@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
@@ -106,4 +107,69 @@ pub fn interrupt(child: &mut Child, what: &str, within: Duration) -> ExitStatus 
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Removes the namespaces and every process in them, even when the test fails.
+pub struct Network {
+    pub dir: PathBuf,
+    pub children: Vec<Child>,
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("bash")
+            .arg(root().join("tests/real/network.sh"))
+            .arg("down")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+pub fn require(programs: &[&str]) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the real-programs tests need root (namespaces, servers, capture): sudo bash tests/run.sh"
+    );
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {p}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}: run bash tests/deps.sh --test"
+    );
+}
+
+/// Starts a command in the client namespace and waits for a line on stderr saying it is ready.
+pub fn start_in_client_namespace(args: &[&str], ready: &str) -> Child {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", "spt-cli"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains(ready) {
+        line.clear();
+        let n = err.read_line(&mut line).expect("read stderr");
+        assert!(n > 0, "{args:?} ended before saying {ready:?}");
+    }
+    // Keep draining stderr so the process never blocks on it.
+    std::thread::spawn(move || for _ in err.lines() {});
+    child
 }

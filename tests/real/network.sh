@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test network of tests/real_programs.rs, and the real servers on it: two network
 # namespaces joined by a veth pair, a client (10.78.0.1) and a server (10.78.0.2) running
-# postfix (SMTP with AUTH and STARTTLS), dante (SOCKS4 and SOCKS5, with and without a user
-# name) and a small HTTP server. Only addresses inside these namespaces are used.
+# postfix (SMTP with AUTH and STARTTLS on 25, submission with STARTTLS on 587, implicit TLS on
+# 465), dante (SOCKS4 and SOCKS5, with and without a user name) and a small HTTP server.
+# Only addresses inside these namespaces are used.
 #
 #   network.sh up DIR     build it, state and logs under DIR; prints the sensor's interface
 #   network.sh down DIR   remove namespaces and processes (also after a failed test)
@@ -59,6 +60,13 @@ mkdir -p "$pf" "$dir/spool" "$dir/data" "$dir/sasl"
 cp /etc/postfix/master.cf "$pf/master.cf"
 # No chroot: the daemons need the SASL database under $dir.
 sed -i -E 's/^(smtp +inet +n +- +)y/\1n/' "$pf/master.cf"
+# Submission with STARTTLS (587) and over implicit TLS (465, RFC 8314).
+cat >>"$pf/master.cf" <<'CONF'
+submission inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+smtps inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+CONF
 cat >"$pf/main.cf" <<CONF
 compatibility_level = 3.6
 queue_directory = $dir/spool
@@ -82,6 +90,8 @@ smtpd_tls_security_level = may
 smtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem
 smtpd_tls_key_file = /etc/ssl/private/ssl-cert-snakeoil.key
 smtpd_tls_auth_only = no
+# The client's port in "client=" lines: tests/real_tls.rs joins sessions to events by it.
+smtpd_client_port_logging = yes
 default_transport = discard
 local_transport = discard
 CONF
@@ -127,7 +137,7 @@ ip netns exec $srv python3 -m http.server 8080 --bind 10.78.0.2 --directory "$di
 echo $! >"$dir/http.pid"
 
 # Wait until every server answers.
-for port in 25 1080 8080; do
+for port in 25 465 587 1080 8080; do
     for _ in $(seq 50); do
         if ip netns exec $cli bash -c "exec 3<>/dev/tcp/10.78.0.2/$port" 2>/dev/null; then break; fi
         sleep 0.1
