@@ -601,6 +601,12 @@ impl ReplyLines {
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// Whether a client's bytes start with a TLS record holding a ClientHello (never an SMTP
+/// command: no command starts with 0x16).
+fn is_client_hello(data: &[u8]) -> bool {
+    matches!(data, [TLS_HANDSHAKE, 3, _, _, _, 1, ..])
+}
+
 /// One SMTP session (one TCP connection).
 pub struct SmtpParser {
     client_line: LineBuffer,
@@ -779,7 +785,7 @@ impl StreamParser for SmtpParser {
         if self.emitted == 0 {
             // STARTTLS accepted and nothing in cleartext after it: the session went on in TLS
             // (or the capture ended first).
-            let status = if self.tls || self.mode == ClientMode::AfterStarttls {
+            let status = if (self.tls && self.starttls) || self.mode == ClientMode::AfterStarttls {
                 Status::Tls
             } else {
                 Status::NoTransaction
@@ -839,6 +845,13 @@ impl SmtpParser {
                     {
                         // A TLS ClientHello right after STARTTLS: the reply was not captured.
                         self.starttls = true;
+                        self.tls = true;
+                        return total - data.len();
+                    }
+                    if self.client_line.buf.is_empty() && is_client_hello(data) {
+                        // TLS to a server that greeted in cleartext (a client that expects
+                        // 465's implicit TLS): the TLS analysis takes the stream.
+                        self.anomaly("tls_without_starttls");
                         self.tls = true;
                         return total - data.len();
                     }

@@ -873,3 +873,24 @@ fn reply_lines_share_one_buffer_capped_and_valid_utf8() {
     lines.clear();
     assert_eq!((lines.len(), lines.first()), (0, None));
 }
+
+/// suricata-verify's smtp-errors capture: a client speaks TLS to a Postfix on 465 that
+/// greeted in cleartext.
+#[test]
+fn a_client_hello_to_a_cleartext_greeting_hands_over_with_an_anomaly() {
+    let script: &[(Direction, &[u8])] = &[
+        (S, b"220 v02.kerne.org ESMTP Postfix\r\n"),
+        (C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03random"),
+        (S, b"402 4.5.2 Error: command not recognized\r\n"),
+    ];
+    let run = script::run_data(&mut SmtpParser::default(), script);
+    assert_eq!(run.upgraded, Some((1, 0)));
+    let r = records(run);
+    assert_eq!(
+        r[0].smtp.status,
+        Status::NoTransaction,
+        "no STARTTLS was accepted"
+    );
+    assert!(!r[0].smtp.starttls);
+    assert_eq!(r[0].smtp.anomalies, ["tls_without_starttls"]);
+}
