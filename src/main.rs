@@ -66,13 +66,14 @@ fn check_rules(dir: Option<&Path>) -> Result<(), String> {
     let networks: usize = assets.groups.iter().map(|g| g.networks.len()).sum();
     let source = dir.map_or("built-in rules".to_string(), |d| d.display().to_string());
     println!(
-        "{source}: {} asset group(s) with {networks} network(s), {} relay(s), {} internal domain(s); {} blocklist(s) with {} entries; {} fingerprint rule(s): OK",
+        "{source}: {} asset group(s) with {networks} network(s), {} relay(s), {} internal domain(s); {} blocklist(s) with {} entries; {} fingerprint rule(s); reply lengths of {} mail server(s): OK",
         assets.groups.len(),
         assets.relays.len(),
         assets.internal_domains.len(),
         rules.blocklists.list_names().len(),
         rules.blocklists.len(),
         rules.fingerprints.len(),
+        rules.replies.servers.len(),
     );
     Ok(())
 }

@@ -325,7 +325,10 @@ fn rules_check_reports_what_a_directory_defines() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("built-in rules: 0 asset group(s)"), "{text}");
-    assert!(text.contains("fingerprint rule(s): OK"), "{text}");
+    assert!(
+        text.contains("fingerprint rule(s); reply lengths of 4 mail server(s): OK"),
+        "{text}"
+    );
     assert!(out.stderr.is_empty());
     let dir = rules_dir("rules-ok", ASSETS);
     let out = spamtap(&["rules", "check", dir.to_str().expect("utf-8")]);
@@ -341,7 +344,7 @@ fn rules_check_reports_what_a_directory_defines() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("3 asset group(s) with 5 network(s), 1 relay(s), 1 internal domain(s); 0 blocklist(s) with 0 entries; 0 fingerprint rule(s): OK"),
+        text.contains("3 asset group(s) with 5 network(s), 1 relay(s), 1 internal domain(s); 0 blocklist(s) with 0 entries; 0 fingerprint rule(s); reply lengths of 0 mail server(s): OK"),
         "{text}"
     );
 }

@@ -52,6 +52,8 @@ fn every_shipped_rule_has_a_capture_that_matches_it() {
         "fingerprint-clients",
         "fingerprint-servers",
         "fingerprint-bots",
+        // Real clients over TLS: the TLS client rules.
+        "real-tls",
     ] {
         for (_, rule, ..) in software(&run(name)) {
             matched.insert(rule);

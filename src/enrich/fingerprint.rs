@@ -1,9 +1,56 @@
-//! Fingerprints of SMTP sessions: what a session shows, as the fingerprint rules see it, and the
-//! software they name written back onto the session's record.
+//! Fingerprints of SMTP and TLS sessions: what a session shows, as the fingerprint rules see
+//! it, and the software they name written back onto the session's record. An SMTP session that
+//! went on in TLS is seen with its handshake too, and a client whose cleartext habits name one
+//! program and whose TLS hello names another is noted (`tls_client_mismatch`).
 
 use crate::protocols::smtp::{self, SmtpRecord};
+use crate::protocols::tls::{TlsFields, TlsRecord};
 use crate::rules::{Features, Fingerprints, HeloVerb, Quoting};
-use crate::software::SoftwareType;
+use crate::software::{Software, SoftwareType};
+
+/// The first client-side and the first server-side identification.
+fn sides(found: &[Software]) -> (Option<Software>, Option<Software>) {
+    (
+        found
+            .iter()
+            .find(|s| s.kind != SoftwareType::MailServer)
+            .cloned(),
+        found
+            .iter()
+            .find(|s| s.kind == SoftwareType::MailServer)
+            .cloned(),
+    )
+}
+
+/// What a TLS handshake shows the rules.
+fn tls_features<'a>(tls: &'a TlsFields, features: &mut Features<'a>) {
+    features.ja3 = tls.ja3.as_ref().map(|f| f.hash.as_str());
+    features.ja3s = tls.ja3s.as_ref().map(|f| f.hash.as_str());
+    features.ja4 = tls.ja4.as_deref();
+    features.sni = tls.sni.as_deref();
+    features.alpn = (!tls.client_alpns.is_empty()).then(|| tls.client_alpns.join(","));
+    features.tls_subject = tls.subject.as_deref();
+    features.tls_issuer = tls.issuerdn.as_deref();
+}
+
+/// Identifies the software of a TLS session from its handshake and fills its
+/// `client_software`, `server_software` and `software`.
+pub fn identify_tls(
+    fingerprints: &Fingerprints,
+    record: &mut TlsRecord,
+    dest_port: u16,
+    server_internal: bool,
+) {
+    let mut features = Features {
+        dest_port,
+        server_internal,
+        ..Features::default()
+    };
+    tls_features(&record.tls, &mut features);
+    let found = fingerprints.identify(&features);
+    (record.tls.client_software, record.tls.server_software) = sides(&found);
+    record.software = found;
+}
 
 /// Identifies the software of an SMTP session and fills its `client_software`,
 /// `server_software` and `software`. `dest_port` and `server_internal` describe the mail
@@ -14,16 +61,27 @@ pub fn identify_smtp(
     dest_port: u16,
     server_internal: bool,
 ) {
-    let found = fingerprints.identify(&features_of(record, dest_port, server_internal));
-    record.smtp.client_software = found
-        .iter()
-        .find(|s| s.kind != SoftwareType::MailServer)
-        .cloned();
-    record.smtp.server_software = found
-        .iter()
-        .find(|s| s.kind == SoftwareType::MailServer)
-        .cloned();
+    let features = features_of(record, dest_port, server_internal);
+    let found = fingerprints.identify(&features);
+    let mismatch = record.tls.is_some() && {
+        // The client as its cleartext names it, and as its TLS hello alone names it.
+        let plain = sides(&fingerprints.identify(&features.without_tls())).0;
+        let mut hello = Features {
+            dest_port,
+            server_internal,
+            ..Features::default()
+        };
+        if let Some(tls) = &record.tls {
+            tls_features(&tls.fields, &mut hello);
+        }
+        let by_hello = sides(&fingerprints.identify(&hello)).0;
+        matches!((plain, by_hello), (Some(a), Some(b)) if a.name != b.name)
+    };
+    (record.smtp.client_software, record.smtp.server_software) = sides(&found);
     record.software = found;
+    if mismatch && !record.smtp.anomalies.contains(&"tls_client_mismatch") {
+        record.smtp.anomalies.push("tls_client_mismatch");
+    }
 }
 
 /// `dest_port` and `server_internal` describe the mail server: the flow's server, or the
@@ -46,7 +104,7 @@ fn features_of(record: &SmtpRecord, dest_port: u16, server_internal: bool) -> Fe
                 ct,
             ))
         });
-    Features {
+    let mut features = Features {
         banner: smtp.banner.as_deref(),
         helo: smtp.helo.as_deref(),
         helo_verb: smtp.helo_verb.map(|verb| match verb {
@@ -67,13 +125,19 @@ fn features_of(record: &SmtpRecord, dest_port: u16, server_internal: bool) -> Fe
             .map(|e| e.header_names.join(",")),
         dest_port,
         server_internal,
+        ..Features::default()
+    };
+    if let Some(tls) = &record.tls {
+        tls_features(&tls.fields, &mut features);
     }
+    features
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocols::smtp::{AuthRecord, EmailFields, Status};
+    use crate::protocols::tls::TlsRecord;
     use crate::rules::{MAX_CAPTURE, MAX_EVIDENCE, Rules};
     use std::path::Path;
 
@@ -420,6 +484,104 @@ match.auth_mechanism = '^LOGIN$'
         assert_eq!(
             r.smtp.client_software.map(|s| s.name),
             Some("Ordered".into())
+        );
+    }
+
+    /// A TLS session's fields as the shipped rules saw them on pcaps/real-tls.pcap.
+    fn hello(ja4: &str) -> crate::protocols::tls::TlsFields {
+        crate::protocols::tls::TlsFields {
+            ja4: Some(ja4.into()),
+            sni: Some("mx.example.test".into()),
+            subject: Some("C=NL, O=Example Mail, CN=mx.example.net".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tls_clients_are_named_from_their_hello() {
+        let names = |ja4: &str| {
+            let mut record = TlsRecord {
+                tls: hello(ja4),
+                software: Vec::new(),
+            };
+            identify_tls(&shipped(), &mut record, 587, true);
+            record.tls.client_software.map(|s| s.name)
+        };
+        // With and without SNI: the same library.
+        assert_eq!(
+            names("t13i181000_85036bcba153_d41ae481755e").as_deref(),
+            Some("Python ssl")
+        );
+        assert_eq!(
+            names("t13d181100_85036bcba153_d41ae481755e").as_deref(),
+            Some("Python ssl")
+        );
+        assert_eq!(
+            names("t13d311100_e8f1e7e78f70_b26ce05bbdd6").as_deref(),
+            Some("curl")
+        );
+        assert_eq!(
+            names("t13i311000_e8f1e7e78f70_d41ae481755e").as_deref(),
+            Some("OpenSSL default client")
+        );
+        assert_eq!(names("t13i040900_16476d049b0b_78f1d400d464"), None);
+    }
+
+    #[test]
+    fn certificate_sni_and_alpn_conditions_name_a_server() {
+        let rules = parse(
+            r#"
+[[rule]]
+name = "example_mx"
+type = "mail_server"
+software = "Example Mail gateway"
+match.tls_subject = 'O=Example Mail, CN=mx\.example\.net$'
+match.sni = '^mx\.'
+"#,
+        )
+        .unwrap();
+        let mut record = TlsRecord {
+            tls: hello("t13i181000_85036bcba153_d41ae481755e"),
+            software: Vec::new(),
+        };
+        identify_tls(&rules, &mut record, 25, false);
+        let server = record
+            .tls
+            .server_software
+            .expect("named by its certificate");
+        assert_eq!(server.name, "Example Mail gateway");
+        assert!(
+            server.evidence.contains("tls_subject="),
+            "{}",
+            server.evidence
+        );
+        assert!(record.tls.client_software.is_none());
+    }
+
+    #[test]
+    fn a_bot_greeting_with_a_python_hello_is_a_mismatch() {
+        // Cutwail's HELO before STARTTLS, Python's ssl in the TLS after it.
+        let mut r = record("ylmf-pc", "220 mx ESMTP Postfix", None);
+        r.smtp.status = Status::Tls;
+        r.tls = Some(std::sync::Arc::new(crate::protocols::tls::TlsSession {
+            fields: hello("t13i181000_85036bcba153_d41ae481755e"),
+            transcript: Default::default(),
+        }));
+        identify_smtp(&shipped(), &mut r, 25, false);
+        assert_eq!(r.smtp.anomalies, ["tls_client_mismatch"]);
+        let names: Vec<&str> = r.software.iter().map(|s| s.name.as_str()).collect();
+        assert!(
+            names.contains(&"Cutwail") && names.contains(&"Python ssl"),
+            "{names:?}"
+        );
+        // The same hello after a greeting that names no client is no mismatch.
+        let mut plain = record("client.example.org", "220 mx ESMTP Postfix", None);
+        plain.tls = r.tls.clone();
+        identify_smtp(&shipped(), &mut plain, 25, false);
+        assert!(plain.smtp.anomalies.is_empty());
+        assert_eq!(
+            plain.smtp.client_software.map(|s| s.name).as_deref(),
+            Some("Python ssl")
         );
     }
 }

@@ -7,7 +7,7 @@
 mod encrypted;
 mod fingerprint;
 
-pub use fingerprint::identify_smtp;
+pub use fingerprint::{identify_smtp, identify_tls};
 
 use crate::flow::FlowIdentity;
 use crate::protocols::{AppEvent, AppOutput};
@@ -42,26 +42,31 @@ impl<'a> Enricher<'a> {
 
     /// Adds what the rules say about one application event of the flow `flow`.
     pub fn app(&self, output: &mut AppOutput, flow: &FlowIdentity) {
-        if let AppEvent::Smtp(record) = &mut output.event {
-            // The mail server is the tunnel's destination for a session through a proxy.
-            let (port, internal) = match &output.tunnel {
-                Some(t) => (
-                    t.dest_port,
-                    t.dest_host
-                        .parse()
-                        .is_ok_and(|ip| self.assets.is_internal(ip)),
-                ),
-                None => (flow.dest_port, self.assets.is_internal(flow.dest_ip)),
-            };
-            identify_smtp(self.fingerprints, record, port, internal);
-            if let Some(transcript) = &record.transcript {
-                let server = record
-                    .smtp
-                    .server_software
-                    .as_ref()
-                    .map(|s| s.name.as_str());
-                record.smtp.encrypted = encrypted::estimate(transcript, self.replies, server);
+        // The server is the tunnel's destination for a session through a proxy.
+        let (port, internal) = match &output.tunnel {
+            Some(t) => (
+                t.dest_port,
+                t.dest_host
+                    .parse()
+                    .is_ok_and(|ip| self.assets.is_internal(ip)),
+            ),
+            None => (flow.dest_port, self.assets.is_internal(flow.dest_ip)),
+        };
+        match &mut output.event {
+            AppEvent::Smtp(record) => {
+                identify_smtp(self.fingerprints, record, port, internal);
+                if let Some(tls) = &record.tls {
+                    let server = record
+                        .smtp
+                        .server_software
+                        .as_ref()
+                        .map(|s| s.name.as_str());
+                    record.smtp.encrypted =
+                        encrypted::estimate(&tls.transcript, self.replies, server);
+                }
             }
+            AppEvent::Tls(record) => identify_tls(self.fingerprints, record, port, internal),
+            AppEvent::Socks(_) => {}
         }
     }
 }

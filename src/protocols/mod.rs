@@ -11,7 +11,8 @@
 //! A parser may hand the rest of its stream on ([`Parsed::Upgrade`], SMTP after STARTTLS):
 //! detection then starts afresh on what follows, at the same tunnel depth and without a
 //! `tunnel` object, while the parser that handed over still writes its event at the end,
-//! told first what its successor learned ([`Handback`]: the encrypted transcript, for SMTP).
+//! told first what its successor learned ([`Handback`]: the TLS handshake and the encrypted
+//! transcript, for SMTP).
 
 pub mod http_connect;
 pub mod script;
@@ -72,10 +73,10 @@ impl StreamOrigin {
 
 /// What a parser that took a stream over tells the one that handed it over, before that one
 /// writes its event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Handback {
-    /// The lengths of the encrypted records after a TLS handshake.
-    Tls(Arc<tls::Transcript>),
+    /// The TLS handshake's fields and the lengths of the encrypted records after it.
+    Tls(Arc<tls::TlsSession>),
 }
 
 /// The contract every application-layer parser keeps.

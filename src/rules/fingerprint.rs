@@ -1,6 +1,7 @@
 //! Fingerprint rules (`fingerprints.toml`): which mail clients, mail servers, webmail and spam
 //! bots a session shows, from the banner, the greeting, the client's command spellings and
-//! order, AUTH, and the message headers.
+//! order, AUTH, the message headers, and the TLS handshake (JA3, JA3S, JA4, SNI, ALPN, the
+//! server certificate's subject and issuer).
 //!
 //! Every regex condition of every rule is compiled into one `RegexSet` per field, so a session
 //! costs one set match per field however many rules there are; only the rules whose every
@@ -38,9 +39,16 @@ enum Field {
     Boundary,
     XPriority,
     HeaderOrder,
+    Ja3,
+    Ja3s,
+    Ja4,
+    Sni,
+    Alpn,
+    TlsSubject,
+    TlsIssuer,
 }
 
-const FIELDS: [Field; 10] = [
+const FIELDS: [Field; 17] = [
     Field::Banner,
     Field::Helo,
     Field::Commands,
@@ -51,6 +59,13 @@ const FIELDS: [Field; 10] = [
     Field::Boundary,
     Field::XPriority,
     Field::HeaderOrder,
+    Field::Ja3,
+    Field::Ja3s,
+    Field::Ja4,
+    Field::Sni,
+    Field::Alpn,
+    Field::TlsSubject,
+    Field::TlsIssuer,
 ];
 
 impl Field {
@@ -66,6 +81,13 @@ impl Field {
             Field::Boundary => "boundary",
             Field::XPriority => "x_priority",
             Field::HeaderOrder => "header_order",
+            Field::Ja3 => "ja3",
+            Field::Ja3s => "ja3s",
+            Field::Ja4 => "ja4",
+            Field::Sni => "sni",
+            Field::Alpn => "alpn",
+            Field::TlsSubject => "tls_subject",
+            Field::TlsIssuer => "tls_issuer",
         }
     }
 }
@@ -157,6 +179,15 @@ struct Conditions {
     charset: Option<Quoting>,
     x_priority: Option<Pattern>,
     header_order: Option<Pattern>,
+    /// The MD5 of the client's JA3, of the server's JA3S; the client's JA4.
+    ja3: Option<Pattern>,
+    ja3s: Option<Pattern>,
+    ja4: Option<Pattern>,
+    sni: Option<Pattern>,
+    /// The client's ALPN protocols, comma-separated.
+    alpn: Option<Pattern>,
+    tls_subject: Option<Pattern>,
+    tls_issuer: Option<Pattern>,
     /// Any of these server ports (the tunnel's destination for a proxied session).
     dest_port: Option<Vec<u16>>,
     server: Option<ServerSide>,
@@ -175,6 +206,13 @@ impl Conditions {
             (Field::Boundary, &self.boundary),
             (Field::XPriority, &self.x_priority),
             (Field::HeaderOrder, &self.header_order),
+            (Field::Ja3, &self.ja3),
+            (Field::Ja3s, &self.ja3s),
+            (Field::Ja4, &self.ja4),
+            (Field::Sni, &self.sni),
+            (Field::Alpn, &self.alpn),
+            (Field::TlsSubject, &self.tls_subject),
+            (Field::TlsIssuer, &self.tls_issuer),
         ];
         all.into_iter()
             .filter_map(|(f, p)| p.as_ref().map(|p| (f, p)))
@@ -320,6 +358,15 @@ pub struct Features<'a> {
     pub x_priority: Option<&'a str>,
     /// Header names, comma-separated, in order.
     pub header_order: Option<String>,
+    /// The TLS handshake, when the session had one.
+    pub ja3: Option<&'a str>,
+    pub ja3s: Option<&'a str>,
+    pub ja4: Option<&'a str>,
+    pub sni: Option<&'a str>,
+    /// The client's ALPN protocols, comma-separated.
+    pub alpn: Option<String>,
+    pub tls_subject: Option<&'a str>,
+    pub tls_issuer: Option<&'a str>,
     /// The mail server's port, and whether it is internal: the flow's server, or the
     /// destination of the tunnel the session went through.
     pub dest_port: u16,
@@ -339,6 +386,28 @@ impl<'a> Features<'a> {
             Field::Boundary => self.boundary,
             Field::XPriority => self.x_priority,
             Field::HeaderOrder => self.header_order.as_deref(),
+            Field::Ja3 => self.ja3,
+            Field::Ja3s => self.ja3s,
+            Field::Ja4 => self.ja4,
+            Field::Sni => self.sni,
+            Field::Alpn => self.alpn.as_deref(),
+            Field::TlsSubject => self.tls_subject,
+            Field::TlsIssuer => self.tls_issuer,
+        }
+    }
+
+    /// The same session without its TLS handshake.
+    pub fn without_tls(&self) -> Features<'a> {
+        Features {
+            ja3: None,
+            ja3s: None,
+            ja4: None,
+            sni: None,
+            alpn: None,
+            tls_subject: None,
+            tls_issuer: None,
+            header_order: self.header_order.clone(),
+            ..*self
         }
     }
 }

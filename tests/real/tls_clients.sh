@@ -43,6 +43,27 @@ for version in tlsv1_2 tlsv1_3; do
     done
 done
 
+# The clients as they come, nothing forced: their hellos are what the fingerprint rules name
+# (rules/fingerprints.toml, TLS clients).
+run swaks --server 10.78.0.2 --port 587 --tls --ehlo client.example.test --from $from \
+    --to default-swaks@example.test --auth PLAIN --auth-user $user@example.test \
+    --auth-password $password --header "Subject: swaks defaults" >/dev/null 2>&1
+run python3 - "$user@example.test" "$password" <<'PY'
+import smtplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("10.78.0.2", 587, local_hostname="client.example.test") as s:
+    s.starttls(context=ctx)
+    s.login(sys.argv[1], sys.argv[2])
+    s.sendmail("alice@client.example.test", ["default-python@example.test"],
+               "Subject: smtplib defaults\r\n\r\nhello\r\n")
+PY
+printf 'From: alice@client.example.test\r\nSubject: curl defaults\r\n\r\nhello\r\n' >"$dir/curl-message.txt"
+run curl -s --max-time 10 --insecure --ssl-reqd --url smtp://mx.example.test:587 \
+    --user "$user@example.test:$password" --mail-from $from \
+    --mail-rcpt default-curl@example.test --upload-file "$dir/curl-message.txt" >/dev/null 2>&1
+
 # A refused recipient among three (postfix rejects nobody@), pipelined and not.
 for pipeline in "" --pipeline; do
     run swaks --server 10.78.0.2 --port 25 --tls $pipeline --ehlo client.example.test \

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
 use crate::protocols::AppRecord;
-use crate::protocols::tls::Transcript;
+use crate::protocols::tls::TlsSession;
 use crate::software::Software;
 
 /// How a transaction ended.
@@ -206,8 +206,9 @@ pub struct SmtpRecord {
     pub email: Option<EmailFields>,
     /// Every fingerprint rule that matched, in rule order (the detections use them all).
     pub software: Vec<Software>,
-    /// The lengths of the TLS records after STARTTLS (or on 465), for the estimate.
-    pub transcript: Option<Arc<Transcript>>,
+    /// The TLS session after STARTTLS (or on 465): its hello for fingerprints, its record
+    /// lengths for the estimate.
+    pub tls: Option<Arc<TlsSession>>,
 }
 
 impl SmtpRecord {
@@ -240,7 +241,7 @@ impl SmtpRecord {
             },
             email: None,
             software: Vec::new(),
-            transcript: None,
+            tls: None,
         }
     }
 }

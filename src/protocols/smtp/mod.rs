@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use self::parser::{Command, Verb};
-use super::tls::Transcript;
+use super::tls::TlsSession;
 use super::{AppEvent, AppOutput, Handback, Parsed, Probe, StreamOrigin, StreamParser};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
@@ -643,8 +643,8 @@ pub struct SmtpParser {
     awaiting: Option<Box<Transaction>>,
     emitted: u32,
     anomalies: Anomalies,
-    /// The TLS records after STARTTLS, once the TLS parser reported them.
-    transcript: Option<Arc<Transcript>>,
+    /// The TLS session after STARTTLS, once the TLS parser reported it.
+    tls_session: Option<Arc<TlsSession>>,
 }
 
 impl Default for SmtpParser {
@@ -678,7 +678,7 @@ impl Default for SmtpParser {
             awaiting: None,
             emitted: 0,
             anomalies: Anomalies::default(),
-            transcript: None,
+            tls_session: None,
         }
     }
 }
@@ -771,8 +771,8 @@ impl StreamParser for SmtpParser {
     }
 
     fn on_handback(&mut self, handback: Handback) {
-        let Handback::Tls(transcript) = handback;
-        self.transcript = Some(transcript);
+        let Handback::Tls(session) = handback;
+        self.tls_session = Some(session);
     }
 
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
@@ -1468,17 +1468,18 @@ impl SmtpParser {
                 smtp,
                 email,
                 software: Vec::new(),
-                transcript: self.transcript.clone(),
+                tls: self.tls_session.clone(),
             })),
         )
     }
 }
 
 /// The `smtp` event of a session on the implicit-TLS port (465, RFC 8314), of which only the
-/// TLS records were seen: no banner, no envelope, and the transcript for the estimate.
-pub fn implicit_tls_record(transcript: Arc<Transcript>) -> SmtpRecord {
+/// TLS records were seen: no banner, no envelope, and the TLS session for fingerprints and
+/// the estimate.
+pub fn implicit_tls_record(session: Arc<TlsSession>) -> SmtpRecord {
     SmtpRecord {
-        transcript: Some(transcript),
+        tls: Some(session),
         ..SmtpRecord::empty(Status::Tls)
     }
 }

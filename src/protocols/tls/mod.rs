@@ -16,7 +16,7 @@ mod parser;
 
 use std::sync::Arc;
 
-pub use logger::{TlsFields, TlsRecord};
+pub use logger::{Fingerprint, TlsFields, TlsRecord};
 
 use self::parser::{ClientHello, Framing, HEADER_LEN, ServerHello};
 use super::{AppEvent, AppOutput, Parsed, Probe, StreamOrigin, StreamParser};
@@ -145,6 +145,14 @@ impl Transcript {
     }
 }
 
+/// What a TLS session tells the SMTP session it continues (after STARTTLS, or on 465): its
+/// handshake's fields, for fingerprints, and its transcript, for the estimate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsSession {
+    pub fields: TlsFields,
+    pub transcript: Transcript,
+}
+
 /// Record framing and handshake reassembly for one direction.
 #[derive(Default)]
 struct Side {
@@ -240,16 +248,14 @@ impl StreamParser for TlsParser {
     }
 
     fn handback(&self) -> Option<super::Handback> {
-        Some(super::Handback::Tls(Arc::new(self.transcript.clone())))
+        Some(super::Handback::Tls(Arc::new(self.session())))
     }
 
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
         let start = self.start.unwrap_or(ts);
         if self.implicit_smtp {
-            let transcript = Arc::new(std::mem::take(&mut self.transcript));
-            let smtp = super::smtp::implicit_tls_record(transcript.clone());
+            let smtp = super::smtp::implicit_tls_record(Arc::new(self.session()));
             out.push(AppOutput::new(start, AppEvent::Smtp(Box::new(smtp))));
-            self.transcript = Arc::unwrap_or_clone(transcript);
         }
         let record = logger::record(self);
         out.push(AppOutput::new(start, AppEvent::Tls(Box::new(record))));
@@ -257,6 +263,13 @@ impl StreamParser for TlsParser {
 }
 
 impl TlsParser {
+    fn session(&self) -> TlsSession {
+        TlsSession {
+            fields: logger::record(self).tls,
+            transcript: self.transcript.clone(),
+        }
+    }
+
     /// Both sides finished the handshake: in TLS 1.3 the client's Finished was seen, before it
     /// both sides' ChangeCipherSpec.
     fn established(&self) -> bool {
