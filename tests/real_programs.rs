@@ -162,6 +162,9 @@ fn check_inventory(events: &[Value]) {
     assert_eq!(
         seen,
         vec![
+            // swaks over STARTTLS, by its TLS hello (Perl's IO::Socket::SSL leaves OpenSSL
+            // to its defaults).
+            row("10.78.0.1", "mail_client", "OpenSSL default client", false),
             row("10.78.0.1", "mail_client", "The Bat!", true),
             row("10.78.0.1", "mail_client", "swaks", false),
             row("10.78.0.2", "mail_server", "Postfix", false),
