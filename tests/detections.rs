@@ -105,6 +105,29 @@ fn excessive_outbound_mail_counts_accepted_outside_recipients_in_the_window() {
 }
 
 #[test]
+fn excessive_outbound_mail_counts_the_estimate_of_encrypted_submissions() {
+    let (events, list) = alerts("detect-encrypted-mail");
+    assert_eq!(list, vec![pair("excessive_outbound_mail", "10.20.1.30")]);
+    let a = &events[0]["alert"];
+    // No envelope is visible: the client stands for the sender, and the alert says how many
+    // recipients are estimates.
+    assert_eq!(
+        (a["sender"].as_str(), a["sender_type"].as_str()),
+        (Some("10.20.1.30"), Some("client_ip"))
+    );
+    assert_eq!(
+        (a["count"].as_u64(), a["estimated_recipients"].as_u64()),
+        (Some(450), Some(450))
+    );
+    let messages = a["messages"].as_array().expect("messages");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["estimated"] == true && m["recipients"] == 90)
+    );
+}
+
+#[test]
 fn excessive_outbound_mail_sender_can_be_the_client() {
     let by_client = |threshold: u32| {
         replay_with_detections(

@@ -184,6 +184,30 @@ fn golden_scenarios_show_their_behaviour() {
         ),
         (Some(1), Some(1))
     );
+
+    // Encrypted mail: the estimate from the TLS records, and the tls event beside it.
+    let estimate = |name: &str| -> Vec<(u64, u64, String)> {
+        of_type(&run(name), "smtp")
+            .iter()
+            .filter_map(|e| {
+                let x = &e["smtp"]["encrypted"];
+                Some((
+                    x["transactions"].as_u64()?,
+                    x["recipients"].as_u64()?,
+                    x["confidence"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    assert_eq!(estimate("smtp-starttls"), [(1, 3, "high".to_string())]);
+    assert_eq!(estimate("tls-implicit"), [(2, 6, "medium".to_string())]);
+    let starttls = run("smtp-starttls");
+    let tls = of_type(&starttls, "tls");
+    assert_eq!(tls[0]["tls"]["from_proto"], "smtp");
+    assert_eq!(tls[0]["tls"]["serial"], "01:23:45:67:89:AB:CD:EF");
+    let socks = run("tls-socks");
+    assert_eq!(of_type(&socks, "socks")[0]["socks"]["tunnel_proto"], "tls");
+    assert_eq!(of_type(&socks, "tls")[0]["tunnel"]["dest_port"], 443);
 }
 
 /// The SMTP captures show what each was made for.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::{
     Fault, Frame, Link, PcapWriter, Session, arp_frame, ipv4_fragments, merge, tls, udp_frame,
 };
-use spamtap::direction::Direction::{self, Ctos, Stoc};
+use spamtap::direction::Direction::{Ctos, Stoc};
 use spamtap::timestamp::Timestamp;
 
 use super::EPOCH;
@@ -425,32 +425,7 @@ fn smtp_auth() -> Scenario {
     }
 }
 
-/// Cleartext SMTP sent as TLS application data: each write becomes records of its length.
-fn encrypted_writes(session: &mut Session, version: u16, writes: &[(Direction, &[u8])], seed: u32) {
-    for (i, (dir, data)) in writes.iter().enumerate() {
-        session.send(*dir, &tls::encrypted(version, data.len(), seed + i as u32));
-    }
-}
-
-/// A TLS handshake (hellos, and the certificate for TLS 1.2) as the client and server of
-/// `session` make it.
-fn tls_handshake(session: &mut Session, version: u16, cipher: u16, sni: Option<&str>) {
-    let hello = tls::ClientHello {
-        sni,
-        alpn: &[],
-        tls13: version == tls::TLS13,
-        grease: false,
-    };
-    session
-        .send(Ctos, &tls::client_hello(&hello))
-        .send(Stoc, &tls::server_flight(version, cipher))
-        .send(Ctos, &tls::client_finish(version));
-    if version != tls::TLS13 {
-        session.send(Stoc, &tls::server_finish());
-    }
-}
-
-const EHLO_AFTER_TLS: &[u8] = b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n";
+pub(super) const EHLO_AFTER_TLS: &[u8] = b"250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n";
 
 fn smtp_starttls() -> Scenario {
     let mut s = Session::new("192.0.2.74:41004", "198.51.100.25:25");
@@ -458,7 +433,7 @@ fn smtp_starttls() -> Scenario {
     greet(&mut s);
     s.send(Ctos, b"STARTTLS\r\n")
         .send(Stoc, b"220 2.0.0 Ready to start TLS\r\n");
-    tls_handshake(
+    tls::handshake(
         &mut s,
         tls::TLS12,
         tls::ECDHE_RSA_AES128_GCM,
@@ -466,7 +441,7 @@ fn smtp_starttls() -> Scenario {
     );
     let msg = message("Sent over STARTTLS", 2000, 30);
     // One command per round trip, three recipients, as Postfix answers them.
-    encrypted_writes(
+    tls::encrypted_writes(
         &mut s,
         tls::TLS12,
         &[
@@ -503,7 +478,7 @@ fn tls_implicit() -> Scenario {
     // AUTH, then a pipelined transaction of five recipients and one of one.
     let mut s = Session::new("192.0.2.110:41100", "198.51.100.25:465");
     s.handshake();
-    tls_handshake(
+    tls::handshake(
         &mut s,
         tls::TLS13,
         tls::AES128_GCM_SHA256,
@@ -513,7 +488,7 @@ fn tls_implicit() -> Scenario {
     let second = message("Follow-up", 800, 32);
     let pipelined: &[u8] = b"MAIL FROM:<news@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nRCPT TO:<c@example.net>\r\nRCPT TO:<d@example.net>\r\nRCPT TO:<e@example.net>\r\nDATA\r\n";
     let replies: &[u8] = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n";
-    encrypted_writes(
+    tls::encrypted_writes(
         &mut s,
         tls::TLS13,
         &[

@@ -3,6 +3,10 @@
 //! opaque encrypted records of given plaintext lengths, so a capture can carry the shape of an
 //! encrypted SMTP session.
 
+use spamtap::direction::Direction::{self, Ctos, Stoc};
+
+use super::Session;
+
 /// The server certificate of the generated captures: CN mx.example.net, serial
 /// 01:23:45:67:89:AB:CD:EF, subjectAltName mx.example.net, smtp.example.net, 198.51.100.25.
 pub const CERTIFICATE: &[u8] = include_bytes!("mx.example.net.der");
@@ -25,7 +29,7 @@ fn record(content_type: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn handshake(msg_type: u8, body: &[u8]) -> Vec<u8> {
+fn handshake_message(msg_type: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![msg_type];
     out.extend(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes()[1..]);
     out.extend(body);
@@ -119,7 +123,7 @@ pub fn client_hello(hello: &ClientHello) -> Vec<u8> {
     }
     body.extend(u16::try_from(exts.len()).unwrap_or(0).to_be_bytes());
     body.extend(exts);
-    record(HANDSHAKE, &handshake(1, &body))
+    record(HANDSHAKE, &handshake_message(1, &body))
 }
 
 /// The server's first flight: a ServerHello choosing `version` and `cipher`; for TLS 1.2 the
@@ -143,7 +147,7 @@ pub fn server_flight(version: u16, cipher: u16) -> Vec<u8> {
     }
     body.extend(u16::try_from(exts.len()).unwrap_or(0).to_be_bytes());
     body.extend(exts);
-    let mut out = record(HANDSHAKE, &handshake(2, &body));
+    let mut out = record(HANDSHAKE, &handshake_message(2, &body));
     if version == TLS13 {
         out.extend(change_cipher_spec());
         for len in [25, 950, 280, 69] {
@@ -157,8 +161,8 @@ pub fn server_flight(version: u16, cipher: u16) -> Vec<u8> {
     let chain_len = u32::try_from(chain.len()).unwrap_or(0).to_be_bytes();
     let mut certificate = chain_len[1..].to_vec();
     certificate.extend(chain);
-    out.extend(record(HANDSHAKE, &handshake(11, &certificate)));
-    out.extend(record(HANDSHAKE, &handshake(14, b"")));
+    out.extend(record(HANDSHAKE, &handshake_message(11, &certificate)));
+    out.extend(record(HANDSHAKE, &handshake_message(14, b"")));
     out
 }
 
@@ -169,7 +173,7 @@ pub fn client_finish(version: u16) -> Vec<u8> {
     if version != TLS13 {
         let mut kx = vec![32];
         kx.extend([0x55u8; 32]);
-        out.extend(record(HANDSHAKE, &handshake(16, &kx)));
+        out.extend(record(HANDSHAKE, &handshake_message(16, &kx)));
     }
     out.extend(change_cipher_spec());
     out.extend(if version == TLS13 {
@@ -221,4 +225,34 @@ pub fn encrypted(version: u16, plaintext: usize, seed: u32) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// A TLS handshake (hellos, and the certificate for TLS 1.2) as the client and server of
+/// `session` make it.
+pub fn handshake(session: &mut Session, version: u16, cipher: u16, sni: Option<&str>) {
+    let hello = ClientHello {
+        sni,
+        alpn: &[],
+        tls13: version == TLS13,
+        grease: false,
+    };
+    session
+        .send(Ctos, &client_hello(&hello))
+        .send(Stoc, &server_flight(version, cipher))
+        .send(Ctos, &client_finish(version));
+    if version != TLS13 {
+        session.send(Stoc, &server_finish());
+    }
+}
+
+/// Cleartext SMTP sent as TLS application data: each write becomes records of its length.
+pub fn encrypted_writes(
+    session: &mut Session,
+    version: u16,
+    writes: &[(Direction, &[u8])],
+    seed: u32,
+) {
+    for (i, (dir, data)) in writes.iter().enumerate() {
+        session.send(*dir, &encrypted(version, data.len(), seed + i as u32));
+    }
 }
