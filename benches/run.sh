@@ -4,13 +4,15 @@
 #   bulk  few large flows: mail sessions with 2-60 KB messages, 100 KB transfers, some
 #         reordering and loss, UDP noise (`spamtap-gen bench --mix bulk`, 500 MB);
 #   mail  a mail relay's SPAN port: many short SMTP sessions, SOCKS5 tunnels carrying SMTP,
-#         TLS-like bulk flows, thousands of client hosts (`--mix mail`, 733 MB).
+#         TLS-like bulk flows, thousands of client hosts (`--mix mail`, 733 MB);
+#   starttls  the same mix with every relay session encrypted after STARTTLS (TLS 1.3): run
+#         with `mail` (`all` does), it prints what TLS costs per session against cleartext SMTP.
 # For each, next to `tcpdump -r FILE 'ip proto 253'` (the read alone) in the same run, it prints
 # the median of RUNS runs of cpu-s, wall-s, peak RSS, packets/s and events/s for 1 and 2
 # workers, the ratios to the read, a checksum of the events (of the sorted lines: the same before
 # and after a change that must not change them), and, where perf works, a profile by stage.
 #
-#   bash benches/run.sh [bulk|mail|all]      (SIZE_MB=100 for smaller captures, RUNS=5)
+#   bash benches/run.sh [bulk|mail|starttls|all]   (SIZE_MB=100 for smaller captures, RUNS=5)
 # Captures are kept in $BENCH_DIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +59,7 @@ profile() {
             else if (sym ~ /Dispatcher|crossbeam|runtime::|sched|futex|switch/) s = "dispatch and hand-offs"
             else if (sym ~ /flow::|FlowTable|hashbrown|hash|BinaryHeap|tracker::/) s = "flow table and tracker"
             else if (sym ~ /reassembly|Assembler|smoltcp/) s = "reassembly"
-            else if (sym ~ /smtp|socks|http_connect|protocols::|memchr|rfc2047/) s = "protocols"
+            else if (sym ~ /smtp|socks|http_connect|tls|x509|protocols::|memchr|rfc2047|md5|sha/) s = "protocols"
             else if (sym ~ /enrich|fingerprint|regex|RegexSet/) s = "enrichment (fingerprints, groups)"
             else if (sym ~ /analysis::/) s = "analysis"
             else if (sym ~ /serde|output::|ryu|itoa|zmij|humantime|fmt/) s = "events (serialising)"
@@ -78,6 +80,7 @@ bench() {
     packets=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
     "$bin" replay --workers 1 --sensor bench -o "$work/events.json" "$pcap"
     local events sum
+    tls_sessions=$(grep -c '"status":"tls"' "$work/events.json" || true)
     events=$(wc -l < "$work/events.json")
     # Of the sorted lines: the order of flows finished together depends on batch boundaries.
     sum=$(sort "$work/events.json" | sha256sum | cut -c1-16)
@@ -96,7 +99,10 @@ bench() {
     for w in 1 2; do
         read -r c t m < <(measure "$bin" replay --workers "$w" --sensor bench -o /dev/null "$pcap")
         row "spamtap replay --workers $w" "$c" "$t" "$m" "$events"
-        if [ "$w" = 1 ]; then w1=$t; else
+        if [ "$w" = 1 ]; then
+            w1=$t
+            eval "cpu1_$mix=$c; read_$mix=$c_read; sessions_$mix=$tls_sessions"
+        else
             awk -v a="$t" -v b="$w1" 'BEGIN { printf "2 workers / 1 worker, wall: %.2f\n", a / b }'
         fi
     done
@@ -104,9 +110,19 @@ bench() {
     profile "$bin" replay --workers 1 --sensor bench -o /dev/null "$pcap"
 }
 
+# The same relay sessions in cleartext and in TLS: what TLS adds per session (the read of the
+# larger file taken out).
+tls_per_session() {
+    awk -v cm="$cpu1_mail" -v rm="$read_mail" -v ct="$cpu1_starttls" -v rt="$read_starttls" \
+        -v n="$sessions_starttls" 'BEGIN {
+            d = ((ct - rt) - (cm - rm)) * 1e6 / n
+            printf "\nTLS after STARTTLS vs cleartext, per relay session (%d sessions, read excluded): %+.1f us of cpu\n", n, d }'
+}
+
 case $which_mix in
     bulk) bench bulk "${SIZE_MB:-500}" ;;
     mail) bench mail "${SIZE_MB:-733}" ;;
-    all) bench bulk "${SIZE_MB:-500}"; bench mail "${SIZE_MB:-733}" ;;
-    *) echo "usage: $0 [bulk|mail|all]" >&2; exit 2 ;;
+    starttls) bench mail "${SIZE_MB:-733}"; bench starttls "${SIZE_MB:-733}"; tls_per_session ;;
+    all) bench bulk "${SIZE_MB:-500}"; bench mail "${SIZE_MB:-733}"; bench starttls "${SIZE_MB:-733}"; tls_per_session ;;
+    *) echo "usage: $0 [bulk|mail|starttls|all]" >&2; exit 2 ;;
 esac

@@ -9,7 +9,7 @@ mod fingerprints;
 mod scenarios;
 pub mod tls;
 
-pub use scenarios::{Scenario, bench_mix, mail_mix, scenarios, syn_flood};
+pub use scenarios::{Scenario, bench_mix, mail_mix, scenarios, starttls_mix, syn_flood};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

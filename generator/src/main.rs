@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use spamtap_gen::{Link, PcapWriter, bench_mix, mail_mix, scenarios, syn_flood, write_pcap};
+use spamtap_gen::{
+    Link, PcapWriter, bench_mix, mail_mix, scenarios, starttls_mix, syn_flood, write_pcap,
+};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +24,8 @@ struct Cli {
 enum Mix {
     Bulk,
     Mail,
+    /// The mail mix with every relay session encrypted after STARTTLS.
+    Starttls,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
                 let summary = match mix {
                     Mix::Bulk => bench_mix(&mut writer, bytes),
                     Mix::Mail => mail_mix(&mut writer, bytes),
+                    Mix::Starttls => starttls_mix(&mut writer, bytes),
                 };
                 writer
                     .finish()

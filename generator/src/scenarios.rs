@@ -1023,6 +1023,16 @@ pub fn bench_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
 /// every third), 4 SOCKS5 tunnels carrying SMTP, and 14 bulk TLS-like flows (a hello, then
 /// records of opaque bytes, 4 to 30 KB). Clients come from 4,096 hosts; 40 sessions are interleaved at a time.
 pub fn mail_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
+    relay_mix(writer, target_bytes, false)
+}
+
+/// [`mail_mix`] with every relay session going on in TLS 1.3 after STARTTLS: the same
+/// sessions, transactions and sizes, encrypted. Beside the mail mix, it prices TLS per session.
+pub fn starttls_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
+    relay_mix(writer, target_bytes, true)
+}
+
+fn relay_mix(writer: &mut PcapWriter, target_bytes: u64, starttls: bool) -> MixSummary {
     let mut summary = MixSummary::default();
     let mut clock = EPOCH;
     let mut n: u32 = 0;
@@ -1040,7 +1050,7 @@ pub fn mail_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
             );
             let start = Timestamp(clock.0 + u64::from(slot) * 40);
             let session = match slot {
-                0..22 => mail_session(&client, n, start),
+                0..22 => mail_session(&client, n, start, starttls),
                 22..26 => socks_mail_session(&client, n, start),
                 _ => tls_like_session(&client, n, start),
             };
@@ -1060,14 +1070,29 @@ pub fn mail_mix(writer: &mut PcapWriter, target_bytes: u64) -> MixSummary {
     summary
 }
 
-/// A relay session: a greeting, one to three transactions, QUIT.
-fn mail_session(client: &str, n: u32, start: Timestamp) -> Session {
+/// A relay session: a greeting, one to three transactions, QUIT; with `starttls`, the
+/// transactions and QUIT encrypted after STARTTLS and a TLS 1.3 handshake.
+fn mail_session(client: &str, n: u32, start: Timestamp, starttls: bool) -> Session {
     let server = format!("198.51.100.{}:25", n % 13 + 1);
     let mut s = Session::new(client, &server).starting_at(start);
     s.handshake();
     greet(&mut s);
-    mail_transactions(&mut s, n);
-    quit(&mut s);
+    if starttls {
+        s.send(Ctos, b"STARTTLS\r\n")
+            .send(Stoc, b"220 2.0.0 Ready to start TLS\r\n");
+        tls::handshake(&mut s, tls::TLS13, tls::AES128_GCM_SHA256, None);
+        mail_transactions(&mut s, n, Some(tls::TLS13));
+        tls::encrypted_writes(
+            &mut s,
+            tls::TLS13,
+            &[(Ctos, b"QUIT\r\n"), (Stoc, b"221 2.0.0 Bye\r\n")],
+            n,
+        );
+        s.close();
+    } else {
+        mail_transactions(&mut s, n, None);
+        quit(&mut s);
+    }
     s
 }
 
@@ -1084,12 +1109,21 @@ fn socks_mail_session(client: &str, n: u32, start: Timestamp) -> Session {
         )
         .send(Stoc, SOCKS5_OK);
     greet(&mut s);
-    mail_transactions(&mut s, n);
+    mail_transactions(&mut s, n, None);
     quit(&mut s);
     s
 }
 
-fn mail_transactions(s: &mut Session, n: u32) {
+/// The transactions of relay session `n`; under `tls` (a version), each write encrypted.
+fn mail_transactions(s: &mut Session, n: u32, tls: Option<u16>) {
+    let put = |s: &mut Session, dir, data: &[u8]| match tls {
+        None => {
+            s.send(dir, data);
+        }
+        Some(version) => {
+            s.send(dir, &tls::encrypted(version, data.len(), n));
+        }
+    };
     let pipelined = n % 3 == 0;
     for t in 0..=u32::from(n % 4 == 0) {
         let seed = n.wrapping_mul(31).wrapping_add(t);
@@ -1106,20 +1140,22 @@ fn mail_transactions(s: &mut Session, n: u32) {
         if pipelined {
             envelope.push_str("DATA\r\n");
             replies.push_str("354 End data with <CR><LF>.<CR><LF>\r\n");
-            s.send(Ctos, envelope.as_bytes())
-                .send(Stoc, replies.as_bytes());
+            put(s, Ctos, envelope.as_bytes());
+            put(s, Stoc, replies.as_bytes());
         } else {
             for (command, reply) in envelope
                 .split_inclusive("\r\n")
                 .zip(replies.split_inclusive("\r\n"))
             {
-                s.send(Ctos, command.as_bytes())
-                    .send(Stoc, reply.as_bytes());
+                put(s, Ctos, command.as_bytes());
+                put(s, Stoc, reply.as_bytes());
             }
-            s.send(Ctos, b"DATA\r\n")
-                .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n");
+            put(s, Ctos, b"DATA\r\n");
+            put(s, Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n");
         }
-        s.send(Ctos, &msg).send(
+        put(s, Ctos, &msg);
+        put(
+            s,
             Stoc,
             format!("250 2.0.0 Ok: queued as {seed:X}\r\n").as_bytes(),
         );

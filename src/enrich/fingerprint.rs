@@ -61,22 +61,14 @@ pub fn identify_smtp(
     dest_port: u16,
     server_internal: bool,
 ) {
-    let features = features_of(record, dest_port, server_internal);
-    let found = fingerprints.identify(&features);
-    let mismatch = record.tls.is_some() && {
-        // The client as its cleartext names it, and as its TLS hello alone names it.
-        let plain = sides(&fingerprints.identify(&features.without_tls())).0;
-        let mut hello = Features {
-            dest_port,
-            server_internal,
-            ..Features::default()
-        };
-        if let Some(tls) = &record.tls {
-            tls_features(&tls.fields, &mut hello);
-        }
-        let by_hello = sides(&fingerprints.identify(&hello)).0;
-        matches!((plain, by_hello), (Some(a), Some(b)) if a.name != b.name)
+    let found = fingerprints.identify(&features_of(record, dest_port, server_internal));
+    // The client as the cleartext rules name it, and as the rules on its TLS hello do.
+    let client = |by_tls: bool| {
+        found.iter().find(|s| {
+            s.kind != SoftwareType::MailServer && fingerprints.uses_tls(&s.rule) == by_tls
+        })
     };
+    let mismatch = matches!((client(false), client(true)), (Some(a), Some(b)) if a.name != b.name);
     (record.smtp.client_software, record.smtp.server_software) = sides(&found);
     record.software = found;
     if mismatch && !record.smtp.anomalies.contains(&"tls_client_mismatch") {

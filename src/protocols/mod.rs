@@ -105,8 +105,9 @@ pub trait StreamParser {
     /// close delay. A parser may give back the memory only parsing needed meanwhile, keeping
     /// every byte it holds: a late retransmission can still bring data.
     fn on_close(&mut self) {}
-    /// What this parser tells the parser it took the stream over from (see [`Handback`]).
-    fn handback(&self) -> Option<Handback> {
+    /// What this parser tells the parser it took the stream over from (see [`Handback`]),
+    /// asked once, just before both finish.
+    fn handback(&mut self) -> Option<Handback> {
         None
     }
     /// The parser this one handed its stream to reports, just before [`StreamParser::finish`].
@@ -162,7 +163,7 @@ macro_rules! parsers {
                 }
             }
 
-            fn handback(&self) -> Option<Handback> {
+            fn handback(&mut self) -> Option<Handback> {
                 match self {
                     $(AppParser::$variant(p) => p.handback(),)+
                 }
@@ -451,7 +452,7 @@ impl AppLayer {
     }
 
     /// What the parser of this stream tells the one that handed it over.
-    fn handback(&self) -> Option<Handback> {
+    fn handback(&mut self) -> Option<Handback> {
         match self {
             AppLayer::Parsing { parser, .. } => parser.handback(),
             _ => None,

@@ -90,6 +90,20 @@ impl Field {
             Field::TlsIssuer => "tls_issuer",
         }
     }
+
+    /// Whether the field comes from the TLS handshake.
+    fn is_tls(self) -> bool {
+        matches!(
+            self,
+            Field::Ja3
+                | Field::Ja3s
+                | Field::Ja4
+                | Field::Sni
+                | Field::Alpn
+                | Field::TlsSubject
+                | Field::TlsIssuer
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -313,6 +327,8 @@ struct Rule {
     conditions: Conditions,
     /// How many regex conditions it has: all must match.
     regex_count: usize,
+    /// Whether one of its conditions is on the TLS handshake.
+    tls: bool,
     genuine: Option<Conditions>,
     alert: Option<Arc<RuleAlert>>,
 }
@@ -393,21 +409,6 @@ impl<'a> Features<'a> {
             Field::Alpn => self.alpn.as_deref(),
             Field::TlsSubject => self.tls_subject,
             Field::TlsIssuer => self.tls_issuer,
-        }
-    }
-
-    /// The same session without its TLS handshake.
-    pub fn without_tls(&self) -> Features<'a> {
-        Features {
-            ja3: None,
-            ja3s: None,
-            ja4: None,
-            sni: None,
-            alpn: None,
-            tls_subject: None,
-            tls_issuer: None,
-            header_order: self.header_order.clone(),
-            ..*self
         }
     }
 }
@@ -536,6 +537,7 @@ impl Fingerprints {
                 kind: r.kind,
                 software: r.software,
                 regex_count: patterns.len(),
+                tls: patterns.iter().any(|(f, _)| f.is_tls()),
                 conditions,
                 genuine: r.genuine,
                 alert: r.alert.map(|a| Arc::new(a.into_inner())),
@@ -580,6 +582,11 @@ impl Fingerprints {
             sets,
             unconditional,
         })
+    }
+
+    /// Whether the rule named `rule` has a condition on the TLS handshake.
+    pub fn uses_tls(&self, rule: &str) -> bool {
+        self.rules.iter().any(|r| r.tls && *r.name == *rule)
     }
 
     /// Every rule that matches the session, in file order.

@@ -5,7 +5,7 @@
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::parser::{ClientHello, ServerHello, is_grease};
+use super::parser::{self, ClientHello, ServerHello, is_grease};
 
 /// A fingerprint's text and its hash (`ja3` and `ja3s` objects).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,12 +14,46 @@ pub struct Ja3 {
     pub string: String,
 }
 
-fn joined<T: std::fmt::Display>(values: impl IntoIterator<Item = T>, sep: &str) -> String {
-    values
-        .into_iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join(sep)
+/// How a list's values are written.
+#[derive(Clone, Copy)]
+enum Radix {
+    /// Decimal (JA3).
+    Decimal,
+    /// Four lower-case hex digits (JA4).
+    Hex4,
+}
+
+/// Appends `values` to `out`, `sep` between them, without an allocation per value.
+fn push_list(out: &mut String, values: impl IntoIterator<Item = u16>, sep: char, radix: Radix) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        match radix {
+            Radix::Hex4 => {
+                for shift in [12, 8, 4, 0] {
+                    out.push(char::from(DIGITS[usize::from((v >> shift) & 0xf)]));
+                }
+            }
+            Radix::Decimal => {
+                let mut digits = [0u8; 5];
+                let mut n = v;
+                let mut len = 0;
+                loop {
+                    digits[len] = b'0' + (n % 10) as u8;
+                    len += 1;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                for &d in digits[..len].iter().rev() {
+                    out.push(char::from(d));
+                }
+            }
+        }
+    }
 }
 
 fn not_grease(values: &[u16]) -> impl Iterator<Item = u16> + '_ {
@@ -31,19 +65,27 @@ fn md5_hex(text: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    parser::hex(bytes, false, None)
 }
 
 /// `version,ciphers,extensions,groups,point_formats`, lists `-`-separated, in wire order.
 pub fn ja3(hello: &ClientHello) -> Ja3 {
-    let string = format!(
-        "{},{},{},{},{}",
-        hello.version,
-        joined(not_grease(&hello.ciphers), "-"),
-        joined(not_grease(&hello.extensions), "-"),
-        joined(not_grease(&hello.groups), "-"),
-        joined(hello.point_formats.iter(), "-"),
+    let mut string = String::with_capacity(256);
+    push_list(&mut string, [hello.version], '-', Radix::Decimal);
+    string.push(',');
+    push_list(&mut string, not_grease(&hello.ciphers), '-', Radix::Decimal);
+    string.push(',');
+    push_list(
+        &mut string,
+        not_grease(&hello.extensions),
+        '-',
+        Radix::Decimal,
     );
+    string.push(',');
+    push_list(&mut string, not_grease(&hello.groups), '-', Radix::Decimal);
+    string.push(',');
+    let formats = hello.point_formats.iter().map(|&f| u16::from(f));
+    push_list(&mut string, formats, '-', Radix::Decimal);
     Ja3 {
         hash: md5_hex(&string),
         string,
@@ -52,11 +94,19 @@ pub fn ja3(hello: &ClientHello) -> Ja3 {
 
 /// `version,cipher,extensions` of the ServerHello.
 pub fn ja3s(hello: &ServerHello) -> Ja3 {
-    let string = format!(
-        "{},{},{}",
-        hello.version,
-        hello.cipher,
-        joined(not_grease(&hello.extensions), "-"),
+    let mut string = String::with_capacity(64);
+    push_list(
+        &mut string,
+        [hello.version, hello.cipher],
+        ',',
+        Radix::Decimal,
+    );
+    string.push(',');
+    push_list(
+        &mut string,
+        not_grease(&hello.extensions),
+        '-',
+        Radix::Decimal,
     );
     Ja3 {
         hash: md5_hex(&string),
@@ -128,16 +178,18 @@ pub fn ja4(hello: &ClientHello) -> String {
         .filter(|&e| e != 0x0000 && e != 0x0010)
         .collect();
     hashed.sort_unstable();
-    let four_hex = |v: &u16| format!("{v:04x}");
-    let mut ext_text = joined(hashed.iter().map(four_hex), ",");
-    let sig_algs: Vec<u16> = not_grease(&hello.signature_algorithms).collect();
-    if !sig_algs.is_empty() {
+    let mut cipher_text = String::with_capacity(ciphers.len() * 5);
+    push_list(&mut cipher_text, ciphers, ',', Radix::Hex4);
+    let mut ext_text = String::with_capacity((hashed.len() + 16) * 5);
+    push_list(&mut ext_text, hashed, ',', Radix::Hex4);
+    let mut sig_algs = not_grease(&hello.signature_algorithms).peekable();
+    if sig_algs.peek().is_some() {
         ext_text.push('_');
-        ext_text.push_str(&joined(sig_algs.iter().map(four_hex), ","));
+        push_list(&mut ext_text, sig_algs, ',', Radix::Hex4);
     }
     format!(
         "{prefix}_{}_{}",
-        truncated_sha256(&joined(ciphers.iter().map(four_hex), ",")),
+        truncated_sha256(&cipher_text),
         truncated_sha256(&ext_text)
     )
 }
@@ -218,6 +270,16 @@ mod tests {
             ..ServerHello::default()
         };
         assert_eq!(ja3s(&hello).string, "771,49199,65281-11-35");
+    }
+
+    #[test]
+    fn lists_in_decimal_and_four_hex_digits() {
+        let mut out = String::new();
+        push_list(&mut out, [0, 7, 10, 771, 65535], '-', Radix::Decimal);
+        assert_eq!(out, "0-7-10-771-65535");
+        out.clear();
+        push_list(&mut out, [0, 0x1301, 0xff01], ',', Radix::Hex4);
+        assert_eq!(out, "0000,1301,ff01");
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl Transcript {
 
 /// What a TLS session tells the SMTP session it continues (after STARTTLS, or on 465): its
 /// handshake's fields, for fingerprints, and its transcript, for the estimate.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TlsSession {
     pub fields: TlsFields,
     pub transcript: Transcript,
@@ -191,6 +191,8 @@ pub struct TlsParser {
     /// The analysis ended (a gap or garbage).
     ended: bool,
     transcript: Transcript,
+    /// What [`TlsParser::session`] handed out; the parser is done once it exists.
+    reported: Option<Arc<TlsSession>>,
     anomalies: Vec<&'static str>,
 }
 
@@ -213,6 +215,7 @@ impl StreamParser for TlsParser {
             sslv2_hello: false,
             ended: false,
             transcript: Transcript::default(),
+            reported: None,
             anomalies: Vec::new(),
         }
     }
@@ -247,27 +250,38 @@ impl StreamParser for TlsParser {
         self.transcript.flights.shrink_to_fit();
     }
 
-    fn handback(&self) -> Option<super::Handback> {
-        Some(super::Handback::Tls(Arc::new(self.session())))
+    fn handback(&mut self) -> Option<super::Handback> {
+        Some(super::Handback::Tls(self.session()))
     }
 
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
         let start = self.start.unwrap_or(ts);
         if self.implicit_smtp {
-            let smtp = super::smtp::implicit_tls_record(Arc::new(self.session()));
+            let smtp = super::smtp::implicit_tls_record(self.session());
             out.push(AppOutput::new(start, AppEvent::Smtp(Box::new(smtp))));
         }
-        let record = logger::record(self);
+        let record = match self.reported.take() {
+            Some(session) => TlsRecord {
+                tls: session.fields.clone(),
+                software: Vec::new(),
+            },
+            None => logger::record(self),
+        };
         out.push(AppOutput::new(start, AppEvent::Tls(Box::new(record))));
     }
 }
 
 impl TlsParser {
-    fn session(&self) -> TlsSession {
-        TlsSession {
-            fields: logger::record(self).tls,
-            transcript: self.transcript.clone(),
+    /// The session as the SMTP session it continues sees it, made once when first asked
+    /// (the event is written from the same fields).
+    fn session(&mut self) -> Arc<TlsSession> {
+        if self.reported.is_none() {
+            self.reported = Some(Arc::new(TlsSession {
+                fields: logger::record(self).tls,
+                transcript: std::mem::take(&mut self.transcript),
+            }));
         }
+        self.reported.clone().unwrap_or_default()
     }
 
     /// Both sides finished the handshake: in TLS 1.3 the client's Finished was seen, before it

@@ -349,26 +349,32 @@ pub fn certificate(der: &[u8]) -> Option<Certificate> {
     Some(Certificate {
         subject: cap_string(cert.subject().to_string(), 1024),
         issuerdn: cap_string(cert.issuer().to_string(), 1024),
-        serial: hex_joined(cert.raw_serial(), true),
-        fingerprint: hex_joined(&Sha1::digest(der), false),
+        serial: hex(
+            &cert.raw_serial()[..cert.raw_serial().len().min(64)],
+            true,
+            Some(':'),
+        ),
+        fingerprint: hex(&Sha1::digest(der), false, Some(':')),
         notbefore: date(&validity.not_before),
         notafter: date(&validity.not_after),
         subjectaltname,
     })
 }
 
-/// Bytes as two hex digits each, joined by `:`.
-fn hex_joined(bytes: &[u8], upper: bool) -> String {
+/// Bytes as two hex digits each (upper or lower case), `sep` between bytes.
+pub fn hex(bytes: &[u8], upper: bool, sep: Option<char>) -> String {
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
     let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().take(64).enumerate() {
-        if i > 0 {
-            out.push(':');
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(sep) = sep.filter(|_| i > 0) {
+            out.push(sep);
         }
-        if upper {
-            out.push_str(&format!("{b:02X}"));
-        } else {
-            out.push_str(&format!("{b:02x}"));
-        }
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 0xf)]));
     }
     out
 }
