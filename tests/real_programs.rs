@@ -72,23 +72,8 @@ fn real_programs_on_a_real_wire() {
         "saslpasswd2",
         "python3",
     ]);
-    let dir = std::env::temp_dir().join(format!("spamtap-real-{}", std::process::id()));
-    let mut net = Network {
-        dir: dir.clone(),
-        children: Vec::new(),
-    };
-    let up = Command::new("bash")
-        .arg(root().join("tests/real/network.sh"))
-        .arg("up")
-        .arg(&dir)
-        .output()
-        .expect("network.sh runs");
-    assert!(
-        up.status.success(),
-        "network.sh up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let iface = String::from_utf8_lossy(&up.stdout).trim().to_string();
+    let (mut net, iface) = Network::up("real");
+    let dir = net.dir.clone();
 
     let pcap = dir.join("tcpdump.pcap");
     let recorded = dir.join("sensor.pcap");

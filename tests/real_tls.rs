@@ -92,23 +92,8 @@ fn encrypted_sessions_of_real_programs_are_estimated_from_their_records() {
         "python3",
         "saslpasswd2",
     ]);
-    let dir = std::env::temp_dir().join(format!("spamtap-real-tls-{}", std::process::id()));
-    let mut net = Network {
-        dir: dir.clone(),
-        children: Vec::new(),
-    };
-    let up = Command::new("bash")
-        .arg(root().join("tests/real/network.sh"))
-        .arg("up")
-        .arg(&dir)
-        .output()
-        .expect("network.sh runs");
-    assert!(
-        up.status.success(),
-        "network.sh up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let iface = String::from_utf8_lossy(&up.stdout).trim().to_string();
+    let (mut net, iface) = Network::up("real-tls");
+    let dir = net.dir.clone();
     let pcap = dir.join("tls.pcap");
     net.children.push(common::start_in_client_namespace(
         &[

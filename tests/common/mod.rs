@@ -115,6 +115,31 @@ pub struct Network {
     pub children: Vec<Child>,
 }
 
+impl Network {
+    /// The test network of `tests/real/network.sh`, state under a temporary directory named
+    /// after `label`; and the interface the sensor captures on.
+    pub fn up(label: &str) -> (Network, String) {
+        let dir = std::env::temp_dir().join(format!("spamtap-{label}-{}", std::process::id()));
+        let net = Network {
+            dir: dir.clone(),
+            children: Vec::new(),
+        };
+        let up = Command::new("bash")
+            .arg(root().join("tests/real/network.sh"))
+            .arg("up")
+            .arg(&dir)
+            .output()
+            .expect("network.sh runs");
+        assert!(
+            up.status.success(),
+            "network.sh up: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let iface = String::from_utf8_lossy(&up.stdout).trim().to_string();
+        (net, iface)
+    }
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
         for child in &mut self.children {

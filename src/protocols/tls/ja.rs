@@ -68,50 +68,40 @@ fn hex(bytes: &[u8]) -> String {
     parser::hex(bytes, false, None)
 }
 
-/// `version,ciphers,extensions,groups,point_formats`, lists `-`-separated, in wire order.
-pub fn ja3(hello: &ClientHello) -> Ja3 {
+/// A JA3-style fingerprint: the lists in decimal, `-` within a list, `,` between lists, and
+/// the MD5 of that text.
+fn decimal_lists<const N: usize>(lists: [Vec<u16>; N]) -> Ja3 {
     let mut string = String::with_capacity(256);
-    push_list(&mut string, [hello.version], '-', Radix::Decimal);
-    string.push(',');
-    push_list(&mut string, not_grease(&hello.ciphers), '-', Radix::Decimal);
-    string.push(',');
-    push_list(
-        &mut string,
-        not_grease(&hello.extensions),
-        '-',
-        Radix::Decimal,
-    );
-    string.push(',');
-    push_list(&mut string, not_grease(&hello.groups), '-', Radix::Decimal);
-    string.push(',');
-    let formats = hello.point_formats.iter().map(|&f| u16::from(f));
-    push_list(&mut string, formats, '-', Radix::Decimal);
+    for (i, list) in lists.into_iter().enumerate() {
+        if i > 0 {
+            string.push(',');
+        }
+        push_list(&mut string, list, '-', Radix::Decimal);
+    }
     Ja3 {
         hash: md5_hex(&string),
         string,
     }
 }
 
+/// `version,ciphers,extensions,groups,point_formats`, in wire order.
+pub fn ja3(hello: &ClientHello) -> Ja3 {
+    decimal_lists([
+        vec![hello.version],
+        not_grease(&hello.ciphers).collect(),
+        not_grease(&hello.extensions).collect(),
+        not_grease(&hello.groups).collect(),
+        hello.point_formats.iter().map(|&f| u16::from(f)).collect(),
+    ])
+}
+
 /// `version,cipher,extensions` of the ServerHello.
 pub fn ja3s(hello: &ServerHello) -> Ja3 {
-    let mut string = String::with_capacity(64);
-    push_list(
-        &mut string,
-        [hello.version, hello.cipher],
-        ',',
-        Radix::Decimal,
-    );
-    string.push(',');
-    push_list(
-        &mut string,
-        not_grease(&hello.extensions),
-        '-',
-        Radix::Decimal,
-    );
-    Ja3 {
-        hash: md5_hex(&string),
-        string,
-    }
+    decimal_lists([
+        vec![hello.version],
+        vec![hello.cipher],
+        not_grease(&hello.extensions).collect(),
+    ])
 }
 
 /// The two characters JA4 writes for the first ALPN value: its first and last byte when
