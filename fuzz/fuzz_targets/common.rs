@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use spamtap::analysis::{Analyzer, Observation};
 use spamtap::capture::LinkType;
-use spamtap::decode::{DecodeStats, Decoded, decode};
+use spamtap::decode::{DecodeStats, Decoded, Defragmenter, decode, reassembled_tcp};
 use spamtap::enrich::Enricher;
 use spamtap::flow::Timeouts;
 use spamtap::output::{Event, EventSink, EventWriter, Origin};
@@ -37,6 +37,7 @@ pub struct Harness {
     tick: u64,
     now: Timestamp,
     stats: DecodeStats,
+    defrag: Defragmenter,
 }
 
 const ORIGINS: [Origin<'static>; 1] = [Origin::PcapFile("fuzz.pcap")];
@@ -92,14 +93,26 @@ impl Harness {
             tick: 0,
             now: Timestamp::default(),
             stats: DecodeStats::default(),
+            defrag: Defragmenter::default(),
         }
     }
 
     pub fn frame(&mut self, link: LinkType, ts: Timestamp, frame: &[u8]) {
-        if let Decoded::Tcp(seg) = decode(link, frame, &mut self.stats) {
-            self.tracker
-                .on_segment(&seg, ts, frame.len() as u32, 0, &ctx(), &mut self.sink);
-        }
+        let datagram;
+        let seg = match decode(link, frame, &mut self.stats) {
+            Decoded::Tcp(seg) => seg,
+            // Fragments through reassembly, as the capture thread does.
+            Decoded::Fragment(fragment) => {
+                datagram = self.defrag.add(&fragment, ts);
+                match datagram.as_ref().and_then(|d| reassembled_tcp(d, &mut self.stats)) {
+                    Some(seg) => seg,
+                    None => return,
+                }
+            }
+            Decoded::Other => return,
+        };
+        self.tracker
+            .on_segment(&seg, ts, frame.len() as u32, 0, &ctx(), &mut self.sink);
     }
 
     /// Moves packet time on, as a tick of the runtime does: timers, then the analysis.

@@ -438,7 +438,7 @@ fn source_of(link: &Link, data: &[u8]) -> Option<(IpAddr, u16)> {
     let mut stats = spamtap::decode::DecodeStats::default();
     match spamtap::decode::decode(link_type, data, &mut stats) {
         spamtap::decode::Decoded::Tcp(seg) => Some((seg.src, seg.src_port)),
-        spamtap::decode::Decoded::Other => None,
+        spamtap::decode::Decoded::Fragment(_) | spamtap::decode::Decoded::Other => None,
     }
 }
 
@@ -465,7 +465,8 @@ pub fn udp_frame(
     }
 }
 
-/// The two fragments of an IPv4 datagram carrying `payload` as protocol `proto`.
+/// Two IPv4 fragments (split at the middle, 8-byte aligned) of a datagram carrying `payload`
+/// as protocol TCP, id 0x4242, one microsecond apart.
 pub fn ipv4_fragments(
     link: &Link,
     ts: Timestamp,
@@ -474,20 +475,38 @@ pub fn ipv4_fragments(
     payload: &[u8],
 ) -> Vec<Frame> {
     let split = (payload.len() / 2) & !7;
-    let parts = [(0usize, split, true), (split, payload.len(), false)];
-    parts
+    let pieces = [
+        (0, payload[..split].to_vec()),
+        (split, payload[split..].to_vec()),
+    ];
+    fragments(link, ts, src, dst, 0x4242, payload.len(), &pieces)
+}
+
+/// IPv4 fragments of one datagram whose payload is `total` bytes long: each piece is its byte
+/// offset and data (offsets multiples of 8; a piece may overlap another, as an attacker's
+/// does), one microsecond apart; the piece that reaches `total` is the last.
+pub fn fragments(
+    link: &Link,
+    ts: Timestamp,
+    src: [u8; 4],
+    dst: [u8; 4],
+    id: u16,
+    total: usize,
+    pieces: &[(usize, Vec<u8>)],
+) -> Vec<Frame> {
+    pieces
         .iter()
         .enumerate()
-        .map(|(i, &(from, to, more))| {
-            let mut header = Ipv4Header::new((to - from) as u16, 64, IpNumber::TCP, src, dst)
-                .unwrap_or_default();
-            header.identification = 0x4242;
-            header.more_fragments = more;
+        .map(|(i, (from, data))| {
+            let mut header =
+                Ipv4Header::new(data.len() as u16, 64, IpNumber::TCP, src, dst).unwrap_or_default();
+            header.identification = id;
+            header.more_fragments = from + data.len() < total;
             header.fragment_offset =
                 etherparse::IpFragOffset::try_new((from / 8) as u16).unwrap_or_default();
             header.header_checksum = header.calc_header_checksum();
             let mut packet = header.to_bytes().to_vec();
-            packet.extend_from_slice(&payload[from..to]);
+            packet.extend_from_slice(data);
             let data = link.wrap(EtherType::IPV4, &packet);
             Frame {
                 ts: Timestamp(ts.0 + i as u64),
@@ -496,6 +515,42 @@ pub fn ipv4_fragments(
             }
         })
         .collect()
+}
+
+/// The IPv4 frame `frame` (Ethernet) cut into fragments of `size` bytes (a multiple of 8),
+/// with, when given, an extra fragment after the first that rewrites the datagram's start.
+/// `None` for a frame that is not IPv4.
+pub fn fragment_frame(
+    link: &Link,
+    frame: &Frame,
+    size: usize,
+    id: u16,
+    rewrite: Option<&[u8]>,
+) -> Option<Vec<Frame>> {
+    let sliced = etherparse::SlicedPacket::from_ethernet(&frame.data).ok()?;
+    let Some(etherparse::NetSlice::Ipv4(ip)) = sliced.net else {
+        return None;
+    };
+    let header = ip.header();
+    let (src, dst) = (header.source(), header.destination());
+    let payload = ip.payload().payload;
+    let mut pieces: Vec<(usize, Vec<u8>)> = payload
+        .chunks(size.max(8))
+        .enumerate()
+        .map(|(i, c)| (i * size.max(8), c.to_vec()))
+        .collect();
+    if let Some(bytes) = rewrite {
+        pieces.insert(1, (0, bytes.to_vec()));
+    }
+    Some(fragments(
+        link,
+        frame.ts,
+        src,
+        dst,
+        id,
+        payload.len(),
+        &pieces,
+    ))
 }
 
 /// An ARP request: a non-IP frame.

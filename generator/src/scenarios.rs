@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use super::{
-    Fault, Frame, Link, PcapWriter, Session, arp_frame, ipv4_fragments, merge, tls, udp_frame,
+    Fault, Frame, Link, PcapWriter, Session, arp_frame, fragment_frame, ipv4_fragments, merge, tls,
+    udp_frame,
 };
 use spamtap::direction::Direction::{Ctos, Stoc};
 use spamtap::timestamp::Timestamp;
@@ -130,6 +131,7 @@ pub fn scenarios() -> Vec<Scenario> {
         smtp_starttls(),
         tls_implicit(),
         tls_socks(),
+        frag_smtp(),
         smtp_pregreet(),
         smtp_multi(),
         smtp_rejected(),
@@ -470,6 +472,76 @@ fn smtp_starttls() -> Scenario {
         about: "STARTTLS accepted, then a TLS 1.2 handshake with a certificate and an encrypted transaction of three recipients: a tls event, and the smtp event's estimate",
         link: Link::ethernet(),
         frames: s.into_frames(),
+    }
+}
+
+/// The TCP payload of a frame this generator built, if it has one.
+fn tcp_payload(frame: &Frame) -> Option<Vec<u8>> {
+    let sliced = etherparse::SlicedPacket::from_ethernet(&frame.data).ok()?;
+    match sliced.transport {
+        Some(etherparse::TransportSlice::Tcp(tcp)) => Some(tcp.payload().to_vec()),
+        _ => None,
+    }
+}
+
+fn frag_smtp() -> Scenario {
+    let link = Link::ethernet();
+    let envelope = |s: &mut Session, to: &str| {
+        s.handshake();
+        greet(s);
+        s.send(Ctos, b"MAIL FROM:<alice@example.org>\r\n")
+            .send(Stoc, b"250 2.1.0 Ok\r\n")
+            .send(Ctos, format!("RCPT TO:<{to}>\r\n").as_bytes())
+            .send(Stoc, b"250 2.1.5 Ok\r\n")
+            .send(Ctos, b"DATA\r\n")
+            .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            .send(Ctos, &message("In pieces", 300, 40))
+            .send(Stoc, b"250 2.0.0 Ok: queued as 4FrAg1\r\n");
+        quit(s);
+    };
+    // The envelope in 16- and 24-byte IPv4 fragments.
+    let mut small = Session::new("192.0.2.120:41200", "198.51.100.25:25");
+    envelope(&mut small, "bob@example.net");
+    let mut frames = Vec::new();
+    for frame in small.into_frames() {
+        let size = match tcp_payload(&frame) {
+            Some(p) if p.starts_with(b"MAIL FROM") => 16,
+            Some(p) if p.starts_with(b"RCPT TO") => 24,
+            _ => 0,
+        };
+        match fragment_frame(&link, &frame, size, 0x0101, None).filter(|_| size > 0) {
+            Some(pieces) => frames.extend(pieces),
+            None => frames.push(frame),
+        }
+    }
+    // The evasion: after the first fragment of the RCPT, another at offset 0 rewrites the
+    // TCP header and the address. The first copy stands, as on the receiving host.
+    let mut evasion = Session::new("192.0.2.121:41201", "198.51.100.25:25").starting_at(at(1));
+    envelope(&mut evasion, "carol@example.net");
+    for frame in evasion.into_frames() {
+        let Some(payload) = tcp_payload(&frame).filter(|p| p.starts_with(b"RCPT TO")) else {
+            frames.push(frame);
+            continue;
+        };
+        let whole = fragment_frame(&link, &frame, 1024, 0x0202, None).unwrap_or_default();
+        let datagram_start: Vec<u8> = whole
+            .first()
+            .map(|f| f.data[14 + 20..].to_vec())
+            .unwrap_or_default();
+        // The same 24 bytes as the first fragment, but another destination port, another
+        // sequence number and another command.
+        let mut forged = datagram_start[..24.min(datagram_start.len())].to_vec();
+        forged[2..4].copy_from_slice(&2525u16.to_be_bytes());
+        forged[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+        forged[20..24].copy_from_slice(b"QUIT");
+        let _ = payload;
+        frames.extend(fragment_frame(&link, &frame, 24, 0x0202, Some(&forged)).unwrap_or_default());
+    }
+    Scenario {
+        name: "frag-smtp",
+        about: "MAIL FROM and RCPT TO in 16- and 24-byte IPv4 fragments, reassembled; a fragment that rewrites the TCP header and the recipient after the first: the first copy stands, frag_overlap",
+        link,
+        frames: merge([frames]),
     }
 }
 
@@ -896,13 +968,18 @@ fn noise() -> Scenario {
         ),
         arp_frame(at(1)),
     ];
-    frames.extend(ipv4_fragments(
-        &link,
-        at(2),
-        [192, 0, 2, 61],
-        [198, 51, 100, 25],
-        &text(200, 9),
-    ));
+    // The first fragment of a datagram whose rest never comes: it expires.
+    frames.extend(
+        ipv4_fragments(
+            &link,
+            at(2),
+            [192, 0, 2, 61],
+            [198, 51, 100, 25],
+            &text(200, 9),
+        )
+        .into_iter()
+        .take(1),
+    );
     // A TCP segment whose header the capture cut in half.
     let mut cut = Session::new("192.0.2.62:40070", "198.51.100.25:25").starting_at(at(3));
     cut.syn();
@@ -919,7 +996,7 @@ fn noise() -> Scenario {
     });
     Scenario {
         name: "noise",
-        about: "UDP, ARP, IPv4 fragments, a cut TCP header and a runt frame: counted, never analysed",
+        about: "UDP, ARP, an IPv4 fragment that never completes, a cut TCP header and a runt frame: counted, never analysed",
         link,
         frames,
     }

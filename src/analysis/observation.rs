@@ -352,6 +352,7 @@ pub(super) mod tests {
             duration: 0.0,
             state,
             reason: EndReason::Timeout,
+            anomalies: Vec::new(),
         }
     }
 

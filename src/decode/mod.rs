@@ -5,7 +5,10 @@
 //! hand the parser a gap instead of silently shortening the stream. Every frame that cannot be
 //! used is counted in [`DecodeStats`] by the reason it was dropped.
 
+mod defrag;
 mod link;
+
+pub use defrag::{Defragmenter, FragAnomalies, FragStats, Fragment, Reassembled};
 
 use crate::capture::LinkType;
 
@@ -89,13 +92,17 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// Payload bytes the IP header announces but the capture did not keep (snap length).
     pub missing: u32,
+    /// What was odd about the fragments it came in (none when it came whole).
+    pub frag_anomalies: FragAnomalies,
 }
 
 /// What a frame turned out to be.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded<'a> {
     Tcp(TcpSegment<'a>),
-    /// Counted, not analysed further: UDP, ICMP, other IP protocols, fragments, non-IP.
+    /// An IP fragment, for the [`Defragmenter`].
+    Fragment(Fragment<'a>),
+    /// Counted, not analysed further: UDP, ICMP, other IP protocols, non-IP.
     Other,
 }
 
@@ -176,6 +183,8 @@ pub struct DecodeStats {
     pub non_ip: u64,
     pub ipv4_fragments: u64,
     pub ipv6_fragments: u64,
+    /// What became of the fragments: reassembled, or dropped and why.
+    pub fragments: FragStats,
     /// Segments whose payload the capture cut short (snap length).
     pub truncated_tcp: u64,
     #[serde(serialize_with = "serialize_errors")]
@@ -205,6 +214,7 @@ impl DecodeStats {
         self.non_ip += other.non_ip;
         self.ipv4_fragments += other.ipv4_fragments;
         self.ipv6_fragments += other.ipv6_fragments;
+        self.fragments.add(&other.fragments);
         self.truncated_tcp += other.truncated_tcp;
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
             *mine += theirs;
@@ -341,7 +351,36 @@ fn tcp_segment<'a>(
         flags: TcpFlags(tcp.header_slice().get(13).copied().unwrap_or(0)),
         payload: tcp.payload(),
         missing: u32::try_from(missing).unwrap_or(u32::MAX),
+        frag_anomalies: FragAnomalies::default(),
     }
+}
+
+/// The TCP segment a reassembled datagram holds; `None` (counted as a TCP header error) when
+/// it holds no whole TCP header. It is no frame: the fragments were counted already.
+pub fn reassembled_tcp<'a>(
+    datagram: &'a Reassembled,
+    stats: &mut DecodeStats,
+) -> Option<TcpSegment<'a>> {
+    if datagram.protocol != IpNumber::TCP.0 {
+        return None;
+    }
+    let Ok(tcp) = TcpSlice::from_slice(&datagram.payload) else {
+        stats.count_error(DecodeError::TcpHeader);
+        return None;
+    };
+    Some(TcpSegment {
+        src: datagram.src,
+        dst: datagram.dst,
+        src_port: tcp.source_port(),
+        dst_port: tcp.destination_port(),
+        vlan: datagram.vlan,
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(tcp.header_slice().get(13).copied().unwrap_or(0)),
+        payload: tcp.payload(),
+        missing: 0,
+        frag_anomalies: datagram.anomalies,
+    })
 }
 
 fn decode_inner<'a>(
@@ -396,7 +435,17 @@ fn classify<'a>(
             stats.ipv4 += 1;
             if ip.is_payload_fragmented() {
                 stats.ipv4_fragments += 1;
-                return Ok(Decoded::Other);
+                let header = ip.header();
+                return Ok(Decoded::Fragment(Fragment {
+                    src: IpAddr::V4(header.source_addr()),
+                    dst: IpAddr::V4(header.destination_addr()),
+                    vlan,
+                    protocol: header.protocol().0,
+                    id: u32::from(header.identification()),
+                    offset: usize::from(header.fragments_offset().byte_offset()),
+                    more: header.more_fragments(),
+                    data: ip.payload().payload,
+                }));
             }
             ipv4_parts(ip)
         }
@@ -404,7 +453,28 @@ fn classify<'a>(
             stats.ipv6 += 1;
             if ip.is_payload_fragmented() {
                 stats.ipv6_fragments += 1;
-                return Ok(Decoded::Other);
+                let fragment_header =
+                    ip.extensions()
+                        .clone()
+                        .into_iter()
+                        .find_map(|ext| match ext {
+                            etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                            _ => None,
+                        });
+                let Some(f) = fragment_header else {
+                    return Err(DecodeError::Ipv6ExtensionHeader);
+                };
+                let header = ip.header();
+                return Ok(Decoded::Fragment(Fragment {
+                    src: IpAddr::V6(header.source_addr()),
+                    dst: IpAddr::V6(header.destination_addr()),
+                    vlan,
+                    protocol: ip.payload().ip_number.0,
+                    id: f.identification(),
+                    offset: usize::from(f.fragment_offset().byte_offset()),
+                    more: f.more_fragments(),
+                    data: ip.payload().payload,
+                }));
             }
             ipv6_parts(ip)
         }
@@ -536,29 +606,35 @@ mod tests {
         let seg = tcp(decode(LinkType::Ethernet, &frame, &mut stats));
         assert_eq!((seg.dst_port, seg.payload), (25, &b"MAIL"[..]));
 
-        // Chain a fragment header (offset 0, more fragments) after it: counted as a fragment.
+        // Chain a fragment header (offset 0, more fragments, id 7) after it: a fragment of
+        // a TCP datagram, for reassembly.
         frame[ip + 40] = 44;
         frame.splice(ip + 48..ip + 48, [6, 0, 0, 1, 0, 0, 0, 7]);
         let len = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]) + 8;
         frame[ip + 4..ip + 6].copy_from_slice(&len.to_be_bytes());
-        assert_eq!(
-            decode(LinkType::Ethernet, &frame, &mut stats),
-            Decoded::Other
-        );
+        let Decoded::Fragment(f) = decode(LinkType::Ethernet, &frame, &mut stats) else {
+            panic!("a fragment");
+        };
+        assert_eq!((f.protocol, f.id, f.offset, f.more), (6, 7, 0, true));
+        assert_eq!(f.data.len(), 24, "the TCP header and MAIL");
         assert_eq!(stats.ipv6_fragments, 1);
     }
 
     #[test]
-    fn fragments_are_counted_not_decoded() {
+    fn fragments_are_counted_and_handed_to_reassembly() {
         let mut frame = tcp_frame(b"data");
         // Set "more fragments" in the IPv4 header (Ethernet 14 + flags at offset 6).
         frame[14 + 6] |= 0x20;
         let mut stats = DecodeStats::default();
+        let Decoded::Fragment(f) = decode(LinkType::Ethernet, &frame, &mut stats) else {
+            panic!("a fragment");
+        };
         assert_eq!(
-            decode(LinkType::Ethernet, &frame, &mut stats),
-            Decoded::Other
+            (f.protocol, f.offset, f.more, f.data.len()),
+            (6, 0, true, 24)
         );
         assert_eq!(stats.ipv4_fragments, 1);
+        assert_eq!(stats.tcp, 0, "a fragment is no TCP segment yet");
     }
 
     #[test]

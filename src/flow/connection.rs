@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::{EndReason, FlowIdentity, FlowKey, FlowRecord, FlowState, Side, TcpSummary};
-use crate::decode::{TcpFlags, TcpSegment};
+use crate::decode::{FragAnomalies, TcpFlags, TcpSegment};
 use crate::direction::Direction;
 use crate::timestamp::Timestamp;
 
@@ -43,6 +43,8 @@ pub struct Connection {
     syn_ack: bool,
     fin: [bool; 2],
     rst: bool,
+    /// What was odd about the IP fragments its segments came in.
+    frag_anomalies: FragAnomalies,
 }
 
 impl Connection {
@@ -69,6 +71,7 @@ impl Connection {
             syn_ack: false,
             fin: [false; 2],
             rst: false,
+            frag_anomalies: FragAnomalies::default(),
         }
     }
 
@@ -86,6 +89,7 @@ impl Connection {
         self.pkts[d] += 1;
         self.bytes[d] += u64::from(wire_len);
         self.flags[d] |= seg.flags.0;
+        self.frag_anomalies.0 |= seg.frag_anomalies.0;
         if seg.flags.syn() {
             match dir {
                 Direction::Ctos if !seg.flags.ack() => self.syn = true,
@@ -181,6 +185,7 @@ impl Connection {
             duration: self.last.secs_since(self.start),
             state: self.state(reason, has_data),
             reason,
+            anomalies: self.frag_anomalies.names().collect(),
         }
     }
 

@@ -141,6 +141,7 @@ mod tests {
             flags: TcpFlags::default(),
             payload: b"",
             missing: 0,
+            frag_anomalies: Default::default(),
         }
     }
 

@@ -112,6 +112,9 @@ pub struct FlowRecord {
     pub duration: f64,
     pub state: FlowState,
     pub reason: EndReason,
+    /// What was odd about the IP fragments the flow's segments came in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<&'static str>,
 }
 
 /// The `tcp` object of a `flow` event, as in EVE.
@@ -190,6 +193,7 @@ mod tests {
             flags: crate::decode::TcpFlags::default(),
             payload: b"",
             missing: 0,
+            frag_anomalies: Default::default(),
         };
         let (key, _) = FlowKey::of(&seg);
         let id = FlowIdentity::new(&key, Timestamp(1), client, server);

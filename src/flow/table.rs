@@ -194,6 +194,7 @@ mod tests {
             flags: TcpFlags::default(),
             payload: b"",
             missing: 0,
+            frag_anomalies: Default::default(),
         };
         FlowKey::of(&seg).0
     }

@@ -35,7 +35,7 @@ use crate::analysis::{Analyzer, Observation};
 use crate::capture::{
     self, CaptureError, CaptureStats, KernelStats, LinkType, LiveOptions, PacketHandler,
 };
-use crate::decode::{DecodeStats, Decoded, TcpSegment, decode};
+use crate::decode::{DecodeStats, Decoded, Defragmenter, TcpSegment, decode, reassembled_tcp};
 use crate::enrich::Enricher;
 use crate::flow::{FlowKey, FlowStats};
 use crate::output::{
@@ -298,6 +298,7 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         live: live.is_some(),
         hasher: foldhash::fast::RandomState::default(),
         decoder: DecodeStats::default(),
+        defrag: Defragmenter::default(),
         capture: CaptureStats::default(),
         now: Timestamp::default(),
         clock: TickClock::new(config.stats_interval),
@@ -353,6 +354,8 @@ struct Dispatcher {
     live: bool,
     hasher: foldhash::fast::RandomState,
     decoder: DecodeStats,
+    /// IP fragments waiting for the rest of their datagram.
+    defrag: Defragmenter,
     capture: CaptureStats,
     now: Timestamp,
     clock: TickClock,
@@ -370,6 +373,44 @@ struct Dispatcher {
 const LIVE_FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 impl Dispatcher {
+    /// Puts a decoded segment (a frame's, or a reassembled datagram's) in its worker's
+    /// batch; `false` when it had to be dropped.
+    fn queue(&mut self, seg: TcpSegment<'_>, ts: Timestamp, wire_len: u32, input: usize) -> bool {
+        let worker = FlowKey::of(&seg).0.shard(&self.hasher, self.workers.len());
+        if self.current[worker].is_none() {
+            self.current[worker] = self.free_batch();
+        }
+        let Some(batch) = self.current[worker].as_deref_mut() else {
+            self.capture.queue_drops += 1;
+            return false;
+        };
+        let start = batch.data.len() as u32;
+        batch.data.extend_from_slice(seg.payload);
+        batch.segments.push(Queued {
+            seg: TcpSegment {
+                payload: &[],
+                ..seg
+            },
+            payload: (start, seg.payload.len() as u32),
+            ts,
+            wire_len,
+            input: input as u16,
+        });
+        if batch.segments.len() >= BATCH_SEGMENTS || batch.data.len() >= BATCH_BYTES {
+            self.send(worker);
+        }
+        if self.live {
+            self.since_flush_check += 1;
+            if self.since_flush_check >= 64 {
+                self.since_flush_check = 0;
+                if self.last_flush.elapsed() >= LIVE_FLUSH_EVERY {
+                    self.flush_all();
+                }
+            }
+        }
+        true
+    }
+
     /// A free batch: waited for, however long, in replay; in live capture too, while the
     /// kernel's ring holds what arrives meanwhile (its drops are counted there), unless the
     /// sensor is stopping, when `None` drops the packet.
@@ -406,6 +447,14 @@ impl Dispatcher {
     }
 
     fn tick(&mut self, id: u64, ts: Timestamp, stats: Option<Timestamp>) {
+        // Fragments whose time ran out; at the end, every one still waiting.
+        let expiry = if id == FINAL_TICK {
+            Timestamp(u64::MAX)
+        } else {
+            ts
+        };
+        self.defrag.expire(expiry);
+        self.decoder.fragments = self.defrag.stats.clone();
         self.flush_all();
         for tx in &self.workers {
             let _ = tx.send(if id == FINAL_TICK {
@@ -445,42 +494,23 @@ impl PacketHandler for Dispatcher {
             self.tick(tick.id, tick.ts, tick.stats);
         }
         self.now = self.now.max(ts);
-        let Decoded::Tcp(seg) = decode(link, data, &mut self.decoder) else {
-            return true;
-        };
-        let worker = FlowKey::of(&seg).0.shard(&self.hasher, self.workers.len());
-        if self.current[worker].is_none() {
-            self.current[worker] = self.free_batch();
-        }
-        let Some(batch) = self.current[worker].as_deref_mut() else {
-            self.capture.queue_drops += 1;
-            return false;
-        };
-        let start = batch.data.len() as u32;
-        batch.data.extend_from_slice(seg.payload);
-        batch.segments.push(Queued {
-            seg: TcpSegment {
-                payload: &[],
-                ..seg
-            },
-            payload: (start, seg.payload.len() as u32),
-            ts,
-            wire_len,
-            input: input as u16,
-        });
-        if batch.segments.len() >= BATCH_SEGMENTS || batch.data.len() >= BATCH_BYTES {
-            self.send(worker);
-        }
-        if self.live {
-            self.since_flush_check += 1;
-            if self.since_flush_check >= 64 {
-                self.since_flush_check = 0;
-                if self.last_flush.elapsed() >= LIVE_FLUSH_EVERY {
-                    self.flush_all();
+        let datagram;
+        let seg = match decode(link, data, &mut self.decoder) {
+            Decoded::Tcp(seg) => seg,
+            Decoded::Fragment(fragment) => {
+                datagram = self.defrag.add(&fragment, ts);
+                self.decoder.fragments = self.defrag.stats.clone();
+                match datagram
+                    .as_ref()
+                    .and_then(|d| reassembled_tcp(d, &mut self.decoder))
+                {
+                    Some(seg) => seg,
+                    None => return true,
                 }
             }
-        }
-        true
+            Decoded::Other => return true,
+        };
+        self.queue(seg, ts, wire_len, input)
     }
 
     fn idle(&mut self) {
