@@ -517,9 +517,9 @@ pub fn fragments(
         .collect()
 }
 
-/// The IPv4 frame `frame` (Ethernet) cut into fragments of `size` bytes (a multiple of 8),
-/// with, when given, an extra fragment after the first that rewrites the datagram's start.
-/// `None` for a frame that is not IPv4.
+/// The IP frame `frame` (Ethernet, IPv4 or IPv6) cut into fragments of `size` bytes (a
+/// multiple of 8), with, when given, an extra fragment after the first that rewrites the
+/// datagram's start. `None` for a frame that is not IP.
 pub fn fragment_frame(
     link: &Link,
     frame: &Frame,
@@ -528,12 +528,25 @@ pub fn fragment_frame(
     rewrite: Option<&[u8]>,
 ) -> Option<Vec<Frame>> {
     let sliced = etherparse::SlicedPacket::from_ethernet(&frame.data).ok()?;
-    let Some(etherparse::NetSlice::Ipv4(ip)) = sliced.net else {
-        return None;
+    let (payload, v4, v6) = match &sliced.net {
+        Some(etherparse::NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            (
+                ip.payload().payload,
+                Some((h.source(), h.destination())),
+                None,
+            )
+        }
+        Some(etherparse::NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            (
+                ip.payload().payload,
+                None,
+                Some((h.source(), h.destination())),
+            )
+        }
+        _ => return None,
     };
-    let header = ip.header();
-    let (src, dst) = (header.source(), header.destination());
-    let payload = ip.payload().payload;
     let mut pieces: Vec<(usize, Vec<u8>)> = payload
         .chunks(size.max(8))
         .enumerate()
@@ -542,15 +555,46 @@ pub fn fragment_frame(
     if let Some(bytes) = rewrite {
         pieces.insert(1, (0, bytes.to_vec()));
     }
-    Some(fragments(
-        link,
-        frame.ts,
-        src,
-        dst,
-        id,
-        payload.len(),
-        &pieces,
-    ))
+    let total = payload.len();
+    match (v4, v6) {
+        (Some((src, dst)), _) => Some(fragments(link, frame.ts, src, dst, id, total, &pieces)),
+        (_, Some((src, dst))) => Some(ipv6_fragments(link, frame.ts, src, dst, id, total, &pieces)),
+        _ => None,
+    }
+}
+
+/// As [`fragments`], over IPv6: each piece behind a fragment header (RFC 8200 4.5).
+fn ipv6_fragments(
+    link: &Link,
+    ts: Timestamp,
+    src: [u8; 16],
+    dst: [u8; 16],
+    id: u16,
+    total: usize,
+    pieces: &[(usize, Vec<u8>)],
+) -> Vec<Frame> {
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, (from, data))| {
+            let more = from + data.len() < total;
+            let mut packet = vec![0x60, 0, 0, 0];
+            packet.extend(((8 + data.len()) as u16).to_be_bytes());
+            packet.extend([44, 64]);
+            packet.extend(src);
+            packet.extend(dst);
+            packet.extend([6, 0]);
+            packet.extend((((*from as u16) & !7) | u16::from(more)).to_be_bytes());
+            packet.extend(u32::from(id).to_be_bytes());
+            packet.extend_from_slice(data);
+            let data = link.wrap(EtherType::IPV6, &packet);
+            Frame {
+                ts: Timestamp(ts.0 + i as u64),
+                wire_len: data.len() as u32,
+                data,
+            }
+        })
+        .collect()
 }
 
 /// An ARP request: a non-IP frame.

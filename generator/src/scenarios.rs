@@ -514,6 +514,16 @@ fn frag_smtp() -> Scenario {
             None => frames.push(frame),
         }
     }
+    // The same over IPv6: the RCPT in 16-byte pieces behind fragment headers.
+    let mut six = Session::new("[2001:db8::120]:41202", "[2001:db8:1::25]:25").starting_at(at(2));
+    envelope(&mut six, "dave@example.net");
+    for frame in six.into_frames() {
+        let rcpt = tcp_payload(&frame).is_some_and(|p| p.starts_with(b"RCPT TO"));
+        match fragment_frame(&link, &frame, 16, 0x0606, None).filter(|_| rcpt) {
+            Some(pieces) => frames.extend(pieces),
+            None => frames.push(frame),
+        }
+    }
     // The evasion: after the first fragment of the RCPT, another at offset 0 rewrites the
     // TCP header and the address. The first copy stands, as on the receiving host.
     let mut evasion = Session::new("192.0.2.121:41201", "198.51.100.25:25").starting_at(at(1));
@@ -539,7 +549,7 @@ fn frag_smtp() -> Scenario {
     }
     Scenario {
         name: "frag-smtp",
-        about: "MAIL FROM and RCPT TO in 16- and 24-byte IPv4 fragments, reassembled; a fragment that rewrites the TCP header and the recipient after the first: the first copy stands, frag_overlap",
+        about: "MAIL FROM and RCPT TO in 16- and 24-byte IPv4 fragments and an IPv6 RCPT in 16-byte ones, reassembled; a fragment that rewrites the TCP header after the first: the first copy stands, frag_overlap",
         link,
         frames: merge([frames]),
     }
