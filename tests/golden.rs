@@ -204,6 +204,38 @@ fn golden_scenarios_show_their_behaviour() {
         Some(1),
         "the fragment whose rest never came"
     );
+    // A RST and a FIN injected far outside the window do not end the session; one in the
+    // window does.
+    let injected = run("tcp-injection");
+    let flows: Vec<(String, String)> = of_type(&injected, "flow")
+        .iter()
+        .map(|f| {
+            (
+                f["src_ip"].as_str().unwrap_or_default().to_string(),
+                f["flow"]["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flows,
+        [
+            ("192.0.2.131".to_string(), "reset".to_string()),
+            ("192.0.2.130".to_string(), "closed".to_string())
+        ]
+    );
+    let queued = of_type(&injected, "smtp")
+        .iter()
+        .filter(|e| e["smtp"]["status"] == "queued")
+        .count();
+    assert_eq!(queued, 1, "the mail after the injection went through");
+    let r = &common::final_stats(&injected)["reassembly"];
+    assert_eq!(
+        (
+            r["rst_out_of_window"].as_u64(),
+            r["fin_out_of_window"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     // IP fragments, IPv4 and IPv6: the envelope reassembled; the rewriting fragment loses to
     // the first copy.
     let frag = run("frag-smtp");

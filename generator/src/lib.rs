@@ -402,6 +402,16 @@ impl Session {
         self.three_way(0x11, true, 0x11)
     }
 
+    /// A segment with only `flags` (RST 0x04, FIN 0x11, ...) that claims to come from `from`
+    /// but whose sequence number is `offset` bytes past where that side is: an injection by
+    /// someone who does not know the connection's state. The connection goes on.
+    pub fn inject(&mut self, from: Direction, offset: u32, flags: u8) -> &mut Self {
+        let seq = self.next_seq[from.index()].wrapping_add(offset);
+        let ack = self.ack_of(from);
+        self.emit(from, seq, Some(ack), flags, b"");
+        self
+    }
+
     pub fn reset(&mut self, from: Direction) -> &mut Self {
         let seq = self.next_seq[from.index()];
         let ack = self.ack_of(from);

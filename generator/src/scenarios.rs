@@ -132,6 +132,7 @@ pub fn scenarios() -> Vec<Scenario> {
         tls_implicit(),
         tls_socks(),
         frag_smtp(),
+        tcp_injection(),
         smtp_pregreet(),
         smtp_multi(),
         smtp_rejected(),
@@ -481,6 +482,39 @@ fn tcp_payload(frame: &Frame) -> Option<Vec<u8>> {
     match sliced.transport {
         Some(etherparse::TransportSlice::Tcp(tcp)) => Some(tcp.payload().to_vec()),
         _ => None,
+    }
+}
+
+fn tcp_injection() -> Scenario {
+    // A RST and a FIN far outside the window, injected mid-session: counted, ignored; the
+    // mail goes through and the connection closes normally.
+    let mut s = Session::new("192.0.2.130:41300", "198.51.100.25:25");
+    s.handshake();
+    greet(&mut s);
+    // Then 15 s of quiet: a RST taken at its word would have closed the flow by then.
+    s.inject(Stoc, 3_000_000, 0x14)
+        .inject(Ctos, 5_000_000, 0x11)
+        .wait_secs(15);
+    transaction(
+        &mut s,
+        "alice@example.org",
+        "bob@example.net",
+        &message("Despite the injection", 300, 41),
+        "4InJ1",
+    );
+    quit(&mut s);
+    // A RST in the window ends the session there.
+    let mut r = Session::new("192.0.2.131:41301", "198.51.100.25:25").starting_at(at(1));
+    r.handshake();
+    greet(&mut r);
+    r.send(Ctos, b"MAIL FROM:<alice@example.org>\r\n")
+        .send(Stoc, b"250 2.1.0 Ok\r\n")
+        .reset(Stoc);
+    Scenario {
+        name: "tcp-injection",
+        about: "a RST and a FIN far outside the window mid-session: counted, the session goes on and closes; a RST in the window resets the connection",
+        link: Link::ethernet(),
+        frames: merge([s.into_frames(), r.into_frames()]),
     }
 }
 

@@ -106,7 +106,8 @@ impl Connection {
         dir
     }
 
-    fn direction(&self, from: Side) -> Direction {
+    /// The direction of a segment sent by `from`.
+    pub fn direction(&self, from: Side) -> Direction {
         if from == self.client {
             Direction::Ctos
         } else {

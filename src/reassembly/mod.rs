@@ -44,6 +44,10 @@ pub struct ReassemblyStats {
     /// Segments and bytes dropped because a window, hole count or memory cap was reached.
     pub segments_over_cap: u64,
     pub bytes_over_cap: u64,
+    /// RSTs and FINs whose sequence number lies outside the stream's window: injected or
+    /// stale, they do not end the connection.
+    pub rst_out_of_window: u64,
+    pub fin_out_of_window: u64,
 }
 
 impl ReassemblyStats {
@@ -56,6 +60,8 @@ impl ReassemblyStats {
         self.gap_bytes += o.gap_bytes;
         self.segments_over_cap += o.segments_over_cap;
         self.bytes_over_cap += o.bytes_over_cap;
+        self.rst_out_of_window += o.rst_out_of_window;
+        self.fin_out_of_window += o.fin_out_of_window;
     }
 }
 
@@ -171,6 +177,15 @@ impl Stream {
     /// True once the FIN was reached with every byte before it accounted for.
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// Whether `seq` is within a window of where this stream is (before its first byte,
+    /// anything is): a RST or FIN outside it cannot be the peer's, and must not end the
+    /// connection. The window is the reassembly window either way, so retransmissions and
+    /// bytes the capture lost still count as inside.
+    pub fn in_window(&self, seq: u32) -> bool {
+        let window = i64::try_from(self.window).unwrap_or(i64::MAX);
+        !self.synced || seq_delta(seq, self.next_seq).abs() <= window
     }
 
     pub fn on_segment(

@@ -331,3 +331,23 @@ fn random_segment_orders_reassemble_exactly() {
         assert_eq!(h.memory.used(), 0);
     }
 }
+
+#[test]
+fn the_window_of_a_stream_judges_rst_and_fin() {
+    let mut h = Harness::new(1024);
+    assert!(
+        h.stream.in_window(0xdead_beef),
+        "before its first byte, anything is"
+    );
+    h.syn(1000).data(1001, b"MAIL FROM:<a@b>\r\n");
+    let next = 1001 + 17;
+    assert!(h.stream.in_window(next));
+    assert!(
+        h.stream.in_window(next + 1024),
+        "bytes the capture lost ahead"
+    );
+    assert!(h.stream.in_window(next - 17), "a retransmission");
+    assert!(!h.stream.in_window(next + 1025));
+    assert!(!h.stream.in_window(next.wrapping_sub(2000)));
+    assert!(!h.stream.in_window(next.wrapping_add(3_000_000)));
+}

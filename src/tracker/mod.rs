@@ -6,7 +6,7 @@
 //! (enrich), and writes the events (output): the parsers' as they come, the `flow` event when the
 //! flow ends, closed, timed out, evicted, reused or drained.
 
-use crate::decode::TcpSegment;
+use crate::decode::{TcpFlags, TcpSegment};
 use crate::direction::Direction;
 use crate::enrich::Enricher;
 use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, Side, Timeouts};
@@ -134,6 +134,19 @@ impl Tracker {
         let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
         self.table.update(&key, |flow| {
             let was_closed = flow.conn.is_closed();
+            // A RST or FIN far outside the sender's stream is injected (or stale): counted,
+            // and it does not end the connection.
+            let mut seg = *seg;
+            let stream = &flow.streams[flow.conn.direction(sender).index()];
+            if seg.flags.rst() && !stream.in_window(seg.seq) {
+                reassembly.rst_out_of_window += 1;
+                seg.flags.0 &= !TcpFlags::RST;
+            }
+            if seg.flags.fin() && !stream.in_window(seg.seq) {
+                reassembly.fin_out_of_window += 1;
+                seg.flags.0 &= !TcpFlags::FIN;
+            }
+            let seg = &seg;
             let dir = flow.conn.observe(seg, sender, ts, wire_len);
             let Flow { conn, streams, app } = &mut **flow;
             let [ctos, stoc] = streams;
