@@ -7,9 +7,11 @@
 mod detections;
 mod fingerprints;
 mod scenarios;
+mod seeds;
 pub mod tls;
 
 pub use scenarios::{Scenario, bench_mix, mail_mix, scenarios, starttls_mix, syn_flood};
+pub use seeds::write_seeds;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

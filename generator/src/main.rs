@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use spamtap_gen::{
     Link, PcapWriter, bench_mix, mail_mix, scenarios, starttls_mix, syn_flood, write_pcap,
+    write_seeds,
 };
 
 #[derive(Parser)]
@@ -44,6 +45,8 @@ enum Command {
         flows: u32,
         output: PathBuf,
     },
+    /// Write the fuzz targets' seed inputs, made from the scenarios, as DIR/<target>/<name>.
+    FuzzSeeds { dir: PathBuf },
     /// Write benchmark traffic of about the given size.
     Bench {
         #[arg(long = "size-mb", default_value_t = 500)]
@@ -79,6 +82,9 @@ fn main() -> ExitCode {
             }
             result
         }
+        Command::FuzzSeeds { dir } => write_seeds(&dir, &scenarios())
+            .map(|n| println!("{}: {n} seeds", dir.display()))
+            .map_err(|e| format!("{}: {e}", dir.display())),
         Command::Flood { flows, output } => PcapWriter::create(&output, &Link::ethernet())
             .map_err(|e| format!("{}: {e}", output.display()))
             .and_then(|mut writer| {

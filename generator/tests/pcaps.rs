@@ -47,3 +47,47 @@ fn generator_reproduces_committed_pcaps() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Every file under `dir`, as its path below `dir`.
+fn tree(dir: &std::path::Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for entry in fs::read_dir(dir).expect("listing") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            for p in tree(&path) {
+                out.insert(path.strip_prefix(dir).expect("below").join(p));
+            }
+        } else {
+            out.insert(path.strip_prefix(dir).expect("below").to_path_buf());
+        }
+    }
+    out
+}
+
+#[test]
+fn generator_reproduces_committed_fuzz_seeds() {
+    let dir = std::env::temp_dir().join(format!("spamtap-seeds-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spamtap-gen"))
+        .arg("fuzz-seeds")
+        .arg(&dir)
+        .output()
+        .expect("spamtap-gen runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    let (generated, kept) = (tree(&dir), tree(&committed));
+    assert_eq!(
+        generated, kept,
+        "fuzz/seeds holds exactly the generated seeds: run spamtap-gen fuzz-seeds fuzz/seeds"
+    );
+    for name in generated {
+        assert!(
+            fs::read(dir.join(&name)).ok() == fs::read(committed.join(&name)).ok(),
+            "{name:?} differs from a fresh generation: run spamtap-gen fuzz-seeds fuzz/seeds"
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
