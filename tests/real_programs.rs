@@ -78,19 +78,7 @@ fn real_programs_on_a_real_wire() {
     let pcap = dir.join("tcpdump.pcap");
     let recorded = dir.join("sensor.pcap");
     let events_file = dir.join("live.json");
-    net.children.push(common::start_in_client_namespace(
-        &[
-            "tcpdump",
-            "-i",
-            &iface,
-            "-s",
-            "0",
-            "-U",
-            "-w",
-            pcap.to_str().expect("utf-8"),
-        ],
-        "listening on",
-    ));
+    net.children.push(common::start_tcpdump(&iface, &pcap));
     net.children.push(common::start_in_client_namespace(
         &[
             env!("CARGO_BIN_EXE_spamtap"),

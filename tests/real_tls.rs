@@ -95,19 +95,7 @@ fn encrypted_sessions_of_real_programs_are_estimated_from_their_records() {
     let (mut net, iface) = Network::up("real-tls");
     let dir = net.dir.clone();
     let pcap = dir.join("tls.pcap");
-    net.children.push(common::start_in_client_namespace(
-        &[
-            "tcpdump",
-            "-i",
-            &iface,
-            "-s",
-            "0",
-            "-U",
-            "-w",
-            pcap.to_str().expect("utf-8"),
-        ],
-        "listening on",
-    ));
+    net.children.push(common::start_tcpdump(&iface, &pcap));
     let clients = Command::new("bash")
         .arg(root().join("tests/real/tls_clients.sh"))
         .arg(&dir)

@@ -506,20 +506,32 @@ pub fn fragments(
     total: usize,
     pieces: &[(usize, Vec<u8>)],
 ) -> Vec<Frame> {
-    pieces
-        .iter()
+    let packets = pieces.iter().map(|(from, data)| {
+        let mut header =
+            Ipv4Header::new(data.len() as u16, 64, IpNumber::TCP, src, dst).unwrap_or_default();
+        header.identification = id;
+        header.more_fragments = from + data.len() < total;
+        header.fragment_offset =
+            etherparse::IpFragOffset::try_new((from / 8) as u16).unwrap_or_default();
+        header.header_checksum = header.calc_header_checksum();
+        let mut packet = header.to_bytes().to_vec();
+        packet.extend_from_slice(data);
+        packet
+    });
+    one_per_microsecond(link, ts, EtherType::IPV4, packets)
+}
+
+/// IP packets as frames of `link`, one microsecond apart from `ts`.
+fn one_per_microsecond(
+    link: &Link,
+    ts: Timestamp,
+    ether_type: EtherType,
+    packets: impl Iterator<Item = Vec<u8>>,
+) -> Vec<Frame> {
+    packets
         .enumerate()
-        .map(|(i, (from, data))| {
-            let mut header =
-                Ipv4Header::new(data.len() as u16, 64, IpNumber::TCP, src, dst).unwrap_or_default();
-            header.identification = id;
-            header.more_fragments = from + data.len() < total;
-            header.fragment_offset =
-                etherparse::IpFragOffset::try_new((from / 8) as u16).unwrap_or_default();
-            header.header_checksum = header.calc_header_checksum();
-            let mut packet = header.to_bytes().to_vec();
-            packet.extend_from_slice(data);
-            let data = link.wrap(EtherType::IPV4, &packet);
+        .map(|(i, packet)| {
+            let data = link.wrap(ether_type, &packet);
             Frame {
                 ts: Timestamp(ts.0 + i as u64),
                 wire_len: data.len() as u32,
@@ -585,28 +597,20 @@ fn ipv6_fragments(
     total: usize,
     pieces: &[(usize, Vec<u8>)],
 ) -> Vec<Frame> {
-    pieces
-        .iter()
-        .enumerate()
-        .map(|(i, (from, data))| {
-            let more = from + data.len() < total;
-            let mut packet = vec![0x60, 0, 0, 0];
-            packet.extend(((8 + data.len()) as u16).to_be_bytes());
-            packet.extend([44, 64]);
-            packet.extend(src);
-            packet.extend(dst);
-            packet.extend([6, 0]);
-            packet.extend((((*from as u16) & !7) | u16::from(more)).to_be_bytes());
-            packet.extend(u32::from(id).to_be_bytes());
-            packet.extend_from_slice(data);
-            let data = link.wrap(EtherType::IPV6, &packet);
-            Frame {
-                ts: Timestamp(ts.0 + i as u64),
-                wire_len: data.len() as u32,
-                data,
-            }
-        })
-        .collect()
+    let packets = pieces.iter().map(|(from, data)| {
+        let more = from + data.len() < total;
+        let mut packet = vec![0x60, 0, 0, 0];
+        packet.extend(((8 + data.len()) as u16).to_be_bytes());
+        packet.extend([44, 64]);
+        packet.extend(src);
+        packet.extend(dst);
+        packet.extend([6, 0]);
+        packet.extend((((*from as u16) & !7) | u16::from(more)).to_be_bytes());
+        packet.extend(u32::from(id).to_be_bytes());
+        packet.extend_from_slice(data);
+        packet
+    });
+    one_per_microsecond(link, ts, EtherType::IPV6, packets)
 }
 
 /// An ARP request: a non-IP frame.

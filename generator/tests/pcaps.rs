@@ -9,12 +9,12 @@ fn pcaps() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
 }
 
-#[test]
-fn generator_reproduces_committed_pcaps() {
-    let dir = std::env::temp_dir().join(format!("spamtap-gen-{}", std::process::id()));
+/// Runs `spamtap-gen COMMAND DIR` into a fresh temporary directory named after `label`.
+fn generate(command: &str, label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{label}-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("temp dir");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spamtap-gen"))
-        .arg("scenarios")
+        .arg(command)
         .arg(&dir)
         .output()
         .expect("spamtap-gen runs");
@@ -23,6 +23,12 @@ fn generator_reproduces_committed_pcaps() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    dir
+}
+
+#[test]
+fn generator_reproduces_committed_pcaps() {
+    let dir = generate("scenarios", "spamtap-gen");
     let generated: BTreeSet<_> = fs::read_dir(&dir)
         .expect("listing")
         .map(|e| e.expect("entry").file_name())
@@ -66,17 +72,7 @@ fn tree(dir: &std::path::Path) -> BTreeSet<PathBuf> {
 
 #[test]
 fn generator_reproduces_committed_fuzz_seeds() {
-    let dir = std::env::temp_dir().join(format!("spamtap-seeds-{}", std::process::id()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spamtap-gen"))
-        .arg("fuzz-seeds")
-        .arg(&dir)
-        .output()
-        .expect("spamtap-gen runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = generate("fuzz-seeds", "spamtap-seeds");
     let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
     let (generated, kept) = (tree(&dir), tree(&committed));
     assert_eq!(

@@ -236,7 +236,6 @@ mod tests {
     /// A transcript of these plaintext writes, one flight each.
     fn transcript(writes: &[(Direction, &str)]) -> Transcript {
         Transcript {
-            version: 0x0304,
             overhead: Some(Overhead {
                 fixed: 17,
                 block: 0,

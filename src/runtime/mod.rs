@@ -499,7 +499,6 @@ impl PacketHandler for Dispatcher {
             Decoded::Tcp(seg) => seg,
             Decoded::Fragment(fragment) => {
                 datagram = self.defrag.add(&fragment, ts);
-                self.decoder.fragments = self.defrag.stats.clone();
                 match datagram
                     .as_ref()
                     .and_then(|d| reassembled_tcp(d, &mut self.decoder))

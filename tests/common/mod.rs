@@ -198,3 +198,21 @@ pub fn start_in_client_namespace(args: &[&str], ready: &str) -> Child {
     std::thread::spawn(move || for _ in err.lines() {});
     child
 }
+
+/// tcpdump on the client's end of the test network, writing every byte of every packet to
+/// `pcap` as it comes; returns once it listens.
+pub fn start_tcpdump(iface: &str, pcap: &Path) -> Child {
+    start_in_client_namespace(
+        &[
+            "tcpdump",
+            "-i",
+            iface,
+            "-s",
+            "0",
+            "-U",
+            "-w",
+            pcap.to_str().expect("utf-8"),
+        ],
+        "listening on",
+    )
+}

@@ -115,8 +115,6 @@ impl Overhead {
 /// order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Transcript {
-    /// The version the server chose (0 when its hello was not seen).
-    pub version: u16,
     /// `None` when the cipher is unknown: plaintext lengths are then the record lengths.
     pub overhead: Option<Overhead>,
     pub flights: Vec<Flight>,
@@ -444,7 +442,6 @@ impl TlsParser {
                     // counts.
                     Some(hello) if hello.hello_retry => {}
                     Some(hello) => {
-                        self.transcript.version = hello.selected_version;
                         self.transcript.overhead =
                             Overhead::of(hello.selected_version, hello.cipher);
                         if hello.selected_version == parser::TLS13 {
