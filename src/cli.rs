@@ -1,4 +1,6 @@
-//! The command line: `spamtap replay` and `spamtap live`.
+//! The command line: `spamtap replay`, `spamtap live`, `spamtap rules check` and
+//! `spamtap config check`. Every run option can also come from `--config FILE`; a flag given
+//! here wins over the file.
 
 use std::path::PathBuf;
 
@@ -15,7 +17,8 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Examples:\n  \
         spamtap replay pcaps/tcp-basic.pcap\n  \
         spamtap replay -o events.json day1.pcap day2.pcapng\n  \
-        sudo spamtap live -i eth1 --bpf 'tcp' -o /var/log/spamtap/eve.json\n\n\
+        sudo spamtap live -i eth1 --bpf 'tcp' -o /var/log/spamtap/eve.json -o 'syslog:?types=alert'\n  \
+        spamtap live --config /etc/spamtap/spamtap.toml\n\n\
         Event types and fields: docs/events.md"
 )]
 pub struct Cli {
@@ -42,19 +45,8 @@ pub enum Command {
         sudo spamtap live -i eth1 --snaplen 2048 --buffer-size 256 --bpf 'tcp' -o eve.json\n\n\
         Needs root, or once: sudo setcap cap_net_raw,cap_net_admin+eip $(command -v spamtap)")]
     Live {
-        /// Interface to capture on (a SPAN port or tap).
-        #[arg(short = 'i', long = "interface", value_name = "IFACE")]
-        iface: String,
-        /// Bytes kept of each packet.
-        #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(i32).range(64..))]
-        snaplen: i32,
-        /// Kernel capture buffer, in MiB.
-        #[arg(long = "buffer-size", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(i32).range(1..=2047))]
-        buffer_mib: i32,
-        /// Also record every captured packet to this pcap file; replaying it gives the same
-        /// events.
-        #[arg(long = "write-pcap", value_name = "FILE")]
-        write_pcap: Option<PathBuf>,
+        #[command(flatten)]
+        live: LiveArgs,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -63,6 +55,44 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate a config file: every key, every output and the rules directory it names;
+    /// each error names the file, line and column.
+    #[command(after_help = "Examples:\n  spamtap config check /etc/spamtap/spamtap.toml")]
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// Options of `spamtap live` only [defaults: snaplen 262144, buffer-size 64].
+#[derive(Args, Debug, Default)]
+pub struct LiveArgs {
+    /// Interface to capture on (a SPAN port or tap).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Bytes kept of each packet [default: 262144].
+    #[arg(long, value_parser = clap::value_parser!(i32).range(64..))]
+    pub snaplen: Option<i32>,
+    /// Kernel capture buffer, in MiB [default: 64].
+    #[arg(long = "buffer-size", value_name = "MIB", value_parser = clap::value_parser!(i32).range(1..=2047))]
+    pub buffer_mib: Option<i32>,
+    /// Also record every captured packet to this pcap file; replaying it gives the same
+    /// events.
+    #[arg(long = "write-pcap", value_name = "FILE")]
+    pub write_pcap: Option<PathBuf>,
+    /// Become this user once the interface is open (needs root); a sensor that is not root
+    /// afterwards also gives up every capability.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,28 +108,38 @@ pub enum RulesCommand {
     },
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct CommonArgs {
-    /// Write events to FILE instead of standard output.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    /// Where events go, repeatable [default: standard output]: FILE, -, syslog:,
+    /// syslog://HOST:PORT, unix-dgram:PATH, unix-stream:PATH, redis://HOST:PORT/KEY; each may
+    /// end in ?types=alert,smtp (see the README's Outputs).
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub output: Vec<String>,
+    /// Read options and outputs from this TOML file; flags given here win over it. Check it
+    /// with `spamtap config check FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Only analyse packets matching this BPF filter (tcpdump syntax).
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
     /// Worker threads [default: number of cores - 1, at least 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
-    /// Rules directory replacing the built-in rules: DIR/assets.toml (asset groups). Check it
-    /// with `spamtap rules check DIR`.
+    /// Rules directory replacing the built-in rules (assets.toml, detections.toml, ...).
+    /// Check it with `spamtap rules check DIR`; SIGUSR2 reloads it.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
     /// Sensor name in every event [default: host name].
     #[arg(long, value_name = "NAME")]
     pub sensor: Option<String>,
-    /// Seconds of packet time between stats events (0: only at the end).
-    #[arg(long = "stats-interval", value_name = "SECONDS", default_value_t = 60)]
-    pub stats_interval: u64,
-    /// Most flows tracked at once; the oldest is evicted (and reported) beyond it.
-    #[arg(long = "max-flows", value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_flows: u64,
+    /// Seconds of packet time between stats events, 0 for only at the end [default: 60].
+    #[arg(long = "stats-interval", value_name = "SECONDS")]
+    pub stats_interval: Option<u64>,
+    /// Most flows tracked at once; the oldest is evicted (and reported) beyond it
+    /// [default: 1000000].
+    #[arg(long = "max-flows", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_flows: Option<u64>,
+    /// No progress bar and no summary on stderr; errors and warnings still go there.
+    #[arg(short, long)]
+    pub quiet: bool,
 }

@@ -11,6 +11,7 @@
 pub mod analysis;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod direction;
 pub mod enrich;

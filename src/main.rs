@@ -1,17 +1,21 @@
-//! The `spamtap` binary: parse the command line, set up signals, run.
+//! The `spamtap` binary: parse the command line and the config file, set up signals, run, and
+//! say on stderr what the run did.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use clap::Parser;
-
-use std::path::Path;
+use crossbeam_channel::{Sender, unbounded};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 
 use spamtap::capture::LiveOptions;
-use spamtap::cli::{Cli, Command, CommonArgs, RulesCommand};
+use spamtap::cli::{Cli, Command, CommonArgs, ConfigCommand, LiveArgs, RulesCommand};
+use spamtap::config::Config;
+use spamtap::output::{Destination, OutputSpec};
 use spamtap::rules::Rules;
-use spamtap::runtime::{Input, RunConfig, run};
+use spamtap::runtime::{Control, Input, RunConfig, RunSummary, run};
 use spamtap::tracker::TrackerConfig;
 
 fn main() -> ExitCode {
@@ -26,37 +30,121 @@ fn main() -> ExitCode {
 }
 
 fn start(cli: Cli) -> Result<(), String> {
-    let (input, common) = match cli.command {
+    let (input, live, common) = match cli.command {
         Command::Rules {
             command: RulesCommand::Check { dir },
         } => return check_rules(dir.as_deref()),
-        Command::Replay { pcaps, common } => (Input::Files(pcaps), common),
-        Command::Live {
-            iface,
-            snaplen,
-            buffer_mib,
-            write_pcap,
-            common,
-        } => (
-            Input::Live(LiveOptions {
-                iface,
-                snaplen,
-                buffer_bytes: buffer_mib * 1024 * 1024,
-                promiscuous: true,
-                write_pcap,
-            }),
-            common,
-        ),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => return check_config(&file),
+        Command::Replay { pcaps, common } => (Some(pcaps), LiveArgs::default(), common),
+        Command::Live { live, common } => (None, live, common),
     };
-    let config = run_config(input, common)?;
+    let config = match &common.config {
+        Some(path) => Config::load(path, env).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let replay = input.is_some();
+    let quiet = common.quiet;
+    let rules_dir = common.rules.clone().or_else(|| config.rules.clone());
+    let run_config = run_config(input, live, common, config)?;
+
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in [SIGINT, SIGTERM] {
         // A second signal while draining exits at once.
         signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
             .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     }
-    run(config, stop).map_err(|e| e.to_string())
+    let reopen = Arc::new(AtomicU64::new(0));
+    let (reload_tx, reloads) = unbounded();
+    watch_signals(Arc::clone(&reopen), reload_tx, rules_dir)?;
+
+    let summary = run(
+        run_config,
+        Control {
+            stop,
+            reopen,
+            reloads,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if !quiet {
+        print_summary(&summary);
+    }
+    let dropped: Vec<String> = summary
+        .outputs
+        .iter()
+        .filter(|o| o.dropped > 0)
+        .map(|o| format!("{} lost {} of {} events", o.name, o.dropped, o.events))
+        .collect();
+    if replay && !dropped.is_empty() {
+        return Err(format!(
+            "events were lost: {} (stats.output has the counts)",
+            dropped.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+/// SIGHUP reopens the outputs; SIGUSR2 reloads the rules directory, on this thread, so the
+/// capture never waits for a rules file to parse.
+fn watch_signals(
+    reopen: Arc<AtomicU64>,
+    reloads: Sender<Result<Arc<Rules>, String>>,
+    rules_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGUSR2])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("spamtap-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    reopen.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let Some(dir) = &rules_dir else {
+                    eprintln!(
+                        "spamtap: SIGUSR2: the built-in rules are in use (no --rules DIR); nothing to reload"
+                    );
+                    continue;
+                };
+                let loaded = Rules::load(Some(dir)).map(Arc::new).map_err(|e| e.to_string());
+                match &loaded {
+                    Ok(_) => eprintln!("spamtap: SIGUSR2: rules reloaded from {}", dir.display()),
+                    Err(why) => eprintln!("spamtap: SIGUSR2: rules not reloaded, the old ones stay: {why}"),
+                }
+                let _ = reloads.send(loaded);
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
+fn print_summary(summary: &RunSummary) {
+    let s = &summary.stats;
+    let events: u64 = s.events.values().sum();
+    let by_type: Vec<String> = s.events.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    let alerts = s.events.get("alert").copied().unwrap_or(0);
+    let packet_drops = s.capture.kernel_drops + s.capture.queue_drops;
+    eprintln!(
+        "spamtap: {} packets, {} flows, {events} events ({}), {alerts} alerts, {packet_drops} packets dropped, in {:.1} s",
+        s.capture.packets,
+        s.flow.total,
+        by_type.join(", "),
+        summary.elapsed.as_secs_f64()
+    );
+    for o in &summary.outputs {
+        eprintln!(
+            "spamtap: output {}: {} events written, {} dropped",
+            o.name, o.written, o.dropped
+        );
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// `spamtap rules check [DIR]`: the same loading as at start-up, with a summary.
@@ -78,6 +166,34 @@ fn check_rules(dir: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+/// `spamtap config check FILE`: the config file as a run loads it, and the rules it names.
+fn check_config(file: &Path) -> Result<(), String> {
+    let config = Config::load(file, env).map_err(|e| e.to_string())?;
+    let rules = load_rules(config.rules.as_deref())?;
+    let outputs: Vec<&str> = config.outputs.iter().map(|o| o.name.as_str()).collect();
+    println!(
+        "{}: {} output(s){}{}; rules: {} ({} fingerprint rule(s)): OK",
+        file.display(),
+        outputs.len(),
+        if outputs.is_empty() {
+            " (standard output)".to_string()
+        } else {
+            format!(" ({})", outputs.join(", "))
+        },
+        config
+            .interface
+            .as_deref()
+            .map(|i| format!("; live on {i}"))
+            .unwrap_or_default(),
+        config
+            .rules
+            .as_deref()
+            .map_or("built-in".to_string(), |d| d.display().to_string()),
+        rules.fingerprints.len(),
+    );
+    Ok(())
+}
+
 /// The rules, with a note on stderr for each file a rules directory lacks: `--rules`
 /// replaces the built-in directory, it does not add to it.
 fn load_rules(dir: Option<&Path>) -> Result<Rules, String> {
@@ -93,9 +209,29 @@ fn load_rules(dir: Option<&Path>) -> Result<Rules, String> {
     Ok(rules)
 }
 
-fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
-    let rules = Arc::new(load_rules(common.rules.as_deref())?);
-    let workers = match common.workers {
+/// Flags first, then the config file, then the defaults.
+fn run_config(
+    pcaps: Option<Vec<PathBuf>>,
+    live: LiveArgs,
+    common: CommonArgs,
+    config: Config,
+) -> Result<RunConfig, String> {
+    let input = match pcaps {
+        Some(pcaps) => Input::Files(pcaps),
+        None => Input::Live(LiveOptions {
+            iface: live.iface.or(config.interface).ok_or(
+                "live: no interface; give -i IFACE or `interface` under [live] in the config file",
+            )?,
+            snaplen: live.snaplen.or(config.snaplen).unwrap_or(262_144),
+            buffer_bytes: live.buffer_mib.or(config.buffer_mib).unwrap_or(64) * 1024 * 1024,
+            promiscuous: true,
+            write_pcap: live.write_pcap.or(config.write_pcap),
+        }),
+    };
+    let rules = Arc::new(load_rules(
+        common.rules.as_deref().or(config.rules.as_deref()),
+    )?);
+    let workers = match common.workers.or(config.workers) {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism()
             .map(|n| n.get().saturating_sub(1))
@@ -104,18 +240,39 @@ fn run_config(input: Input, common: CommonArgs) -> Result<RunConfig, String> {
     };
     let sensor = common
         .sensor
+        .or(config.sensor)
         .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let outputs = if common.output.is_empty() {
+        config.outputs
+    } else {
+        common
+            .output
+            .iter()
+            .map(|spec| OutputSpec::parse(spec, env))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let to_stdout = outputs.is_empty()
+        || outputs
+            .iter()
+            .any(|o| matches!(o.destination, Destination::Stdout));
     Ok(RunConfig {
         input,
-        bpf: common.bpf,
+        bpf: common.bpf.or(config.bpf),
         workers,
         sensor,
-        stats_interval: common.stats_interval,
-        output: common.output,
+        stats_interval: common
+            .stats_interval
+            .or(config.stats_interval)
+            .unwrap_or(60),
+        outputs,
         tracker: TrackerConfig {
-            max_flows: usize::try_from(common.max_flows).unwrap_or(usize::MAX),
+            max_flows: usize::try_from(common.max_flows.or(config.max_flows).unwrap_or(1_000_000))
+                .unwrap_or(usize::MAX),
             ..TrackerConfig::default()
         },
         rules,
+        user: live.user.or(config.user),
+        // A bar would mix with events written to the same terminal.
+        progress: !common.quiet && !to_stdout,
     })
 }

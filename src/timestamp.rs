@@ -49,10 +49,30 @@ impl Timestamp {
     }
 }
 
-/// RFC 3339, UTC, microsecond precision: `2026-11-22T17:26:49.123456Z`.
+/// As Suricata writes EVE timestamps (its schema requires the pattern): UTC, microseconds and a
+/// numeric offset, `2026-11-22T17:26:49.123456+0000`.
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // humantime writes `...123456Z`; the `Z` becomes `+0000`.
+        let mut buf = [0u8; 32];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        use std::io::Write;
+        write!(
+            cursor,
+            "{}",
+            humantime::format_rfc3339_micros(self.to_system_time())
+        )
+        .map_err(|_| std::fmt::Error)?;
+        let len = cursor.position() as usize;
+        let text =
+            std::str::from_utf8(&buf[..len.saturating_sub(1)]).map_err(|_| std::fmt::Error)?;
+        write!(f, "{text}+0000")
+    }
+}
+
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_micros(self.to_system_time()))
+        s.collect_str(self)
     }
 }
 
@@ -65,7 +85,7 @@ mod tests {
         let t = Timestamp::from_timeval(1_700_000_000, 42);
         assert_eq!(
             serde_json::to_string(&t).unwrap(),
-            "\"2023-11-14T22:13:20.000042Z\""
+            "\"2023-11-14T22:13:20.000042+0000\""
         );
     }
 

@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     // What joins the stages: one worker's pipeline, then the threads, then the command line.
     &["tracker"],
     &["runtime"],
-    &["cli"],
+    &["cli", "config"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -248,7 +248,7 @@ fn stats_follow_packet_time() {
         .map(|s| s["timestamp"].as_str().expect("ts"))
         .collect();
     assert_eq!(times.len(), 2, "{times:?}");
-    assert_eq!(times[0], "2026-01-01T00:06:40.000000Z");
+    assert_eq!(times[0], "2026-01-01T00:06:40.000000+0000");
     assert!(
         stats[0]["stats"]["capture"]["packets"].as_u64()
             < stats[1]["stats"]["capture"]["packets"].as_u64()

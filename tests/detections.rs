@@ -235,7 +235,7 @@ fn client_surge_against_the_baseline() {
         (a["clients"].as_u64(), a["baseline"].as_f64()),
         (Some(12), Some(2.0))
     );
-    assert_eq!(events[0]["timestamp"], "2026-01-01T05:00:00.000000Z");
+    assert_eq!(events[0]["timestamp"], "2026-01-01T05:00:00.000000+0000");
     // Hourly summaries, then one at the end.
     let all = run("detect-surge", "1");
     let summaries = of_type(&all, "asset_summary");
@@ -254,18 +254,19 @@ fn client_surge_against_the_baseline() {
     assert_eq!(
         clients,
         vec![
-            ("2026-01-01T01:00:00.000000Z".to_string(), 4),
-            ("2026-01-01T02:00:00.000000Z".to_string(), 4),
-            ("2026-01-01T03:00:00.000000Z".to_string(), 4),
-            ("2026-01-01T04:00:00.000000Z".to_string(), 4),
-            ("2026-01-01T05:00:00.000000Z".to_string(), 11),
-            ("2026-01-01T05:01:00.001600Z".to_string(), 0),
+            ("2026-01-01T01:00:00.000000+0000".to_string(), 4),
+            ("2026-01-01T02:00:00.000000+0000".to_string(), 4),
+            ("2026-01-01T03:00:00.000000+0000".to_string(), 4),
+            ("2026-01-01T04:00:00.000000+0000".to_string(), 4),
+            ("2026-01-01T05:00:00.000000+0000".to_string(), 11),
+            ("2026-01-01T05:01:00.001600+0000".to_string(), 0),
         ]
     );
     let lab5 = summaries
         .iter()
         .find(|s| {
-            s["asset_summary"]["group"] == "lab" && s["timestamp"] == "2026-01-01T05:00:00.000000Z"
+            s["asset_summary"]["group"] == "lab"
+                && s["timestamp"] == "2026-01-01T05:00:00.000000+0000"
         })
         .expect("lab at 05:00");
     let c = &lab5["asset_summary"]["smtp_clients"];

@@ -117,16 +117,16 @@ fn zeek_unescape(field: &str) -> String {
     let raw = field.as_bytes();
     let mut i = 0;
     while i < raw.len() {
-        if raw[i] == b'\\' && raw.get(i + 1) == Some(&b'x') {
-            if let Some(b) = raw
+        if raw[i] == b'\\'
+            && raw.get(i + 1) == Some(&b'x')
+            && let Some(b) = raw
                 .get(i + 2..i + 4)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                bytes.push(b);
-                i += 4;
-                continue;
-            }
+        {
+            bytes.push(b);
+            i += 4;
+            continue;
         }
         bytes.push(raw[i]);
         i += 1;

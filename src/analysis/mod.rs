@@ -124,6 +124,26 @@ impl Analyzer {
         self.emit(produced, out);
     }
 
+    /// New rules from a reload, after tick processing at `now`. Detection windows carry on
+    /// under the new thresholds; when the asset groups changed, the current summary interval
+    /// is closed at `now` (its summaries are written) and the new groups start afresh.
+    pub fn reload(&mut self, rules: std::sync::Arc<Rules>, now: Timestamp, out: &mut Vec<Finding>) {
+        let groups = |r: &Rules| {
+            r.assets
+                .groups
+                .iter()
+                .map(|g| (std::sync::Arc::clone(&g.name), g.smtp.name()))
+                .collect::<Vec<_>>()
+        };
+        if groups(&rules) != groups(&self.rules) {
+            let mut produced = Vec::new();
+            self.population.finish(now, &self.rules, &mut produced);
+            self.emit(produced, out);
+            self.population = Population::new(&rules);
+        }
+        self.rules = rules;
+    }
+
     pub fn stats(&self) -> AnalysisStats {
         let (tracked, tracked_refused) = self.detectors.tracked();
         let (software, software_refused) = self.inventory.tracked();

@@ -277,21 +277,22 @@ impl Population {
             if !end_of_run && settings.smtp_client_surge.enabled {
                 let surge = &settings.smtp_client_surge;
                 let clients = smtp_clients.active;
-                if let Some(baseline) = group.baseline.filter(|_| group.intervals >= surge.warmup) {
-                    if clients >= surge.min_clients && clients as f64 > baseline * surge.factor {
-                        let alert = Signature::SmtpClientSurge.alert(
-                            None,
-                            Details::SmtpClientSurge {
-                                group: group.name.to_string(),
-                                clients,
-                                baseline: (baseline * 100.0).round() / 100.0,
-                                factor: surge.factor,
-                                interval: settings.summary.interval,
-                                hosts: smtp_clients.hosts.iter().take(20).map(|h| h.ip).collect(),
-                            },
-                        );
-                        out.push((end, Found::Alert(alert)));
-                    }
+                if let Some(baseline) = group.baseline.filter(|_| group.intervals >= surge.warmup)
+                    && clients >= surge.min_clients
+                    && clients as f64 > baseline * surge.factor
+                {
+                    let alert = Signature::SmtpClientSurge.alert(
+                        None,
+                        Details::SmtpClientSurge {
+                            group: group.name.to_string(),
+                            clients,
+                            baseline: (baseline * 100.0).round() / 100.0,
+                            factor: surge.factor,
+                            interval: settings.summary.interval,
+                            hosts: smtp_clients.hosts.iter().take(20).map(|h| h.ip).collect(),
+                        },
+                    );
+                    out.push((end, Found::Alert(alert)));
                 }
                 let c = clients as f64;
                 group.baseline = Some(match group.baseline {

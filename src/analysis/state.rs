@@ -73,11 +73,11 @@ impl<T> Window<T> {
     /// newest entry.
     pub fn push(&mut self, ts: Timestamp, weight: u64, item: T, cap: usize) -> bool {
         self.total += weight;
-        if self.entries.len() >= cap {
-            if let Some(last) = self.entries.back_mut() {
-                last.1 += weight;
-                return false;
-            }
+        if self.entries.len() >= cap
+            && let Some(last) = self.entries.back_mut()
+        {
+            last.1 += weight;
+            return false;
         }
         self.entries.push_back((ts, weight, item));
         true

@@ -327,11 +327,16 @@ fn link_type(input: &str, linktype: pcap::Linktype) -> Result<LinkType, CaptureE
     })
 }
 
+/// An open interface, and the `--write-pcap` file if any: everything that needs privilege is
+/// open, so the sensor can drop it before reading a packet.
+pub struct LiveCapture {
+    cap: Capture<Active>,
+    link: LinkType,
+    record: Option<pcap::Savefile>,
+}
+
 /// Opens an interface for live capture, with errors that say what to do.
-pub fn open_live(
-    opts: &LiveOptions,
-    bpf: Option<&str>,
-) -> Result<(Capture<Active>, LinkType), CaptureError> {
+pub fn open_live(opts: &LiveOptions, bpf: Option<&str>) -> Result<LiveCapture, CaptureError> {
     let devices = pcap::Device::list().unwrap_or_default();
     if !devices.is_empty() && !devices.iter().any(|d| d.name == opts.iface) {
         return Err(CaptureError::NoSuchInterface {
@@ -381,7 +386,14 @@ pub fn open_live(
         iface: opts.iface.clone(),
         message: message(&e),
     })?;
-    Ok((cap, link))
+    let record = match &opts.write_pcap {
+        Some(path) => Some(cap.savefile(path).map_err(|e| CaptureError::WritePcap {
+            path: path.clone(),
+            message: message(&e),
+        })?),
+        None => None,
+    };
+    Ok(LiveCapture { cap, link, record })
 }
 
 /// Longest a captured packet waits in a partly filled kernel block before it is handed over.
@@ -404,30 +416,27 @@ fn wait_readable(cap: &Capture<Active>, ms: i32) {
 
 /// Captures until `stop` is set. Input index 0 is the interface.
 pub fn read_live(
-    mut cap: Capture<Active>,
-    link: LinkType,
+    live: LiveCapture,
     opts: &LiveOptions,
     stop: &AtomicBool,
     handler: &mut impl PacketHandler,
 ) -> Result<(), CaptureError> {
+    let LiveCapture {
+        mut cap,
+        link,
+        mut record,
+    } = live;
     let iface = opts.iface.as_str();
-    let mut record = match &opts.write_pcap {
-        Some(path) => Some(cap.savefile(path).map_err(|e| CaptureError::WritePcap {
-            path: path.clone(),
-            message: message(&e),
-        })?),
-        None => None,
-    };
     // Kernel counters are refreshed at most once a second (a system call each).
     let mut stats_due = std::time::Instant::now();
     // Only what the analysis took is recorded, so replaying the recording gives the events
     // of the live run.
     let mut take = |p: pcap::Packet<'_>, handler: &mut dyn FnMut(Timestamp, &[u8], u32) -> bool| {
         let ts = Timestamp::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec);
-        if handler(ts, p.data, p.header.len) {
-            if let Some(file) = record.as_mut() {
-                file.write(&p);
-            }
+        if handler(ts, p.data, p.header.len)
+            && let Some(file) = record.as_mut()
+        {
+            file.write(&p);
         }
     };
     while !stop.load(Ordering::Relaxed) {

@@ -289,10 +289,9 @@ impl Defragmenter {
                 .datagrams
                 .get(&key)
                 .is_some_and(|d| d.deadline == deadline)
+                && let Some(dropped) = self.remove(&key)
             {
-                if let Some(dropped) = self.remove(&key) {
-                    self.stats.expired += u64::from(dropped.fragments);
-                }
+                self.stats.expired += u64::from(dropped.fragments);
             }
         }
     }

@@ -232,10 +232,10 @@ impl DecodeStats {
 
 /// Decodes one captured frame, counting what it was in `stats`.
 pub fn decode<'a>(link: LinkType, frame: &'a [u8], stats: &mut DecodeStats) -> Decoded<'a> {
-    if link == LinkType::Ethernet {
-        if let Some(decoded) = ethernet_tcp(frame, stats) {
-            return decoded;
-        }
+    if link == LinkType::Ethernet
+        && let Some(decoded) = ethernet_tcp(frame, stats)
+    {
+        return decoded;
     }
     match decode_inner(link, frame, stats) {
         Ok(decoded) => decoded,

@@ -69,10 +69,10 @@ fn replies(profile: &ReplyProfile, len: u32, mail: u32, client: u32) -> Option<(
         // The fewest recipients whose replies can fill what MAIL and DATA leave.
         let least = rest_min.div_ceil(rcpt_max);
         let fits = |n: u32| n * rcpt_min <= rest_max && n * rcpt_max >= rest_min;
-        if let Some(n) = (least..=most).find(|&n| fits(n)) {
-            if mail + n + data > 0 {
-                return Some((n, data));
-            }
+        if let Some(n) = (least..=most).find(|&n| fits(n))
+            && mail + n + data > 0
+        {
+            return Some((n, data));
         }
     }
     None
@@ -161,13 +161,12 @@ fn read(transcript: &Transcript, profile: &ReplyProfile) -> Reading {
         recipients,
         guessed: false,
     } = state
+        && client > 0
     {
-        if client > 0 {
-            reading.transactions += 1;
-            reading.recipients += recipients;
-            reading.message_bytes += u64::from(client.saturating_sub(3));
-            reading.unanswered = true;
-        }
+        reading.transactions += 1;
+        reading.recipients += recipients;
+        reading.message_bytes += u64::from(client.saturating_sub(3));
+        reading.unanswered = true;
     }
     reading
 }

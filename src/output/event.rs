@@ -18,6 +18,7 @@ use crate::decode::DecodeStats;
 use crate::flow::{FlowIdentity, FlowRecord, FlowStats, TcpSummary};
 use crate::protocols::{AppEvent, Tunnel, TunnelKind};
 use crate::reassembly::ReassemblyStats;
+use crate::rules::ReloadStats;
 use crate::timestamp::Timestamp;
 
 /// Where packets come from, named in every event.
@@ -39,6 +40,10 @@ pub struct StatsRecord {
     pub reassembly: ReassemblyStats,
     pub analysis: AnalysisStats,
     pub events: EventCounts,
+    /// Rules reloads (SIGUSR2).
+    pub rules: ReloadStats,
+    /// Each output: events it dropped, and its failures.
+    pub output: Vec<super::OutputStats>,
 }
 
 /// The part of an event after the common fields.
@@ -217,7 +222,7 @@ mod tests {
         let v: serde_json::Value = serde_json::to_value(&event).unwrap();
         assert_eq!(v["event_type"], "stats");
         assert_eq!(v["in_iface"], "eth0");
-        assert_eq!(v["timestamp"], "1970-01-01T00:01:00.000000Z");
+        assert_eq!(v["timestamp"], "1970-01-01T00:01:00.000000+0000");
         assert!(v.get("flow_id").is_none());
         assert_eq!(v["stats"]["decoder"]["errors"]["tcp_header"], 0);
     }

@@ -1,11 +1,17 @@
-//! Output: event types, the writer that turns them into NDJSON lines, and the sink the lines
-//! go to.
+//! Output: event types, the writer that turns them into NDJSON lines, and the outputs the
+//! lines go to (files, syslog, unix sockets, Redis), each behind a queue of its own.
 
 mod event;
-mod sink;
+mod file;
+mod lane;
+mod redis;
+mod spec;
+mod syslog;
+mod unix;
 
 pub use event::{Event, EventBody, EventCounts, Origin, StatsRecord};
-pub use sink::Sink;
+pub use lane::{OutputError, OutputStats, OutputSummary, Outputs};
+pub use spec::{Destination, EVENT_TYPES, OutputSpec};
 
 /// Where the flow stage puts its events.
 pub trait EventSink {

@@ -483,10 +483,10 @@ impl AppLayer {
                 Direction::Stoc => &detection.stoc,
             };
             let at = offsets[dir.index()];
-            if let Some(chunk) = buf.get(at..at + len) {
-                if !chunk.is_empty() {
-                    self.on_data(dir, chunk, ts, out);
-                }
+            if let Some(chunk) = buf.get(at..at + len)
+                && !chunk.is_empty()
+            {
+                self.on_data(dir, chunk, ts, out);
             }
             offsets[dir.index()] += len;
         }

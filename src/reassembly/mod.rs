@@ -487,11 +487,13 @@ impl Stream {
     }
 
     fn check_fin(&mut self) {
-        if let Some(fin_at) = self.fin_at {
-            if !self.finished && self.held.is_none() && self.next_seq == fin_at {
-                self.finished = true;
-                self.next_seq = fin_at.wrapping_add(1);
-            }
+        if let Some(fin_at) = self.fin_at
+            && !self.finished
+            && self.held.is_none()
+            && self.next_seq == fin_at
+        {
+            self.finished = true;
+            self.next_seq = fin_at.wrapping_add(1);
         }
     }
 }

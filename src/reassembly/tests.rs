@@ -308,13 +308,13 @@ fn random_segment_orders_reassemble_exactly() {
             let end = (pos + len).min(message.len());
             segs.push((pos, end));
             // Sometimes a duplicate or an overlapping resend.
-            if next() % 5 == 0 {
+            if next().is_multiple_of(5) {
                 segs.push((pos.saturating_sub(5), end));
             }
             pos = end;
         }
         for i in (1..segs.len()).rev() {
-            if next() % 3 == 0 {
+            if next().is_multiple_of(3) {
                 let j = next() as usize % (i + 1);
                 segs.swap(i, j);
             }

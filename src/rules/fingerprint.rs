@@ -285,15 +285,15 @@ impl Conditions {
                 None => {}
             }
         }
-        if let Some(ports) = &self.dest_port {
-            if !ports.contains(&f.dest_port) {
-                return false;
-            }
+        if let Some(ports) = &self.dest_port
+            && !ports.contains(&f.dest_port)
+        {
+            return false;
         }
-        if let Some(side) = self.server {
-            if f.server_internal != (side == ServerSide::Internal) {
-                return false;
-            }
+        if let Some(side) = self.server
+            && f.server_internal != (side == ServerSide::Internal)
+        {
+            return false;
         }
         true
     }
@@ -521,16 +521,16 @@ impl Fingerprints {
                     format!("rule {name:?} needs `software`, or a (?P<name>...) group in a regex"),
                 ));
             }
-            if let Some(alert) = &r.alert {
-                if !signature_ids.insert(alert.get_ref().signature_id) {
-                    return Err(file.error(
-                        alert.span(),
-                        format!(
-                            "signature_id {} is used by another rule",
-                            alert.get_ref().signature_id
-                        ),
-                    ));
-                }
+            if let Some(alert) = &r.alert
+                && !signature_ids.insert(alert.get_ref().signature_id)
+            {
+                return Err(file.error(
+                    alert.span(),
+                    format!(
+                        "signature_id {} is used by another rule",
+                        alert.get_ref().signature_id
+                    ),
+                ));
             }
             rules.push(Rule {
                 name: Arc::from(name),
@@ -665,10 +665,10 @@ impl Rule {
 fn habits_hold(habits: &Conditions, f: &Features<'_>, evidence: &mut Evidence) -> bool {
     let mut scratch = Evidence::default();
     for (field, pattern) in habits.patterns() {
-        if let Some(value) = f.get(field) {
-            if !pattern.regex.is_match(value) {
-                scratch.failed(field.name(), value);
-            }
+        if let Some(value) = f.get(field)
+            && !pattern.regex.is_match(value)
+        {
+            scratch.failed(field.name(), value);
         }
     }
     let others = habits.others_hold(f, false, &mut scratch);

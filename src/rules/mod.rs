@@ -60,14 +60,15 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
-/// The text of one rules file and its name, for errors that point into it.
-struct RuleFile<'a> {
-    path: &'a Path,
-    text: &'a str,
+/// The text of one TOML file (a rules file, or the config file) and its name, for errors
+/// that point into it.
+pub struct RuleFile<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
 }
 
 impl RuleFile<'_> {
-    fn error(&self, span: Range<usize>, message: impl Into<String>) -> RuleError {
+    pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> RuleError {
         let (line, column) = line_column(self.text, span.start);
         RuleError {
             file: self.path.to_path_buf(),
@@ -78,7 +79,7 @@ impl RuleFile<'_> {
     }
 
     /// Deserialises the whole file; serde's message and toml's span make the error.
-    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, RuleError> {
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, RuleError> {
         toml::from_str(self.text)
             .map_err(|e| self.error(e.span().unwrap_or(0..0), e.message().trim_end().to_string()))
     }
@@ -93,6 +94,16 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
         .map_or(before.len(), |nl| before.len() - nl - 1)
         + 1;
     (line, column)
+}
+
+/// Rule reloads so far, in the `stats` event.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ReloadStats {
+    pub reloads: u64,
+    pub failed_reloads: u64,
+    /// Why the last failed reload failed; the rules before it stayed in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// The built-in rules directory, as (file name, contents).

@@ -18,18 +18,20 @@
 //! dropped and counted in `capture.queue_drops`.
 
 mod clock;
+mod privileges;
+mod progress;
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use self::clock::TickClock;
+use self::progress::Progress;
 
 use crate::analysis::{Analyzer, Observation};
 use crate::capture::{
@@ -39,10 +41,11 @@ use crate::decode::{DecodeStats, Decoded, Defragmenter, TcpSegment, decode, reas
 use crate::enrich::Enricher;
 use crate::flow::{FlowKey, FlowStats};
 use crate::output::{
-    Event, EventBody, EventCounts, EventSink, EventWriter, Origin, Sink, StatsRecord,
+    Event, EventBody, EventCounts, EventSink, EventWriter, Origin, OutputError, OutputSpec,
+    OutputSummary, Outputs, StatsRecord,
 };
 use crate::reassembly::ReassemblyStats;
-use crate::rules::Rules;
+use crate::rules::{ReloadStats, Rules};
 use crate::timestamp::Timestamp;
 use crate::tracker::{EventContext, Tracker, TrackerConfig};
 
@@ -60,17 +63,40 @@ pub struct RunConfig {
     pub sensor: String,
     /// Seconds of packet time between `stats` events; 0 for only the final one.
     pub stats_interval: u64,
-    /// NDJSON goes here, or to stdout.
-    pub output: Option<PathBuf>,
+    /// Where events go; standard output when empty.
+    pub outputs: Vec<OutputSpec>,
     /// Caps for the whole sensor; each worker gets its share.
     pub tracker: TrackerConfig,
     pub rules: Arc<Rules>,
+    /// Live: the user to become once the interface is open.
+    pub user: Option<String>,
+    /// Replay: a progress bar on stderr when it is a terminal.
+    pub progress: bool,
+}
+
+/// How the process steers a run from outside: signals, by way of the binary.
+pub struct Control {
+    /// SIGINT/SIGTERM: stop, and drain every open flow.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: bumped to have every output reopen its file.
+    pub reopen: Arc<AtomicU64>,
+    /// SIGUSR2: rules reloaded from the rules directory, or why they could not be; applied at
+    /// the next tick, in band with the packets.
+    pub reloads: Receiver<Result<Arc<Rules>, String>>,
+}
+
+/// What a run did, for the summary on stderr.
+pub struct RunSummary {
+    pub stats: StatsRecord,
+    pub outputs: Vec<OutputSummary>,
+    pub elapsed: Duration,
 }
 
 #[derive(Debug)]
 pub enum RunError {
     Capture(CaptureError),
-    Output { target: String, error: io::Error },
+    Output(OutputError),
+    Privileges(String),
     Internal(&'static str),
 }
 
@@ -78,9 +104,8 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Capture(e) => e.fmt(f),
-            RunError::Output { target, error } => {
-                write!(f, "cannot write events to {target}: {error}")
-            }
+            RunError::Output(e) => e.fmt(f),
+            RunError::Privileges(why) => f.write_str(why),
             RunError::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -170,8 +195,15 @@ struct Batch {
 
 enum ToWorker {
     Batch(Box<Batch>),
-    Tick { id: u64, ts: Timestamp },
-    Stop { now: Timestamp },
+    Tick {
+        id: u64,
+        ts: Timestamp,
+    },
+    /// Rules for every packet after the tick that follows.
+    Rules(Arc<Rules>),
+    Stop {
+        now: Timestamp,
+    },
 }
 
 struct WorkerSnapshot {
@@ -198,6 +230,8 @@ enum ToOutput {
         input: usize,
         capture: CaptureStats,
         decoder: DecodeStats,
+        /// A rules reload that takes effect after this tick.
+        reload: Option<Result<Arc<Rules>, String>>,
     },
 }
 
@@ -226,7 +260,9 @@ impl Names {
 
 /// Runs the sensor until the input ends or `stop` is set; every open flow is drained into
 /// events before this returns.
-pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
+pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let stop = control.stop;
     let workers = config.workers.max(1);
     // Open the input before any thread starts, so its errors come first and alone.
     let live = match &config.input {
@@ -236,9 +272,24 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             None
         }
     };
-    let sink = Sink::open(config.output.as_deref())
-        .map_err(|(target, error)| RunError::Output { target, error })?;
-    let target = sink.target().to_string();
+    if live.is_some() {
+        privileges::drop_privileges(config.user.as_deref()).map_err(RunError::Privileges)?;
+    }
+    let stdout = [OutputSpec::stdout()];
+    let specs = if config.outputs.is_empty() {
+        &stdout[..]
+    } else {
+        &config.outputs[..]
+    };
+    let (spare_tx, spare_rx) = bounded::<Vec<u8>>(workers * 2);
+    let outputs = Outputs::open(
+        specs,
+        &config.sensor,
+        live.is_some(),
+        control.reopen,
+        spare_tx.clone(),
+    )
+    .map_err(RunError::Output)?;
 
     let names = Arc::new(Names {
         sensor: config.sensor.clone(),
@@ -256,14 +307,17 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         let _ = free_tx.send(Box::default());
     }
     let (out_tx, out_rx) = bounded::<ToOutput>(pool_size * 2);
-    let (spare_tx, spare_rx) = bounded::<Vec<u8>>(workers * 2);
 
+    let events_written = Arc::new(AtomicU64::new(0));
     let output = {
         let names = Arc::clone(&names);
         let stop = Arc::clone(&stop);
+        let written = Arc::clone(&events_written);
         thread::Builder::new()
             .name("spamtap-output".into())
-            .spawn(move || output_thread(out_rx, spare_tx, sink, workers, &names, &stop))
+            .spawn(move || {
+                output_thread(out_rx, spare_tx, outputs, workers, &names, &stop, &written)
+            })
             .map_err(|_| RunError::Internal("cannot start the output thread"))?
     };
 
@@ -307,15 +361,20 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         stop: Arc::clone(&stop),
         last_flush: Instant::now(),
         since_flush_check: 0,
+        reloads: control.reloads,
+        progress: match &config.input {
+            Input::Files(paths) if config.progress => Progress::new(paths, events_written),
+            _ => None,
+        },
     };
 
     let captured = match (live, &config.input) {
-        (Some((cap, link)), Input::Live(opts)) => {
+        (Some(live), Input::Live(opts)) => {
             eprintln!(
                 "spamtap: capturing on {} with {workers} worker(s); SIGINT or SIGTERM stops and reports open flows",
                 opts.iface
             );
-            capture::read_live(cap, link, opts, &stop, &mut dispatcher)
+            capture::read_live(live, opts, &stop, &mut dispatcher)
         }
         (_, Input::Files(paths)) => {
             capture::read_files(paths, config.bpf.as_deref(), &stop, &mut dispatcher)
@@ -323,6 +382,9 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
         (None, Input::Live(_)) => Ok(()),
     };
     dispatcher.finish();
+    if let Some(progress) = &dispatcher.progress {
+        progress.finish();
+    }
     drop(dispatcher);
 
     let mut internal = None;
@@ -331,19 +393,22 @@ pub fn run(config: RunConfig, stop: Arc<AtomicBool>) -> Result<(), RunError> {
             internal = Some(RunError::Internal("a worker thread panicked"));
         }
     }
-    let written = output
+    let (stats, outputs) = output
         .join()
         .map_err(|_| RunError::Internal("the output thread panicked"))?;
     captured?;
     if let Some(e) = internal {
         return Err(e);
     }
-    match written {
-        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
-            Err(RunError::Output { target, error })
-        }
-        _ => Ok(()),
-    }
+    let outputs = match outputs {
+        Err(e) if e.error.kind() == std::io::ErrorKind::BrokenPipe => Vec::new(),
+        other => other.map_err(RunError::Output)?,
+    };
+    Ok(RunSummary {
+        stats,
+        outputs,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// The capture side: decodes, shards, batches, and keeps packet time.
@@ -367,6 +432,9 @@ struct Dispatcher {
     /// for a batch to fill; this affects only how soon events appear, never what they say.
     last_flush: Instant,
     since_flush_check: u32,
+    /// Rule reloads waiting for the next tick.
+    reloads: Receiver<Result<Arc<Rules>, String>>,
+    progress: Option<Progress>,
 }
 
 /// Longest a live packet waits in a partial batch.
@@ -456,7 +524,11 @@ impl Dispatcher {
         self.defrag.expire(expiry);
         self.decoder.fragments = self.defrag.stats.clone();
         self.flush_all();
+        let reload = self.reloads.try_recv().ok();
         for tx in &self.workers {
+            if let Some(Ok(rules)) = &reload {
+                let _ = tx.send(ToWorker::Rules(Arc::clone(rules)));
+            }
             let _ = tx.send(if id == FINAL_TICK {
                 ToWorker::Stop { now: ts }
             } else {
@@ -470,6 +542,7 @@ impl Dispatcher {
             input: self.input,
             capture: self.capture.clone(),
             decoder: self.decoder.clone(),
+            reload,
         });
     }
 
@@ -490,6 +563,9 @@ impl PacketHandler for Dispatcher {
         self.capture.packets += 1;
         self.capture.bytes += u64::from(wire_len);
         self.input = input;
+        if let Some(progress) = &mut self.progress {
+            progress.packet(input, data.len());
+        }
         if let Some(tick) = self.clock.on_packet(ts) {
             self.tick(tick.id, tick.ts, tick.stats);
         }
@@ -540,15 +616,6 @@ fn worker_thread(
     names: &Names,
 ) {
     let origins = names.origins();
-    let ctx = EventContext {
-        sensor: &names.sensor,
-        origins: &origins,
-        enrich: Enricher::new(
-            &names.rules.assets,
-            &names.rules.fingerprints,
-            &names.rules.replies,
-        ),
-    };
     let mut tracker = Tracker::new(config);
     let mut sink = WorkerSink {
         writer: EventWriter::default(),
@@ -563,48 +630,62 @@ fn worker_thread(
         reassembly: tracker.reassembly_stats().clone(),
         events: sink.writer.counts().clone(),
     };
-    for msg in rx {
-        match msg {
-            ToWorker::Batch(mut batch) => {
-                for q in &batch.segments {
-                    let (start, len) = (q.payload.0 as usize, q.payload.1 as usize);
-                    let payload = batch.data.get(start..start + len).unwrap_or_default();
-                    let seg = TcpSegment { payload, ..q.seg };
-                    tracker.on_segment(
-                        &seg,
-                        q.ts,
-                        q.wire_len,
-                        usize::from(q.input),
-                        &ctx,
-                        &mut sink,
-                    );
+    let mut rules = Arc::clone(&names.rules);
+    // Each pass runs under one set of rules; a reload starts the next pass.
+    'rules: loop {
+        let ctx = EventContext {
+            sensor: &names.sensor,
+            origins: &origins,
+            enrich: Enricher::new(&rules.assets, &rules.fingerprints, &rules.replies),
+        };
+        for msg in &rx {
+            match msg {
+                ToWorker::Batch(mut batch) => {
+                    for q in &batch.segments {
+                        let (start, len) = (q.payload.0 as usize, q.payload.1 as usize);
+                        let payload = batch.data.get(start..start + len).unwrap_or_default();
+                        let seg = TcpSegment { payload, ..q.seg };
+                        tracker.on_segment(
+                            &seg,
+                            q.ts,
+                            q.wire_len,
+                            usize::from(q.input),
+                            &ctx,
+                            &mut sink,
+                        );
+                    }
+                    tracker.advance(batch.now, &ctx, &mut sink);
+                    batch.data.clear();
+                    batch.segments.clear();
+                    let _ = free.send(batch);
+                    sink.flush();
                 }
-                tracker.advance(batch.now, &ctx, &mut sink);
-                batch.data.clear();
-                batch.segments.clear();
-                let _ = free.send(batch);
-                sink.flush();
-            }
-            ToWorker::Tick { id, ts } => {
-                tracker.advance(ts, &ctx, &mut sink);
-                sink.flush();
-                let _ = out.send(ToOutput::WorkerStats {
-                    tick: id,
-                    snapshot: snapshot(&tracker, &sink),
-                });
-                sink.epoch = id + 1;
-            }
-            ToWorker::Stop { now } => {
-                tracker.advance(now, &ctx, &mut sink);
-                tracker.drain(&ctx, &mut sink);
-                sink.flush();
-                let _ = out.send(ToOutput::WorkerStats {
-                    tick: FINAL_TICK,
-                    snapshot: snapshot(&tracker, &sink),
-                });
-                break;
+                ToWorker::Tick { id, ts } => {
+                    tracker.advance(ts, &ctx, &mut sink);
+                    sink.flush();
+                    let _ = out.send(ToOutput::WorkerStats {
+                        tick: id,
+                        snapshot: snapshot(&tracker, &sink),
+                    });
+                    sink.epoch = id + 1;
+                }
+                ToWorker::Rules(new) => {
+                    rules = new;
+                    continue 'rules;
+                }
+                ToWorker::Stop { now } => {
+                    tracker.advance(now, &ctx, &mut sink);
+                    tracker.drain(&ctx, &mut sink);
+                    sink.flush();
+                    let _ = out.send(ToOutput::WorkerStats {
+                        tick: FINAL_TICK,
+                        snapshot: snapshot(&tracker, &sink),
+                    });
+                    break 'rules;
+                }
             }
         }
+        break;
     }
 }
 
@@ -616,16 +697,18 @@ struct PendingTick {
     stats: Option<Timestamp>,
     input: usize,
     parts: usize,
+    reload: Option<Result<Arc<Rules>, String>>,
 }
 
 fn output_thread(
     rx: Receiver<ToOutput>,
     spare: Sender<Vec<u8>>,
-    mut sink: Sink,
+    mut outputs: Outputs,
     workers: usize,
     names: &Names,
     stop: &AtomicBool,
-) -> io::Result<()> {
+    written: &AtomicU64,
+) -> (StatsRecord, Result<Vec<OutputSummary>, OutputError>) {
     let origins = names.origins();
     let origin = |index: usize| {
         origins
@@ -634,21 +717,24 @@ fn output_thread(
             .copied()
             .unwrap_or(Origin::PcapFile(""))
     };
-    let mut result = Ok(());
-    let mut write = |bytes: &[u8], sink: &mut Sink| {
-        if result.is_ok() {
-            if let Err(e) = sink.write_lines(bytes) {
-                // Stop capturing, but keep draining so no thread blocks on a full channel.
-                stop.store(true, Ordering::Relaxed);
-                result = Err(e);
-            }
+    let write = |bytes: Vec<u8>, outputs: &mut Outputs| {
+        written.fetch_add(
+            memchr::memchr_iter(b'\n', &bytes).count() as u64,
+            Ordering::Relaxed,
+        );
+        if !outputs.write(bytes) {
+            // An output that must not fail did: stop capturing, but keep draining so no
+            // thread blocks on a full channel.
+            stop.store(true, Ordering::Relaxed);
         }
     };
     let mut analyzer = Analyzer::new(Arc::clone(&names.rules));
+    let mut reloads = ReloadStats::default();
     let mut findings = Vec::new();
     // Events the output thread writes itself (analysis, stats), counted like the workers'.
     let mut own = EventWriter::default();
     let mut pending: BTreeMap<u64, PendingTick> = BTreeMap::new();
+    let mut last = StatsRecord::default();
     let parts_needed = workers + 1;
     for msg in rx {
         let tick = match msg {
@@ -657,9 +743,8 @@ fn output_thread(
                 observations,
                 epoch,
             } => {
-                write(&bytes, &mut sink);
-                // Back to a worker; when enough are in circulation, freed.
-                let _ = spare.try_send(bytes);
+                // The buffer goes back to a worker through the outputs, once they wrote it.
+                write(bytes, &mut outputs);
                 analyzer.receive(observations, epoch);
                 continue;
             }
@@ -680,6 +765,7 @@ fn output_thread(
                 input,
                 capture,
                 decoder,
+                reload,
             } => {
                 let p = pending.entry(tick).or_default();
                 p.record.capture = capture;
@@ -687,6 +773,7 @@ fn output_thread(
                 p.ts = ts;
                 p.stats = stats;
                 p.input = input;
+                p.reload = reload;
                 p.parts += 1;
                 tick
             }
@@ -702,16 +789,29 @@ fn output_thread(
         } else {
             analyzer.tick(tick, p.ts, &mut findings);
         }
+        match p.reload.take() {
+            Some(Ok(rules)) => {
+                reloads.reloads += 1;
+                analyzer.reload(rules, p.ts, &mut findings);
+            }
+            Some(Err(why)) => {
+                reloads.failed_reloads += 1;
+                reloads.last_error = Some(why);
+            }
+            None => {}
+        }
         for finding in findings.drain(..) {
             own.emit(&finding.event(&names.sensor, origin(finding.origin)));
         }
         if let Some(stats_ts) = p.stats {
             p.record.analysis = analyzer.stats();
+            p.record.rules = reloads.clone();
             for (k, v) in own.counts() {
                 *p.record.events.entry(k).or_default() += v;
             }
             // This event itself is counted.
             *p.record.events.entry("stats").or_default() += 1;
+            p.record.output = outputs.stats();
             own.emit(&Event {
                 timestamp: stats_ts,
                 sensor: &names.sensor,
@@ -719,11 +819,11 @@ fn output_thread(
                 flow: None,
                 body: EventBody::Stats(&p.record),
             });
+            last = p.record;
         }
-        write(&own.take(), &mut sink);
+        write(own.take(), &mut outputs);
+        outputs.tick(p.ts);
     }
-    if result.is_ok() {
-        result = sink.flush();
-    }
-    result
+    drop(spare);
+    (last, outputs.close())
 }

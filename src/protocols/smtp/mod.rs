@@ -955,11 +955,11 @@ impl SmtpParser {
     }
 
     fn push_pending(&mut self, pending: Pending) {
-        if let Some((last, count)) = self.pending.back_mut() {
-            if *last == pending {
-                *count = count.saturating_add(1);
-                return;
-            }
+        if let Some((last, count)) = self.pending.back_mut()
+            && *last == pending
+        {
+            *count = count.saturating_add(1);
+            return;
         }
         if self.pending.len() >= MAX_PENDING {
             self.anomaly("too_many_pipelined_commands");
@@ -1298,11 +1298,11 @@ impl SmtpParser {
                 }
             }
             Pending::Hello => {
-                if let Some((helo, verb)) = self.next_helo.take() {
-                    if ok {
-                        self.helo = Some(helo);
-                        self.helo_verb = Some(verb);
-                    }
+                if let Some((helo, verb)) = self.next_helo.take()
+                    && ok
+                {
+                    self.helo = Some(helo);
+                    self.helo_verb = Some(verb);
                 }
                 if code == 250 {
                     self.extensions =
@@ -1323,10 +1323,10 @@ impl SmtpParser {
             Pending::Rcpt(depth) => {
                 if let Some(txn) = self.txn_mut(depth) {
                     let answered = (txn.rcpt_accepted + txn.rcpt_rejected) as usize;
-                    if let Some(Some(slot)) = txn.rcpt_commands.get(answered) {
-                        if let Some(verdict) = txn.rcpt_verdicts.get_mut(usize::from(*slot)) {
-                            *verdict = Some(ok);
-                        }
+                    if let Some(Some(slot)) = txn.rcpt_commands.get(answered)
+                        && let Some(verdict) = txn.rcpt_verdicts.get_mut(usize::from(*slot))
+                    {
+                        *verdict = Some(ok);
                     }
                     if ok {
                         txn.rcpt_accepted += 1;

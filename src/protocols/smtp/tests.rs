@@ -832,15 +832,15 @@ fn random_bytes_and_gaps_never_panic() {
         let mut parser = SmtpParser::default();
         let mut out = Vec::new();
         for step in 0..60 {
-            let dir = if next() % 2 == 0 { C } else { S };
+            let dir = if next().is_multiple_of(2) { C } else { S };
             let r = next();
-            if r % 17 == 0 {
+            if r.is_multiple_of(17) {
                 parser.on_gap(dir, u64::from(next() % 5000));
                 continue;
             }
             let mut chunk = Vec::new();
             for _ in 0..(r % 6) {
-                if next() % 3 == 0 {
+                if next().is_multiple_of(3) {
                     chunk.extend((0..next() % 40).map(|_| next() as u8));
                 } else {
                     chunk.extend_from_slice(words[next() as usize % words.len()]);

@@ -397,8 +397,8 @@ fn random_handshakes_never_panic() {
         };
         parser.parse(Ctos, first, Timestamp::default(), &mut out);
         for step in 0..20 {
-            let dir = if next() % 2 == 0 { Ctos } else { Stoc };
-            if next() % 13 == 0 {
+            let dir = if next().is_multiple_of(2) { Ctos } else { Stoc };
+            if next().is_multiple_of(13) {
                 parser.on_gap(dir, u64::from(next() % 100));
                 continue;
             }

@@ -1,0 +1,147 @@
+//! Redis destinations: a list (RPUSH), a pub/sub channel (PUBLISH) or a stream (XADD with an
+//! approximate MAXLEN, one entry per event with the line in field `event`). Every write is one
+//! pipeline; each reply is read, so what the server took is counted exactly.
+
+use std::io;
+use std::time::Duration;
+
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
+
+use super::lane::{Delivered, Target};
+use super::spec::{RedisKind, RedisServer, RedisSpec};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Events per RPUSH.
+const LIST_BATCH: usize = 500;
+
+pub(super) struct RedisTarget {
+    spec: RedisSpec,
+    connection: Option<redis::Connection>,
+    packed: Vec<u8>,
+}
+
+impl RedisTarget {
+    pub fn new(spec: RedisSpec) -> Self {
+        RedisTarget {
+            spec,
+            connection: None,
+            packed: Vec::new(),
+        }
+    }
+
+    fn info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
+        let addr = match &self.spec.server {
+            RedisServer::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
+            RedisServer::Unix(path) => ConnectionAddr::Unix(path.clone()),
+        };
+        let mut settings = RedisConnectionInfo::default().set_db(self.spec.db);
+        if let Some(user) = &self.spec.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.spec.password {
+            settings = settings.set_password(password);
+        }
+        Ok(addr.into_connection_info()?.set_redis_settings(settings))
+    }
+}
+
+fn io_error(e: redis::RedisError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl Target for RedisTarget {
+    fn connect(&mut self) -> io::Result<()> {
+        self.connection = None;
+        let client = redis::Client::open(self.info().map_err(io_error)?).map_err(io_error)?;
+        let connection = client
+            .get_connection_with_timeout(TIMEOUT)
+            .map_err(io_error)?;
+        connection
+            .set_write_timeout(Some(TIMEOUT))
+            .and_then(|()| connection.set_read_timeout(Some(TIMEOUT)))
+            .map_err(io_error)?;
+        self.connection = Some(connection);
+        Ok(())
+    }
+
+    fn deliver(&mut self, lines: &[u8]) -> Delivered {
+        let Some(connection) = self.connection.as_mut() else {
+            return Delivered {
+                lines: 0,
+                failure: Some(io::Error::other("not connected")),
+            };
+        };
+        let events: Vec<&[u8]> = lines
+            .split_inclusive(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\n").unwrap_or(l))
+            .collect();
+        // Lines each command carries, in order.
+        let mut carried = Vec::new();
+        self.packed.clear();
+        let key = self.spec.key.as_str();
+        match self.spec.kind {
+            RedisKind::List => {
+                for batch in events.chunks(LIST_BATCH) {
+                    let mut cmd = redis::cmd("RPUSH");
+                    cmd.arg(key);
+                    for event in batch {
+                        cmd.arg(*event);
+                    }
+                    cmd.write_packed_command(&mut self.packed);
+                    carried.push(batch.len() as u64);
+                }
+            }
+            RedisKind::Channel => {
+                for event in &events {
+                    redis::cmd("PUBLISH")
+                        .arg(key)
+                        .arg(*event)
+                        .write_packed_command(&mut self.packed);
+                    carried.push(1);
+                }
+            }
+            RedisKind::Stream => {
+                for event in &events {
+                    redis::cmd("XADD")
+                        .arg(key)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(self.spec.maxlen)
+                        .arg("*")
+                        .arg("event")
+                        .arg(*event)
+                        .write_packed_command(&mut self.packed);
+                    carried.push(1);
+                }
+            }
+        }
+        if let Err(e) = connection.send_packed_command(&self.packed) {
+            self.connection = None;
+            return Delivered {
+                lines: 0,
+                failure: Some(io_error(e)),
+            };
+        }
+        let mut delivered = 0;
+        let mut refused = None;
+        for lines in carried {
+            match connection.recv_response() {
+                Ok(Value::ServerError(e)) => refused = Some(e.to_string()),
+                Ok(_) => delivered += lines,
+                Err(e) => {
+                    self.connection = None;
+                    return Delivered {
+                        lines: delivered,
+                        failure: Some(io_error(e)),
+                    };
+                }
+            }
+        }
+        Delivered {
+            lines: delivered,
+            // The server refused some (a key of another type, out of memory): its
+            // connection is fine, but reconnecting shows the error once and backs off.
+            failure: refused.map(io::Error::other),
+        }
+    }
+}
