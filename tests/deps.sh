@@ -4,7 +4,9 @@
 # the real programs of tests/real_programs.rs and tests/real_tls.rs (postfix with Cyrus SASL,
 # dante, swaks, curl, proxychains4) and the independent TLS fingerprinters of
 # tests/tls_conformance.rs (tshark; FoxIO's ja4plus from PyPI, pinned, in a venv at
-# /var/lib/spamtap-tests/venv). Does nothing when all are present; uses sudo when not root.
+# /var/lib/spamtap-tests/venv), and what tests/outputs.rs and tests/eve_schema.rs talk to and
+# check with (redis-server, rsyslog, tcpreplay, python3-jsonschema). Does nothing when all are
+# present; uses sudo when not root.
 #   bash tests/deps.sh [--test]
 set -euo pipefail
 
@@ -20,6 +22,10 @@ if [ "${1:-}" = --test ]; then
     [ -f /etc/ssl/certs/ssl-cert-snakeoil.pem ] || need+=(ssl-cert)
     command -v tshark >/dev/null 2>&1 || need+=(tshark)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+    command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+    command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
+    command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
+    /usr/bin/python3 -c 'import jsonschema' >/dev/null 2>&1 || need+=(python3-jsonschema)
 fi
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
