@@ -230,8 +230,8 @@ enum ToOutput {
         input: usize,
         capture: CaptureStats,
         decoder: DecodeStats,
-        /// A rules reload that takes effect after this tick.
-        reload: Option<Result<Arc<Rules>, String>>,
+        /// Rules reloads that take effect after this tick, in the order they came.
+        reloads: Vec<Result<Arc<Rules>, String>>,
     },
 }
 
@@ -524,9 +524,11 @@ impl Dispatcher {
         self.defrag.expire(expiry);
         self.decoder.fragments = self.defrag.stats.clone();
         self.flush_all();
-        let reload = self.reloads.try_recv().ok();
+        // Every reload since the last tick; the workers need only the latest good one.
+        let reloads: Vec<_> = self.reloads.try_iter().collect();
+        let latest = reloads.iter().rev().find_map(|r| r.as_ref().ok());
         for tx in &self.workers {
-            if let Some(Ok(rules)) = &reload {
+            if let Some(rules) = latest {
                 let _ = tx.send(ToWorker::Rules(Arc::clone(rules)));
             }
             let _ = tx.send(if id == FINAL_TICK {
@@ -542,7 +544,7 @@ impl Dispatcher {
             input: self.input,
             capture: self.capture.clone(),
             decoder: self.decoder.clone(),
-            reload,
+            reloads,
         });
     }
 
@@ -697,7 +699,7 @@ struct PendingTick {
     stats: Option<Timestamp>,
     input: usize,
     parts: usize,
-    reload: Option<Result<Arc<Rules>, String>>,
+    reloads: Vec<Result<Arc<Rules>, String>>,
 }
 
 fn output_thread(
@@ -765,7 +767,7 @@ fn output_thread(
                 input,
                 capture,
                 decoder,
-                reload,
+                reloads,
             } => {
                 let p = pending.entry(tick).or_default();
                 p.record.capture = capture;
@@ -773,7 +775,7 @@ fn output_thread(
                 p.ts = ts;
                 p.stats = stats;
                 p.input = input;
-                p.reload = reload;
+                p.reloads = reloads;
                 p.parts += 1;
                 tick
             }
@@ -789,16 +791,17 @@ fn output_thread(
         } else {
             analyzer.tick(tick, p.ts, &mut findings);
         }
-        match p.reload.take() {
-            Some(Ok(rules)) => {
-                reloads.reloads += 1;
-                analyzer.reload(rules, p.ts, &mut findings);
+        for reload in std::mem::take(&mut p.reloads) {
+            match reload {
+                Ok(rules) => {
+                    reloads.reloads += 1;
+                    analyzer.reload(rules, p.ts, &mut findings);
+                }
+                Err(why) => {
+                    reloads.failed_reloads += 1;
+                    reloads.last_error = Some(why);
+                }
             }
-            Some(Err(why)) => {
-                reloads.failed_reloads += 1;
-                reloads.last_error = Some(why);
-            }
-            None => {}
         }
         for finding in findings.drain(..) {
             own.emit(&finding.event(&names.sensor, origin(finding.origin)));
