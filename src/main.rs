@@ -1,6 +1,7 @@
 //! The `spamtap` binary: parse the command line and the config file, set up signals, run, and
 //! say on stderr what the run did.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -273,6 +274,6 @@ fn run_config(
         rules,
         user: live.user.or(config.user),
         // A bar would mix with events written to the same terminal.
-        progress: !common.quiet && !to_stdout,
+        progress: !common.quiet && !(to_stdout && std::io::stdout().is_terminal()),
     })
 }

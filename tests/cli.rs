@@ -473,3 +473,270 @@ fn a_complete_rules_directory_checks_without_notes() {
     assert!(text.contains("3 asset group(s)"), "{text}");
     assert!(!text.contains(" 0 fingerprint rule(s)"), "{text}");
 }
+
+fn text_lines(path: &std::path::Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn several_outputs_each_with_its_types() {
+    let alerts = temp("alerts-only.json");
+    let _ = fs::remove_file(&alerts);
+    let spec = format!("{}?types=alert,stats", alerts.display());
+    let pcap = root().join("pcaps/detect-excessive-mail.pcap");
+    let out = spamtap(&[
+        "replay",
+        "-q",
+        "-o",
+        "-",
+        "-o",
+        &spec,
+        pcap.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !root().join("-").exists(),
+        "- is standard output, not a file"
+    );
+    let all: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let wanted: Vec<String> = all
+        .iter()
+        .filter(|l| {
+            l.contains("\"event_type\":\"alert\"") || l.contains("\"event_type\":\"stats\"")
+        })
+        .cloned()
+        .collect();
+    assert!(wanted.len() < all.len() && wanted.iter().any(|l| l.contains("\"alert\"")));
+    assert_eq!(text_lines(&alerts), wanted);
+    // Files are appended to: a second run adds its events after the first's.
+    let again = spamtap(&["replay", "-q", "-o", &spec, pcap.to_str().expect("utf-8")]);
+    assert!(again.status.success());
+    assert_eq!(text_lines(&alerts).len(), 2 * wanted.len());
+}
+
+#[test]
+fn a_bad_output_is_one_clear_line() {
+    let pcap = root().join("pcaps/tcp-basic.pcap");
+    let pcap = pcap.to_str().expect("utf-8");
+    for (spec, says) in [
+        ("eve.json?types=alrt", "unknown event type \"alrt\""),
+        (
+            "redis://127.0.0.1:1/k",
+            "cannot write events to redis://127.0.0.1:1/k",
+        ),
+        ("unix-stream:/nonexistent/sock", "/nonexistent/sock"),
+        ("syslog://127.0.0.1?proto=quic", "use udp or tcp"),
+    ] {
+        let err = one_clear_error(&["replay", "-o", spec, pcap]);
+        assert!(err.contains(says), "{spec}: {err}");
+    }
+}
+
+#[test]
+fn summary_on_stderr_unless_quiet() {
+    let out = temp("summary.json");
+    let run = spamtap(&[
+        "replay",
+        "-o",
+        out.to_str().expect("utf-8"),
+        root()
+            .join("pcaps/smtp-multi.pcap")
+            .to_str()
+            .expect("utf-8"),
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("spamtap: 60 packets, 1 flows, 7 events (asset_summary 1, flow 1, smtp 3, software 1, stats 1), 0 alerts, 0 packets dropped, in "),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "spamtap: output {}: 7 events written, 0 dropped",
+            out.display()
+        )
+    );
+}
+
+/// `script` (util-linux) gives the run a terminal: the bar is drawn there, and only there.
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let pcap = temp("progress.pcap");
+    let mut writer =
+        spamtap_gen::PcapWriter::create(&pcap, &spamtap_gen::Link::ethernet()).expect("pcap");
+    spamtap_gen::mail_mix(&mut writer, 4 << 20);
+    writer.finish().expect("pcap");
+    let events = temp("progress.json");
+    let command = format!(
+        "{} replay -o {} {}",
+        env!("CARGO_BIN_EXE_spamtap"),
+        events.display(),
+        pcap.display()
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains("packets/s") && shown.contains("events"),
+        "{shown}"
+    );
+    let plain = spamtap(&[
+        "replay",
+        "-o",
+        events.to_str().expect("utf-8"),
+        pcap.to_str().expect("utf-8"),
+    ]);
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(!err.contains("packets/s") && !err.contains('\x1b'), "{err}");
+}
+
+#[test]
+fn rotation_by_packet_time_splits_files_and_loses_nothing() {
+    let dir = temp("rotate-interval");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("dir");
+    let eve = dir.join("eve.json");
+    let pcap = root().join("pcaps/detect-excessive-mail.pcap");
+    let out = spamtap(&[
+        "replay",
+        "-q",
+        "--stats-interval",
+        "0",
+        "-o",
+        &format!("{}?rotate-interval=5min", eve.display()),
+        pcap.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // Traffic from 00:00 to 00:08, then none until 00:18: no file for 00:10-00:15.
+    assert_eq!(
+        names,
+        [
+            "eve.json",
+            "eve.json.20260101T000000",
+            "eve.json.20260101T000500"
+        ]
+    );
+    let mut union = Vec::new();
+    for name in &names[1..] {
+        union.extend(text_lines(&dir.join(name)));
+    }
+    union.extend(text_lines(&eve));
+    let plain = spamtap(&[
+        "replay",
+        "-q",
+        "--stats-interval",
+        "0",
+        pcap.to_str().expect("utf-8"),
+    ]);
+    let expected: Vec<String> = String::from_utf8_lossy(&plain.stdout)
+        .lines()
+        .filter(|l| !l.contains("\"event_type\":\"stats\""))
+        .map(str::to_string)
+        .collect();
+    union.retain(|l| !l.contains("\"event_type\":\"stats\""));
+    assert_eq!(union, expected);
+}
+
+#[test]
+fn config_file_with_flags_over_it() {
+    let dir = temp("config");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("dir");
+    let eve = dir.join("eve.json");
+    let config = dir.join("spamtap.toml");
+    fs::write(
+        &config,
+        format!(
+            "sensor = \"from-config\"\nstats-interval = 0\noutput = [\"{}\"]\n",
+            eve.display()
+        ),
+    )
+    .expect("config");
+    let pcap = root().join("pcaps/smtp-multi.pcap");
+    let pcap = pcap.to_str().expect("utf-8");
+    let cfg = config.to_str().expect("utf-8");
+    let run = spamtap(&["replay", "-q", "--config", cfg, pcap]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.stdout.is_empty(), "events go to the config's output");
+    let events = parse_lines(&fs::read(&eve).expect("events"));
+    assert!(events.iter().all(|e| e["sensor"] == "from-config"));
+    assert_eq!(
+        of_type(&events, "stats").len(),
+        1,
+        "stats-interval from the file"
+    );
+    // A flag wins over the file; -o replaces the file's outputs.
+    let run = spamtap(&[
+        "replay",
+        "-q",
+        "--config",
+        cfg,
+        "--sensor",
+        "from-flag",
+        "-o",
+        "-",
+        pcap,
+    ]);
+    let events = parse_lines(&run.stdout);
+    assert!(!events.is_empty() && events.iter().all(|e| e["sensor"] == "from-flag"));
+
+    let check = spamtap(&["config", "check", cfg]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && said.ends_with(": OK\n"), "{said}");
+    // The shipped example passes too.
+    let shipped = spamtap(&["config", "check", "dist/spamtap.toml"]);
+    assert!(
+        shipped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shipped.stderr)
+    );
+
+    fs::write(&config, "sensor = \"x\"\n\n[live]\nsnaplen = 10\n").expect("config");
+    let err = one_clear_error(&["config", "check", cfg]);
+    assert!(
+        err.contains(&format!("{cfg}:4:11: snaplen = 10: must be from 64")),
+        "{err}"
+    );
+    let err = one_clear_error(&["replay", "--config", cfg, pcap]);
+    assert!(
+        err.contains(&format!("{cfg}:4:11")),
+        "the same at start: {err}"
+    );
+    let err = one_clear_error(&["live", "--config", "/nonexistent.toml"]);
+    assert!(err.contains("/nonexistent.toml: cannot read"), "{err}");
+}
