@@ -274,6 +274,6 @@ fn run_config(
         rules,
         user: live.user.or(config.user),
         // A bar would mix with events written to the same terminal.
-        progress: !common.quiet && !(to_stdout && std::io::stdout().is_terminal()),
+        progress: !(common.quiet || to_stdout && std::io::stdout().is_terminal()),
     })
 }
