@@ -19,12 +19,19 @@ use spamtap::rules::Rules;
 use spamtap::runtime::{Control, Input, RunConfig, RunSummary, run};
 use spamtap::tracker::TrackerConfig;
 
+/// `eprintln!` that never panics, for a stderr that may be closed.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        spamtap::text::say(format_args!($($arg)*))
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match start(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("spamtap: {message}");
+            note!("spamtap: {message}");
             ExitCode::FAILURE
         }
     }
@@ -106,15 +113,15 @@ fn watch_signals(
                     continue;
                 }
                 let Some(dir) = &rules_dir else {
-                    eprintln!(
+                    note!(
                         "spamtap: SIGUSR2: the built-in rules are in use (no --rules DIR); nothing to reload"
                     );
                     continue;
                 };
                 let loaded = Rules::load(Some(dir)).map(Arc::new).map_err(|e| e.to_string());
                 match &loaded {
-                    Ok(_) => eprintln!("spamtap: SIGUSR2: rules reloaded from {}", dir.display()),
-                    Err(why) => eprintln!("spamtap: SIGUSR2: rules not reloaded, the old ones stay: {why}"),
+                    Ok(_) => note!("spamtap: SIGUSR2: rules reloaded from {}", dir.display()),
+                    Err(why) => note!("spamtap: SIGUSR2: rules not reloaded, the old ones stay: {why}"),
                 }
                 let _ = reloads.send(loaded);
             }
@@ -129,7 +136,7 @@ fn print_summary(summary: &RunSummary) {
     let by_type: Vec<String> = s.events.iter().map(|(t, n)| format!("{t} {n}")).collect();
     let alerts = s.events.get("alert").copied().unwrap_or(0);
     let packet_drops = s.capture.kernel_drops + s.capture.queue_drops;
-    eprintln!(
+    note!(
         "spamtap: {} packets, {} flows, {events} events ({}), {alerts} alerts, {packet_drops} packets dropped, in {:.1} s",
         s.capture.packets,
         s.flow.total,
@@ -137,9 +144,11 @@ fn print_summary(summary: &RunSummary) {
         summary.elapsed.as_secs_f64()
     );
     for o in &summary.outputs {
-        eprintln!(
+        note!(
             "spamtap: output {}: {} events written, {} dropped",
-            o.name, o.written, o.dropped
+            o.name,
+            o.written,
+            o.dropped
         );
     }
 }
@@ -201,7 +210,7 @@ fn load_rules(dir: Option<&Path>) -> Result<Rules, String> {
     let rules = Rules::load(dir).map_err(|e| e.to_string())?;
     if let Some(dir) = dir {
         for name in &rules.missing {
-            eprintln!(
+            note!(
                 "spamtap: note: {} has no {name}; copy the built-in rules/{name} there to keep its rules and defaults",
                 dir.display()
             );

@@ -1,5 +1,21 @@
 //! Text from the wire, made safe to keep: capped in length without ever splitting a character,
-//! so every string that reaches an event is valid UTF-8 of bounded size.
+//! so every string that reaches an event is valid UTF-8 of bounded size. And text for the
+//! operator on stderr, written so that a closed stderr is never fatal.
+
+/// Writes one line to stderr. Unlike `eprintln!` it never panics: a service's stderr may be
+/// closed, or be a pipe whose reader went away, and that is no reason to stop capturing.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// `eprintln!` through [`say`].
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::text::say(format_args!($($arg)*))
+    };
+}
+pub(crate) use note;
 
 /// The longest prefix of `s` within `max` bytes that ends on a character boundary: text from
 /// the wire is capped without ever leaving invalid UTF-8 behind.

@@ -15,9 +15,9 @@ trap 'rm -f "$log"' EXIT
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
     # Build as the user; only the tests run as root (network namespaces, packet capture).
     cargo test --locked --workspace --no-run
-    run=(sudo -E env "PATH=$PATH" cargo test --locked --offline --workspace)
+    run=(sudo -E env "PATH=$PATH" cargo test --locked --offline --workspace --no-fail-fast)
 else
-    run=(cargo test --locked --workspace)
+    run=(cargo test --locked --workspace --no-fail-fast)
 fi
 set +e
 "${run[@]}" 2>&1 | tee "$log"

@@ -510,3 +510,66 @@ fn sigusr2_reloads_rules_and_a_bad_file_keeps_the_old_ones() {
         "after it: every client of the new group is in it: {after:?}"
     );
 }
+
+/// One output that takes nothing (a unix stream whose reader never reads) and one that is not
+/// there at all: live capture goes on, the file output gets every event, and both say what
+/// they dropped.
+#[test]
+fn a_stuck_or_missing_output_stalls_nothing() {
+    let mut wire = Wire::up("stuck");
+    let pcap = wire.path("mail.pcap");
+    mail_pcap(&pcap, 24);
+    let sock = wire.path("stuck.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("listen");
+    // Accepts, then holds the connection without reading until the test ends.
+    let holder = std::thread::spawn(move || listener.accept().map(|(conn, _)| conn));
+    let eve = wire.path("eve.json");
+    let recorded = wire.path("live.pcap");
+    let stuck = format!("unix-stream:{}", sock.display());
+    let err = wire.sensor(&[
+        "-o",
+        eve.to_str().expect("utf-8"),
+        "-o",
+        &stuck,
+        "-o",
+        "redis://127.0.0.1:1/nowhere",
+        "--write-pcap",
+        recorded.to_str().expect("utf-8"),
+    ]);
+    wire.send(&pcap, 40);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, rest) = wire.stop(err);
+    let _conn = holder.join().expect("holder");
+    assert!(status.success(), "{status}: {rest}");
+
+    let live = file_lines(&eve);
+    assert!(live.len() > 1_000, "{} events", live.len());
+    assert!(
+        event_multiset(&live) == event_multiset(&replay_lines(&recorded)),
+        "the file output has every event"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(live.last().expect("final stats")).expect("JSON");
+    assert_eq!(stats["stats"]["capture"]["kernel_drops"], 0, "{stats}");
+    let output = |name: &str| {
+        stats["stats"]["output"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {stats}"))
+    };
+    assert!(output(&stuck)["dropped"].as_u64() > Some(0), "{stats}");
+    assert!(
+        output("redis://127.0.0.1:1/nowhere")["dropped"].as_u64() > Some(0),
+        "{stats}"
+    );
+    assert!(output("redis://127.0.0.1:1/nowhere")["failures"].as_u64() > Some(0));
+    assert_eq!(output(eve.to_str().expect("utf-8"))["dropped"], 0);
+    let redis = rest
+        .lines()
+        .find(|l| {
+            l.starts_with("spamtap: output redis://127.0.0.1:1/nowhere:") && l.contains("written")
+        })
+        .unwrap_or_else(|| panic!("{rest}"));
+    assert!(redis.contains(": 0 events written"), "{redis}");
+}

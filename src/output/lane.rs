@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::spec::{Destination, OutputSpec};
 use super::{file, redis, syslog, unix};
+use crate::text::note;
 use crate::timestamp::Timestamp;
 
 /// What a lane's destination does with lines; one implementation per kind of destination.
@@ -153,7 +154,7 @@ impl Outputs {
                     });
                 }
                 Err(error) => {
-                    eprintln!(
+                    note!(
                         "spamtap: output {}: {error}; capturing anyway, its events are dropped (counted in stats.output) until it opens",
                         spec.name
                     );
@@ -408,9 +409,10 @@ impl LaneState {
                 Ok(()) => {
                     self.connected = true;
                     self.backoff = BACKOFF_FIRST;
-                    eprintln!(
+                    note!(
                         "spamtap: output {}: writing again; {} event(s) were dropped while it was down",
-                        self.name, self.dropped_in_outage
+                        self.name,
+                        self.dropped_in_outage
                     );
                     self.dropped_in_outage = 0;
                 }
@@ -455,7 +457,7 @@ impl LaneState {
         if self.fatal {
             return Err(error);
         }
-        eprintln!(
+        note!(
             "spamtap: output {}: {error}; its events are dropped (counted in stats.output) until it is back",
             self.name
         );

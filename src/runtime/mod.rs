@@ -46,6 +46,7 @@ use crate::output::{
 };
 use crate::reassembly::ReassemblyStats;
 use crate::rules::{ReloadStats, Rules};
+use crate::text::note;
 use crate::timestamp::Timestamp;
 use crate::tracker::{EventContext, Tracker, TrackerConfig};
 
@@ -370,7 +371,7 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
 
     let captured = match (live, &config.input) {
         (Some(live), Input::Live(opts)) => {
-            eprintln!(
+            note!(
                 "spamtap: capturing on {} with {workers} worker(s); SIGINT or SIGTERM stops and reports open flows",
                 opts.iface
             );
@@ -596,7 +597,7 @@ impl PacketHandler for Dispatcher {
 
     fn truncated(&mut self, path: &Path, records: u64, message: &str) {
         self.capture.truncated_files += 1;
-        eprintln!(
+        note!(
             "spamtap: warning: {} ends in the middle of a record after {records} complete records ({message}); events up to there were written",
             path.display()
         );
