@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 
 use common::root;
 
-fn validate(events: &[u8], what: &str) {
+/// Runs tests/eve/validate.py on event lines: its exit status and its stdout and stderr.
+fn run_validator(events: &[u8]) -> (bool, String, String) {
     let schema = root().join("../shared/eve/schema.json");
     assert!(
         schema.exists(),
@@ -30,12 +31,16 @@ fn validate(events: &[u8], what: &str) {
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("validator ends");
     let _ = writer.join();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
+    (
         out.status.success(),
-        "{what}: {}{err}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn validate(events: &[u8], what: &str) {
+    let (ok, problems, err) = run_validator(events);
+    assert!(ok, "{what}: {problems}{err}");
     assert!(err.contains(" events, 0 problems"), "{what}: {err}");
 }
 
@@ -74,26 +79,12 @@ fn real_program_events_match_the_eve_schema() {
 
 #[test]
 fn the_validator_rejects_what_suricata_would() {
-    let schema = root().join("../shared/eve/schema.json");
-    let out = Command::new("/usr/bin/python3")
-        .arg(root().join("tests/eve/validate.py"))
-        .arg(&schema)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(br#"{"timestamp":"2026-01-01T00:00:00.000100Z","event_type":"flow","src_port":"25"}"#)?;
-            c.wait_with_output()
-        })
-        .expect("validator runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let (ok, problems, _) = run_validator(
+        br#"{"timestamp":"2026-01-01T00:00:00.000100Z","event_type":"flow","src_port":"25"}"#,
+    );
+    assert!(!ok);
     assert!(
-        text.contains("timestamp") && text.contains("src_port"),
-        "{text}"
+        problems.contains("timestamp") && problems.contains("src_port"),
+        "{problems}"
     );
 }

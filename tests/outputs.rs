@@ -44,15 +44,6 @@ impl Drop for Scratch {
     }
 }
 
-fn require(program: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(found, "{program} is missing: run bash tests/deps.sh --test");
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -87,7 +78,7 @@ fn spamtap(args: &[&str], env: &[(&str, &str)]) -> Output {
 /// redis-server on a loopback port and a unix socket, with a password for the default user and
 /// an ACL user `ingest`; its data (append-only, fsync always) in `dir`.
 fn start_redis(scratch: &mut Scratch, port: u16) {
-    require("redis-server");
+    common::require_programs(&["redis-server"]);
     let conf = scratch.path("redis.conf");
     std::fs::write(
         &conf,
@@ -311,7 +302,7 @@ fn redis_killed_and_restarted_mid_run() {
 /// rsyslogd with a UDP and a TCP input on loopback and a local socket input, each writing
 /// what it receives to its own file: facility, severity, MSGID and the message.
 fn start_rsyslog(scratch: &mut Scratch, udp: u16, tcp: u16) {
-    require("rsyslogd");
+    common::require_programs(&["rsyslogd"]);
     let out = |name: &str| scratch.path(name).display().to_string();
     let conf = format!(
         r#"global(workDirectory="{dir}" maxMessageSize="256k")

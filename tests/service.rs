@@ -62,14 +62,7 @@ impl Wire {
             euid, 0,
             "the service tests need root (namespaces, capture, mounts): sudo bash tests/run.sh"
         );
-        for program in ["ip", "tcpreplay"] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {program}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(found, "{program} is missing: run bash tests/deps.sh --test");
-        }
+        common::require_programs(&["ip", "tcpreplay"]);
         let id = std::process::id() % 100_000;
         let dir = std::env::temp_dir().join(format!("spamtap-svc-{label}-{id}"));
         let _ = std::fs::remove_dir_all(&dir);

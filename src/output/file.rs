@@ -83,10 +83,7 @@ impl Target for FileTarget {
 
     fn deliver(&mut self, lines: &[u8]) -> Delivered {
         let Some(file) = self.file.as_mut() else {
-            return Delivered {
-                lines: 0,
-                failure: Some(io::Error::other("not open")),
-            };
+            return Delivered::not_connected();
         };
         if let Err((done, error)) = write_counting(file, lines) {
             // Keep the whole lines that made it; cut the half one.

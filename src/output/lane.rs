@@ -50,6 +50,14 @@ pub(super) struct Delivered {
 }
 
 impl Delivered {
+    /// Asked to deliver while not open or connected: nothing arrived, and the lane reconnects.
+    pub fn not_connected() -> Self {
+        Delivered {
+            lines: 0,
+            failure: Some(io::Error::other("not connected")),
+        }
+    }
+
     pub fn all(lines: &[u8]) -> Self {
         Delivered {
             lines: count_lines(lines),

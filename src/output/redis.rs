@@ -66,10 +66,7 @@ impl Target for RedisTarget {
 
     fn deliver(&mut self, lines: &[u8]) -> Delivered {
         let Some(connection) = self.connection.as_mut() else {
-            return Delivered {
-                lines: 0,
-                failure: Some(io::Error::other("not connected")),
-            };
+            return Delivered::not_connected();
         };
         let events: Vec<&[u8]> = lines
             .split_inclusive(|&b| b == b'\n')

@@ -234,13 +234,18 @@ fn non_empty_path(path: &str, spec: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(path))
 }
 
-fn syslog_url(url: &Url, options: &mut Options) -> Result<SyslogSpec, String> {
-    let host = url
+/// The URL's host, an IPv6 address without its brackets.
+fn host_of(url: &Url) -> Result<String, String> {
+    Ok(url
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| format!("output \"{url}\": no host"))?
         .trim_matches(['[', ']'])
-        .to_string();
+        .to_string())
+}
+
+fn syslog_url(url: &Url, options: &mut Options) -> Result<SyslogSpec, String> {
+    let host = host_of(url)?;
     let port = url.port().unwrap_or(514);
     let transport = match options.take("proto").as_deref() {
         None | Some("udp") => SyslogTransport::Udp { host, port },
@@ -272,12 +277,7 @@ fn redis_url(
             .unwrap_or_else(|| DEFAULT_REDIS_KEY.to_string());
         (RedisServer::Unix(PathBuf::from(decode(url.path())?)), key)
     } else {
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("output \"{url}\": no host"))?
-            .trim_matches(['[', ']'])
-            .to_string();
+        let host = host_of(url)?;
         let key = decode(url.path().trim_start_matches('/'))?;
         let key = if key.is_empty() {
             DEFAULT_REDIS_KEY.to_string()

@@ -92,10 +92,7 @@ impl Target for SyslogTarget {
     fn deliver(&mut self, lines: &[u8]) -> Delivered {
         let mut delivered = 0;
         let Some(socket) = self.socket.as_mut() else {
-            return Delivered {
-                lines: 0,
-                failure: Some(io::Error::other("not connected")),
-            };
+            return Delivered::not_connected();
         };
         match socket {
             Socket::Tcp(stream) => {

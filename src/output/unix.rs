@@ -36,10 +36,7 @@ impl Target for DgramTarget {
 
     fn deliver(&mut self, lines: &[u8]) -> Delivered {
         let Some(socket) = &self.socket else {
-            return Delivered {
-                lines: 0,
-                failure: Some(io::Error::other("not connected")),
-            };
+            return Delivered::not_connected();
         };
         let mut sent = 0;
         for line in lines.split_inclusive(|&b| b == b'\n') {
@@ -80,10 +77,7 @@ impl Target for StreamTarget {
 
     fn deliver(&mut self, lines: &[u8]) -> Delivered {
         let Some(socket) = self.socket.as_mut() else {
-            return Delivered {
-                lines: 0,
-                failure: Some(io::Error::other("not connected")),
-            };
+            return Delivered::not_connected();
         };
         match write_counting(socket, lines) {
             Ok(()) => Delivered::all(lines),

@@ -161,6 +161,11 @@ pub fn require(programs: &[&str]) {
         euid, 0,
         "the real-programs tests need root (namespaces, servers, capture): sudo bash tests/run.sh"
     );
+    require_programs(programs);
+}
+
+/// Fails, saying how to install them, unless every program is on the PATH.
+pub fn require_programs(programs: &[&str]) {
     let missing: Vec<&str> = programs
         .iter()
         .copied()
