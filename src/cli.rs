@@ -55,6 +55,12 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Run the site-wide detections on what many sensors publish (--publish) to a Redis
+    /// stream: merged by packet time, analysed as one sensor on all the traffic would.
+    #[command(after_help = "Examples:\n  \
+        spamtap correlate --from redis://127.0.0.1:6379/spamtap --group site -o alerts.json\n  \
+        spamtap correlate --from redis://10.0.0.5/spamtap --group site --sensors dc1,dc2,branch")]
+    Correlate(CorrelateArgs),
     /// Work with config files.
     Config {
         #[command(subcommand)]
@@ -71,6 +77,42 @@ pub enum ConfigCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct CorrelateArgs {
+    /// The stream the sensors publish to: redis://[USER:PASSWORD@]HOST:PORT/STREAM or
+    /// redis+unix:///SOCKET?key=STREAM. It and the group are created if missing.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Consumer group: one per correlator; a correlator started again under the same group
+    /// goes on where it was.
+    #[arg(long, value_name = "NAME")]
+    pub group: String,
+    /// Consumer name within the group [default: host name].
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+    /// Sensors to wait for before packet time advances, comma-separated; the run ends when
+    /// all of them have said goodbye. Without it, runs until SIGTERM.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub sensors: Vec<String>,
+    /// A sensor more than this many seconds of packet time behind the fastest running one
+    /// stops holding time back; what it sends for times already passed is counted as late
+    /// [default: 60 for live sensors, none for replays, which race and are waited for].
+    #[arg(long, value_name = "SECONDS")]
+    pub lateness: Option<u64>,
+    /// Where events go, repeatable [default: standard output]; as for replay and live.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub output: Vec<String>,
+    /// Rules directory replacing the built-in rules; SIGUSR2 reloads it.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Name in the correlator's own events [default: host name].
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+    /// No summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Options of `spamtap live` only [defaults: snaplen 262144, buffer-size 64].
@@ -142,4 +184,14 @@ pub struct CommonArgs {
     /// No progress bar and no summary on stderr; errors and warnings still go there.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Publish what the analysis takes to this Redis stream for `spamtap correlate`:
+    /// redis://[USER:PASSWORD@]HOST:PORT/STREAM or redis+unix:///SOCKET?key=STREAM.
+    #[arg(long, value_name = "URL")]
+    pub publish: Option<String>,
+    /// With --publish: also publish every event.
+    #[arg(long = "publish-events", requires = "publish")]
+    pub publish_events: bool,
+    /// No alerts from this sensor: the correlator raises them (with --publish).
+    #[arg(long = "no-local-alerts")]
+    pub no_local_alerts: bool,
 }

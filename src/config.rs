@@ -10,6 +10,9 @@
 //! max-flows = 1000000
 //! bpf = "tcp"
 //! output = ["/var/log/spamtap/eve.json", "syslog:?types=alert"]
+//! publish = "redis://spamtap-1:secret@redis.example.org:6379/spamtap"
+//! publish-events = false
+//! local-alerts = true
 //!
 //! [live]
 //! interface = "eth1"
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::output::OutputSpec;
+use crate::output::{OutputSpec, publish_spec};
 use crate::rules::{RuleError, RuleFile};
 
 /// The file as written.
@@ -39,6 +42,9 @@ struct ConfigFile {
     bpf: Option<String>,
     #[serde(default)]
     output: Vec<Spanned<String>>,
+    publish: Option<Spanned<String>>,
+    publish_events: Option<bool>,
+    local_alerts: Option<bool>,
     #[serde(default)]
     live: LiveSection,
 }
@@ -63,6 +69,9 @@ pub struct Config {
     pub max_flows: Option<u64>,
     pub bpf: Option<String>,
     pub outputs: Vec<OutputSpec>,
+    pub publish: Option<OutputSpec>,
+    pub publish_events: Option<bool>,
+    pub local_alerts: Option<bool>,
     pub interface: Option<String>,
     pub snaplen: Option<i32>,
     pub buffer_mib: Option<i32>,
@@ -124,7 +133,16 @@ impl Config {
                     .map_err(|why| file.error(spec.span(), why))?,
             );
         }
+        let publish = match &raw.publish {
+            Some(url) => {
+                Some(publish_spec(url.get_ref(), &env).map_err(|why| file.error(url.span(), why))?)
+            }
+            None => None,
+        };
         Ok(Config {
+            publish,
+            publish_events: raw.publish_events,
+            local_alerts: raw.local_alerts,
             sensor: raw.sensor,
             workers: workers.map(|w| w as u16),
             rules: raw.rules,

@@ -15,6 +15,7 @@ pub mod config;
 pub mod decode;
 pub mod direction;
 pub mod enrich;
+pub mod fleet;
 pub mod flow;
 pub mod output;
 pub mod protocols;

@@ -12,11 +12,15 @@ use crossbeam_channel::{Sender, unbounded};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 
 use spamtap::capture::LiveOptions;
-use spamtap::cli::{Cli, Command, CommonArgs, ConfigCommand, LiveArgs, RulesCommand};
+use spamtap::cli::{
+    Cli, Command, CommonArgs, ConfigCommand, CorrelateArgs, LiveArgs, RulesCommand,
+};
 use spamtap::config::Config;
-use spamtap::output::{Destination, OutputSpec};
+use spamtap::output::{Destination, OutputSpec, publish_spec};
 use spamtap::rules::Rules;
-use spamtap::runtime::{Control, Input, RunConfig, RunSummary, run};
+use spamtap::runtime::{
+    Control, CorrelateConfig, Input, PublishConfig, RunConfig, RunSummary, correlate, run,
+};
 use spamtap::tracker::TrackerConfig;
 
 /// `eprintln!` that never panics, for a stderr that may be closed.
@@ -45,6 +49,7 @@ fn start(cli: Cli) -> Result<(), String> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => return check_config(&file),
+        Command::Correlate(args) => return start_correlate(args),
         Command::Replay { pcaps, common } => (Some(pcaps), LiveArgs::default(), common),
         Command::Live { live, common } => (None, live, common),
     };
@@ -57,26 +62,7 @@ fn start(cli: Cli) -> Result<(), String> {
     let rules_dir = common.rules.clone().or_else(|| config.rules.clone());
     let run_config = run_config(input, live, common, config)?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // A second signal while draining exits at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    }
-    let reopen = Arc::new(AtomicU64::new(0));
-    let (reload_tx, reloads) = unbounded();
-    watch_signals(Arc::clone(&reopen), reload_tx, rules_dir)?;
-
-    let summary = run(
-        run_config,
-        Control {
-            stop,
-            reopen,
-            reloads,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let summary = run(run_config, control(rules_dir)?).map_err(|e| e.to_string())?;
     if !quiet {
         print_summary(&summary);
     }
@@ -128,6 +114,76 @@ fn watch_signals(
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     Ok(())
+}
+
+/// `spamtap correlate`.
+fn start_correlate(args: CorrelateArgs) -> Result<(), String> {
+    let from = OutputSpec::parse(&args.from, env).map_err(|e| format!("--from: {e}"))?;
+    let Destination::Redis(from) = from.destination else {
+        return Err(format!(
+            "--from {:?}: give a Redis stream, redis://HOST:PORT/STREAM",
+            args.from
+        ));
+    };
+    let host = || gethostname::gethostname().to_string_lossy().into_owned();
+    let outputs = args
+        .output
+        .iter()
+        .map(|spec| OutputSpec::parse(spec, env))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = CorrelateConfig {
+        from,
+        group: args.group,
+        consumer: args.consumer.unwrap_or_else(host),
+        sensors: args.sensors,
+        lateness_secs: args.lateness,
+        sensor: args.sensor.unwrap_or_else(host),
+        outputs,
+        rules: Arc::new(load_rules(args.rules.as_deref())?),
+    };
+    let control = control(args.rules)?;
+    let summary = correlate(config, control).map_err(|e| e.to_string())?;
+    if !args.quiet {
+        let fleet = summary.stats.fleet.clone().unwrap_or_default();
+        let events: u64 = summary.stats.events.values().sum();
+        note!(
+            "spamtap: correlate: {} entries from {} sensor(s), {} duplicate(s), {} invalid, {} late observation(s); {events} events, in {:.1} s",
+            fleet.entries,
+            fleet.sensors,
+            fleet.duplicates,
+            fleet.invalid,
+            fleet.late_observations,
+            summary.elapsed.as_secs_f64()
+        );
+        for o in &summary.outputs {
+            note!(
+                "spamtap: output {}: {} events written, {} dropped",
+                o.name,
+                o.written,
+                o.dropped
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Signal handling for a run: SIGINT/SIGTERM stop, SIGHUP reopens, SIGUSR2 reloads `rules_dir`.
+fn control(rules_dir: Option<PathBuf>) -> Result<Control, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // A second signal while draining exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    }
+    let reopen = Arc::new(AtomicU64::new(0));
+    let (reload_tx, reloads) = unbounded();
+    watch_signals(Arc::clone(&reopen), reload_tx, rules_dir)?;
+    Ok(Control {
+        stop,
+        reopen,
+        reloads,
+    })
 }
 
 fn print_summary(summary: &RunSummary) {
@@ -261,6 +317,15 @@ fn run_config(
             .map(|spec| OutputSpec::parse(spec, env))
             .collect::<Result<Vec<_>, _>>()?
     };
+    let publish = match common.publish.as_deref() {
+        Some(url) => Some(publish_spec(url, env)?),
+        None => config.publish,
+    };
+    let publish = publish.map(|spec| PublishConfig {
+        spec,
+        events: common.publish_events || config.publish_events.unwrap_or(false),
+        run: run_id(&input),
+    });
     let to_stdout = outputs.is_empty()
         || outputs
             .iter()
@@ -284,5 +349,30 @@ fn run_config(
         user: live.user.or(config.user),
         // A bar would mix with events written to the same terminal.
         progress: !(common.quiet || to_stdout && std::io::stdout().is_terminal()),
+        publish,
+        local_alerts: !common.no_local_alerts && config.local_alerts.unwrap_or(true),
     })
+}
+
+/// What names a run in what it publishes: for a replay, its files (names and sizes), so the
+/// same replay started again is recognised and nothing is counted twice; for live capture,
+/// the wall-clock start, so every start is a new run.
+fn run_id(input: &Input) -> String {
+    use std::hash::{Hash, Hasher};
+    match input {
+        Input::Files(paths) => {
+            let mut h = std::hash::DefaultHasher::new();
+            for p in paths {
+                p.file_name().hash(&mut h);
+                std::fs::metadata(p).map(|m| m.len()).ok().hash(&mut h);
+            }
+            format!("replay-{:016x}", h.finish())
+        }
+        Input::Live(opts) => {
+            let start = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            format!("live-{}-{start}", opts.iface)
+        }
+    }
 }

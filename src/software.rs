@@ -29,8 +29,9 @@ pub struct RuleAlert {
     pub severity: u8,
 }
 
-/// Software identified in a session.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Software identified in a session. `alert` is not carried when it is serialised: the
+/// receiver looks it up again in its own rules by `rule`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Software {
     #[serde(rename = "type")]
     pub kind: SoftwareType,

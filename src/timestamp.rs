@@ -76,6 +76,23 @@ impl serde::Serialize for Timestamp {
     }
 }
 
+/// Reads back what [`Timestamp`]'s `Serialize` writes (for observations between sensors).
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let utc = text
+            .strip_suffix("+0000")
+            .ok_or_else(|| serde::de::Error::custom("a timestamp ends in +0000"))?;
+        let time =
+            humantime::parse_rfc3339(&format!("{utc}Z")).map_err(serde::de::Error::custom)?;
+        let micros = time
+            .duration_since(UNIX_EPOCH)
+            .map_err(serde::de::Error::custom)?
+            .as_micros();
+        Ok(Timestamp(u64::try_from(micros).unwrap_or(u64::MAX)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +104,14 @@ mod tests {
             serde_json::to_string(&t).unwrap(),
             "\"2023-11-14T22:13:20.000042+0000\""
         );
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        let t = Timestamp::from_timeval(1_700_000_000, 42);
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"2023-11-14T22:13:20Z\"").is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["rules"],
     &["enrich"],
     &["analysis"],
+    &["fleet"],
     &["output"],
     // What joins the stages: one worker's pipeline, then the threads, then the command line.
     &["tracker"],

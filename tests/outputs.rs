@@ -5,59 +5,11 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use common::root;
-
-/// A scratch directory and the servers started in it, stopped and removed on drop.
-struct Scratch {
-    dir: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Scratch {
-    fn new(label: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("spamtap-out-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch {
-            dir,
-            children: Vec::new(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{Scratch, free_port, redis_client, root, start_redis, wait_for};
 
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -73,37 +25,6 @@ fn spamtap(args: &[&str], env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .expect("spamtap runs")
-}
-
-/// redis-server on a loopback port and a unix socket, with a password for the default user and
-/// an ACL user `ingest`; its data (append-only, fsync always) in `dir`.
-fn start_redis(scratch: &mut Scratch, port: u16) {
-    common::require_programs(&["redis-server"]);
-    let conf = scratch.path("redis.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "bind 127.0.0.1\nport {port}\nunixsocket {}\nunixsocketperm 700\ndir {}\n\
-             appendonly yes\nappendfsync always\nsave \"\"\nrequirepass defaultpw\n\
-             user ingest on >ingestpw ~* &* +@all\nloglevel warning\n",
-            scratch.path("redis.sock").display(),
-            scratch.dir.display()
-        ),
-    )
-    .expect("redis.conf");
-    let child = Command::new("redis-server")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    scratch.children.push(child);
-    wait_for("redis-server listens", Duration::from_secs(10), || {
-        redis_client(port).is_ok()
-    });
-}
-
-fn redis_client(port: u16) -> redis::RedisResult<redis::Connection> {
-    redis::Client::open(format!("redis://ingest:ingestpw@127.0.0.1:{port}/"))?.get_connection()
 }
 
 #[test]

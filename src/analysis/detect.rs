@@ -623,6 +623,7 @@ smtp = "relay_only"
     fn failed(id: u64, secs: u64, client: &str, server: &str) -> Observation {
         Observation {
             ts: at(secs),
+            seen: at(secs),
             origin: 0,
             flow: flow(id, client, server, 25),
             what: Observed::FailedSmtpConnection {

@@ -82,6 +82,9 @@ pub struct Analyzer {
     observation_drops: u64,
     /// The latest input seen, for events not tied to a flow.
     origin: usize,
+    /// When set, every observation processed is also kept here, in the order processed: what
+    /// a sensor publishes for `spamtap correlate`.
+    processed: Option<Vec<Observation>>,
 }
 
 impl Analyzer {
@@ -95,7 +98,22 @@ impl Analyzer {
             observations: 0,
             observation_drops: 0,
             origin: 0,
+            processed: None,
         }
+    }
+
+    /// Keeps every processed observation for [`Analyzer::take_processed`].
+    pub fn keep_processed(mut self) -> Self {
+        self.processed = Some(Vec::new());
+        self
+    }
+
+    /// The observations processed since the last call, in the order processed.
+    pub fn take_processed(&mut self) -> Vec<Observation> {
+        self.processed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Holds a worker's observations, sent before tick `epoch`, until that tick.
@@ -186,6 +204,9 @@ impl Analyzer {
         // Stable: equal keys come from one flow, hence one worker, in its own order.
         batch.sort_by_key(|(_, o)| (o.ts, o.flow.flow_id));
         for (_, obs) in batch {
+            if let Some(kept) = &mut self.processed {
+                kept.push(obs.clone());
+            }
             self.observations += 1;
             self.origin = obs.origin;
             self.roll_to(obs.ts, out);

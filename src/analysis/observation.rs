@@ -11,17 +11,25 @@ use crate::protocols::{AppEvent, Tunnel, TunnelKind};
 use crate::software::Software;
 use crate::timestamp::Timestamp;
 
-/// One thing a worker saw that matters beyond its flow.
-#[derive(Clone, Debug)]
+use serde::{Deserialize, Serialize};
+
+/// One thing a worker saw that matters beyond its flow. Serialisable: sensors publish them
+/// for `spamtap correlate` (`crate::fleet`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Observation {
     pub ts: Timestamp,
+    /// The sensor's packet time when its worker saw it (not `ts`, the session's): which tick
+    /// it belongs before. Set by the worker; `spamtap correlate` batches by it.
+    #[serde(default)]
+    pub seen: Timestamp,
     /// Index of the input (pcap file or interface) it came from.
     pub origin: usize,
     pub flow: FlowIdentity,
     pub what: Observed,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Observed {
     Smtp(Box<SmtpSighting>),
     /// The flow's server answered as a SOCKS proxy.
@@ -36,7 +44,7 @@ pub enum Observed {
 }
 
 /// One SMTP transaction (or a session without one), as the detections see it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SmtpSighting {
     /// The client sent commands; the server sent a banner or replies.
     pub client_spoke: bool,
@@ -61,7 +69,7 @@ pub struct SmtpSighting {
     pub software: Vec<Software>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TunnelSighting {
     pub kind: TunnelKind,
     /// The proxy: the flow's server, or for a nested tunnel the proxy as named.
@@ -146,6 +154,7 @@ impl Observation {
         };
         Some(Observation {
             ts,
+            seen: Timestamp::default(),
             origin: 0,
             flow: flow.clone(),
             what,
@@ -164,6 +173,7 @@ impl Observation {
                 || (record.state == FlowState::Reset && record.data_bytes_toclient == 0));
         failed.then(|| Observation {
             ts: record.start,
+            seen: Timestamp::default(),
             origin: 0,
             flow: flow.clone(),
             what: Observed::FailedSmtpConnection {

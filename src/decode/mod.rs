@@ -21,7 +21,9 @@ use etherparse::{
 use serde::Serialize;
 
 /// Up to two 802.1Q tags, outermost first (QinQ). Part of the flow key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 pub struct VlanTags {
     ids: [u16; 2],
     len: u8,

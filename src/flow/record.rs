@@ -4,14 +4,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::FlowKey;
 use crate::decode::VlanTags;
 use crate::timestamp::Timestamp;
 
 /// The fields that tie an event to its flow, oriented client -> server.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowIdentity {
     pub flow_id: u64,
     pub community_id: String,
@@ -61,7 +61,7 @@ impl FlowIdentity {
 }
 
 /// The TCP state a flow ended in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowState {
     /// The client's SYN was never answered.

@@ -15,6 +15,7 @@ use crate::analysis::{
 };
 use crate::capture::CaptureStats;
 use crate::decode::DecodeStats;
+use crate::fleet::FleetStats;
 use crate::flow::{FlowIdentity, FlowRecord, FlowStats, TcpSummary};
 use crate::protocols::{AppEvent, Tunnel, TunnelKind};
 use crate::reassembly::ReassemblyStats;
@@ -26,6 +27,8 @@ use crate::timestamp::Timestamp;
 pub enum Origin<'a> {
     Iface(&'a str),
     PcapFile(&'a str),
+    /// `spamtap correlate`: the sensor whose observation it came from (`observed_by`).
+    Sensor(&'a str),
 }
 
 /// Events written so far, by `event_type`.
@@ -44,6 +47,9 @@ pub struct StatsRecord {
     pub rules: ReloadStats,
     /// Each output: events it dropped, and its failures.
     pub output: Vec<super::OutputStats>,
+    /// `spamtap correlate` only: the merge of the sensors' entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStats>,
 }
 
 /// The part of an event after the common fields.
@@ -95,6 +101,8 @@ impl Serialize for Event<'_> {
         match self.origin {
             Origin::Iface(name) => map.serialize_entry("in_iface", name)?,
             Origin::PcapFile(name) => map.serialize_entry("pcap_filename", name)?,
+            Origin::Sensor("") => {}
+            Origin::Sensor(name) => map.serialize_entry("observed_by", name)?,
         }
         if let Some(flow) = self.flow {
             map.serialize_entry("flow_id", &flow.flow_id)?;

@@ -111,8 +111,13 @@ impl std::fmt::Display for OutputError {
 }
 
 enum ToLane {
-    Lines { bytes: Arc<Vec<u8>>, count: u64 },
+    Lines {
+        bytes: Arc<Vec<u8>>,
+        count: u64,
+    },
     Tick(Timestamp),
+    /// Write out everything before this, then say so.
+    Sync(Sender<()>),
 }
 
 struct Lane {
@@ -133,6 +138,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often an idle lane looks for SIGHUP.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
+/// How long a lane that must not lose its batch keeps trying.
+const RETRY_FOR: Duration = Duration::from_secs(120);
 
 /// Every output of a run.
 pub struct Outputs {
@@ -149,6 +156,31 @@ impl Outputs {
         live: bool,
         reopen: Arc<AtomicU64>,
         spare: Sender<Vec<u8>>,
+    ) -> Result<Self, OutputError> {
+        Self::open_lanes(specs, sensor, live, reopen, spare, false)
+    }
+
+    /// The `--publish` stream: like an output, but in replay a batch that fails is written
+    /// again (for up to two minutes) instead of dropped, so a Redis restart loses nothing.
+    pub fn open_publish(spec: &OutputSpec, live: bool) -> Result<Self, OutputError> {
+        let (spare, _) = bounded(1);
+        Self::open_lanes(
+            std::slice::from_ref(spec),
+            "",
+            live,
+            Arc::new(AtomicU64::new(0)),
+            spare,
+            !live,
+        )
+    }
+
+    fn open_lanes(
+        specs: &[OutputSpec],
+        sensor: &str,
+        live: bool,
+        reopen: Arc<AtomicU64>,
+        spare: Sender<Vec<u8>>,
+        retry: bool,
     ) -> Result<Self, OutputError> {
         let mut lanes = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -190,6 +222,7 @@ impl Outputs {
                 pending: Vec::with_capacity(WRITE_BYTES * 2),
                 pending_lines: 0,
                 spare: spare.clone(),
+                retry,
             };
             let thread = thread::Builder::new()
                 .name("spamtap-out".into())
@@ -248,6 +281,20 @@ impl Outputs {
         for lane in &mut self.lanes {
             lane.send(ToLane::Tick(now), 0, live);
         }
+    }
+
+    /// Waits until every output has written (or counted as dropped) all it was handed: what
+    /// `spamtap correlate` does before it acknowledges the entries behind it.
+    pub fn sync(&mut self) {
+        let (done, wait) = bounded(self.lanes.len());
+        for lane in &self.lanes {
+            if let Some(tx) = &lane.tx {
+                let _ = tx.send(ToLane::Sync(done.clone()));
+            }
+        }
+        drop(done);
+        // Ends when every lane has answered, or ended.
+        for () in wait {}
     }
 
     pub fn stats(&self) -> Vec<OutputStats> {
@@ -352,6 +399,8 @@ struct LaneState {
     pending_lines: u64,
     /// Where a written buffer goes back to be filled again by a worker.
     spare: Sender<Vec<u8>>,
+    /// Write a failed batch again rather than drop it.
+    retry: bool,
 }
 
 impl LaneState {
@@ -366,6 +415,15 @@ impl LaneState {
                     if let Ok(buffer) = Arc::try_unwrap(bytes) {
                         let _ = self.spare.try_send(buffer);
                     }
+                }
+                Ok(ToLane::Sync(done)) => {
+                    self.write_pending()?;
+                    if self.connected
+                        && let Err(e) = self.target.flush()
+                    {
+                        self.fail(e)?;
+                    }
+                    let _ = done.send(());
                 }
                 Ok(ToLane::Tick(now)) => {
                     self.write_pending()?;
@@ -411,25 +469,11 @@ impl LaneState {
             self.pending.clear();
             return Ok(());
         }
-        let lines = self.pending_lines;
-        if !self.connected && Instant::now() >= self.retry_at {
-            match self.target.connect() {
-                Ok(()) => {
-                    self.connected = true;
-                    self.backoff = BACKOFF_FIRST;
-                    note!(
-                        "spamtap: output {}: writing again; {} event(s) were dropped while it was down",
-                        self.name,
-                        self.dropped_in_outage
-                    );
-                    self.dropped_in_outage = 0;
-                }
-                Err(_) => {
-                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                    self.wait_longer();
-                }
-            }
+        if self.retry {
+            return self.write_pending_retrying();
         }
+        let lines = self.pending_lines;
+        self.reconnect_when_due();
         let delivered = if self.connected {
             let result = self.target.deliver(&self.pending);
             if let Some(error) = result.failure {
@@ -452,6 +496,58 @@ impl LaneState {
         self.pending.clear();
         self.pending_lines = 0;
         Ok(())
+    }
+
+    /// A lane that must not lose what it holds (publishing in replay): the whole batch is
+    /// written again until it is taken, for up to [`RETRY_FOR`]; its receiver ignores what it
+    /// already has (entries are numbered).
+    fn write_pending_retrying(&mut self) -> Result<(), io::Error> {
+        let lines = self.pending_lines;
+        let give_up = Instant::now() + RETRY_FOR;
+        loop {
+            self.reconnect_when_due();
+            if self.connected {
+                let result = self.target.deliver(&self.pending);
+                match result.failure {
+                    None if result.lines == lines => {
+                        self.counters.written.fetch_add(lines, Ordering::Relaxed);
+                        break;
+                    }
+                    None => self.fail(io::Error::other("some entries were refused"))?,
+                    Some(error) => self.fail(error)?,
+                }
+            }
+            if Instant::now() >= give_up {
+                self.drop_lines(lines);
+                break;
+            }
+            std::thread::sleep(self.retry_at.saturating_duration_since(Instant::now()));
+        }
+        self.pending.clear();
+        self.pending_lines = 0;
+        Ok(())
+    }
+
+    /// Connects again if the destination is down and its backoff has passed.
+    fn reconnect_when_due(&mut self) {
+        if !self.connected && Instant::now() >= self.retry_at {
+            match self.target.connect() {
+                Ok(()) => {
+                    self.connected = true;
+                    self.backoff = BACKOFF_FIRST;
+                    note!(
+                        "spamtap: output {}: writing again; {} event(s) were dropped while it was down",
+                        self.name,
+                        self.dropped_in_outage
+                    );
+                    self.dropped_in_outage = 0;
+                }
+                Err(_) => {
+                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    self.wait_longer();
+                }
+            }
+        }
     }
 
     fn drop_lines(&mut self, lines: u64) {
@@ -574,6 +670,7 @@ mod tests {
             pending: Vec::new(),
             pending_lines: 0,
             spare: bounded(1).0,
+            retry: false,
         };
         let put = |lane: &mut LaneState, text: &[u8]| {
             lane.pending.extend_from_slice(text);

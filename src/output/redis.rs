@@ -105,7 +105,7 @@ impl Target for RedisTarget {
                         .arg("~")
                         .arg(self.spec.maxlen)
                         .arg("*")
-                        .arg("event")
+                        .arg(self.spec.field)
                         .arg(*event)
                         .write_packed_command(&mut self.packed);
                     carried.push(1);

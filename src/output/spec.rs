@@ -100,6 +100,8 @@ pub struct RedisSpec {
     pub password: Option<String>,
     /// Streams only: `XADD ... MAXLEN ~ maxlen`.
     pub maxlen: u64,
+    /// Streams only: the entry's field holding the line (`event`; `entry` for `--publish`).
+    pub field: &'static str,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -126,6 +128,25 @@ const DEFAULT_STREAM_MAXLEN: u64 = 1_000_000;
 /// Environment variables a Redis password or user may come from instead of the URL.
 pub const REDIS_PASSWORD_ENV: &str = "SPAMTAP_REDIS_PASSWORD";
 pub const REDIS_USER_ENV: &str = "SPAMTAP_REDIS_USER";
+
+/// `--publish URL`: a Redis stream of entries for `spamtap correlate`, not of events.
+pub fn publish_spec(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<OutputSpec, String> {
+    let mut spec = OutputSpec::parse(url, env).map_err(|e| format!("--publish: {e}"))?;
+    let Destination::Redis(redis) = &mut spec.destination else {
+        return Err(format!(
+            "--publish {url:?}: give a Redis stream, redis://HOST:PORT/STREAM or redis+unix:///SOCKET?key=STREAM"
+        ));
+    };
+    if !spec.types.is_empty() {
+        return Err(format!(
+            "--publish {url:?}: types= is for outputs; see --publish-events"
+        ));
+    }
+    redis.kind = RedisKind::Stream;
+    redis.field = "entry";
+    spec.name = format!("publish {}", spec.name);
+    Ok(spec)
+}
 
 impl OutputSpec {
     /// Standard output, every event type: where events go when no output is named.
@@ -328,6 +349,7 @@ fn redis_url(
         username,
         password,
         maxlen,
+        field: "event",
     })
 }
 

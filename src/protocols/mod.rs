@@ -255,7 +255,7 @@ impl AppOutput {
 pub const MAX_TUNNEL_DEPTH: u8 = 2;
 
 /// The kind of proxy a tunnel goes through (`tunnel.type` in events).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TunnelKind {
     Socks4,

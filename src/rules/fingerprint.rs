@@ -584,6 +584,14 @@ impl Fingerprints {
         })
     }
 
+    /// The alert of the rule named `rule`, if it raises one.
+    pub fn alert_of(&self, rule: &str) -> Option<Arc<RuleAlert>> {
+        self.rules
+            .iter()
+            .find(|r| *r.name == *rule)
+            .and_then(|r| r.alert.clone())
+    }
+
     /// Whether the rule named `rule` has a condition on the TLS handshake.
     pub fn uses_tls(&self, rule: &str) -> bool {
         self.rules.iter().any(|r| r.tls && *r.name == *rule)

@@ -18,8 +18,13 @@
 //! dropped and counted in `capture.queue_drops`.
 
 mod clock;
+mod correlate;
 mod privileges;
 mod progress;
+mod publish;
+
+pub use correlate::{CorrelateConfig, CorrelateSummary, correlate};
+pub use publish::PublishConfig;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,8 +37,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use self::clock::TickClock;
 use self::progress::Progress;
+use self::publish::Publisher;
 
-use crate::analysis::{Analyzer, Observation};
+use crate::analysis::{Analyzer, Found, Observation};
 use crate::capture::{
     self, CaptureError, CaptureStats, KernelStats, LinkType, LiveOptions, PacketHandler,
 };
@@ -73,6 +79,10 @@ pub struct RunConfig {
     pub user: Option<String>,
     /// Replay: a progress bar on stderr when it is a terminal.
     pub progress: bool,
+    /// `--publish`: observations (and events) to a Redis stream for `spamtap correlate`.
+    pub publish: Option<PublishConfig>,
+    /// Off with `--no-local-alerts`: alerts come from the correlator only.
+    pub local_alerts: bool,
 }
 
 /// How the process steers a run from outside: signals, by way of the binary.
@@ -131,6 +141,8 @@ struct WorkerSink<'a> {
     observations: Vec<Observation>,
     /// The id of the next tick this worker will pass: what it sends now belongs before it.
     epoch: u64,
+    /// Packet time now, for [`Observation::seen`].
+    now: Timestamp,
     origins: &'a [Origin<'a>],
     out: &'a Sender<ToOutput>,
     /// Event buffers the output thread has written, to serialise into again.
@@ -154,6 +166,7 @@ impl EventSink for WorkerSink<'_> {
     fn emit(&mut self, event: &Event<'_>) {
         self.writer.emit(event);
         if let Some(mut obs) = event.observation() {
+            obs.seen = self.now;
             // Only the few events that matter beyond their flow look their input up.
             obs.origin = self
                 .origins
@@ -233,6 +246,10 @@ enum ToOutput {
         decoder: DecodeStats,
         /// Rules reloads that take effect after this tick, in the order they came.
         reloads: Vec<Result<Arc<Rules>, String>>,
+        /// The tick before, or for the first tick the second of the first packet.
+        prev: Timestamp,
+        /// The second of the first packet, if there was one.
+        first: Option<Timestamp>,
     },
 }
 
@@ -291,6 +308,13 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         spare_tx.clone(),
     )
     .map_err(RunError::Output)?;
+    let publisher = config
+        .publish
+        .as_ref()
+        .map(|p| Publisher::open(p, &config.sensor, live.is_some()))
+        .transpose()
+        .map_err(RunError::Output)?;
+    let local_alerts = config.local_alerts;
 
     let names = Arc::new(Names {
         sensor: config.sensor.clone(),
@@ -317,7 +341,12 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         thread::Builder::new()
             .name("spamtap-output".into())
             .spawn(move || {
-                output_thread(out_rx, spare_tx, outputs, workers, &names, &stop, &written)
+                let sinks = Sinks {
+                    outputs,
+                    publisher,
+                    local_alerts,
+                };
+                output_thread(out_rx, spare_tx, sinks, workers, &names, &stop, &written)
             })
             .map_err(|_| RunError::Internal("cannot start the output thread"))?
     };
@@ -363,6 +392,8 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         last_flush: Instant::now(),
         since_flush_check: 0,
         reloads: control.reloads,
+        first_second: None,
+        last_tick: None,
         progress: match &config.input {
             Input::Files(paths) if config.progress => Progress::new(paths, events_written),
             _ => None,
@@ -435,6 +466,9 @@ struct Dispatcher {
     since_flush_check: u32,
     /// Rule reloads waiting for the next tick.
     reloads: Receiver<Result<Arc<Rules>, String>>,
+    /// The second of the first packet, and the latest tick: published with each tick.
+    first_second: Option<Timestamp>,
+    last_tick: Option<Timestamp>,
     progress: Option<Progress>,
 }
 
@@ -546,7 +580,12 @@ impl Dispatcher {
             capture: self.capture.clone(),
             decoder: self.decoder.clone(),
             reloads,
+            prev: self.last_tick.or(self.first_second).unwrap_or(ts),
+            first: self.first_second,
         });
+        if id != FINAL_TICK {
+            self.last_tick = Some(ts);
+        }
     }
 
     fn finish(&mut self) {
@@ -573,6 +612,9 @@ impl PacketHandler for Dispatcher {
             self.tick(tick.id, tick.ts, tick.stats);
         }
         self.now = self.now.max(ts);
+        if self.first_second.is_none() {
+            self.first_second = Some(Timestamp::from_secs(ts.secs()));
+        }
         let datagram;
         let seg = match decode(link, data, &mut self.decoder) {
             Decoded::Tcp(seg) => seg,
@@ -624,6 +666,7 @@ fn worker_thread(
         writer: EventWriter::default(),
         observations: Vec::new(),
         epoch: 0,
+        now: Timestamp::default(),
         origins: &origins,
         out: &out,
         spare: &spare,
@@ -648,6 +691,7 @@ fn worker_thread(
                         let (start, len) = (q.payload.0 as usize, q.payload.1 as usize);
                         let payload = batch.data.get(start..start + len).unwrap_or_default();
                         let seg = TcpSegment { payload, ..q.seg };
+                        sink.now = q.ts;
                         tracker.on_segment(
                             &seg,
                             q.ts,
@@ -657,6 +701,7 @@ fn worker_thread(
                             &mut sink,
                         );
                     }
+                    sink.now = batch.now;
                     tracker.advance(batch.now, &ctx, &mut sink);
                     batch.data.clear();
                     batch.segments.clear();
@@ -664,6 +709,8 @@ fn worker_thread(
                     sink.flush();
                 }
                 ToWorker::Tick { id, ts } => {
+                    // What times out now belongs before this tick.
+                    sink.now = Timestamp(ts.0.saturating_sub(1));
                     tracker.advance(ts, &ctx, &mut sink);
                     sink.flush();
                     let _ = out.send(ToOutput::WorkerStats {
@@ -677,6 +724,7 @@ fn worker_thread(
                     continue 'rules;
                 }
                 ToWorker::Stop { now } => {
+                    sink.now = Timestamp(u64::MAX);
                     tracker.advance(now, &ctx, &mut sink);
                     tracker.drain(&ctx, &mut sink);
                     sink.flush();
@@ -701,12 +749,21 @@ struct PendingTick {
     input: usize,
     parts: usize,
     reloads: Vec<Result<Arc<Rules>, String>>,
+    prev: Timestamp,
+    first: Option<Timestamp>,
+}
+
+/// Where the output thread's results go.
+struct Sinks {
+    outputs: Outputs,
+    publisher: Option<Publisher>,
+    local_alerts: bool,
 }
 
 fn output_thread(
     rx: Receiver<ToOutput>,
     spare: Sender<Vec<u8>>,
-    mut outputs: Outputs,
+    sinks: Sinks,
     workers: usize,
     names: &Names,
     stop: &AtomicBool,
@@ -720,11 +777,22 @@ fn output_thread(
             .copied()
             .unwrap_or(Origin::PcapFile(""))
     };
-    let write = |bytes: Vec<u8>, outputs: &mut Outputs| {
+    let Sinks {
+        mut outputs,
+        mut publisher,
+        local_alerts,
+    } = sinks;
+    if let Some(p) = &mut publisher {
+        p.hello();
+    }
+    let write = |bytes: Vec<u8>, outputs: &mut Outputs, publisher: &mut Option<Publisher>| {
         written.fetch_add(
             memchr::memchr_iter(b'\n', &bytes).count() as u64,
             Ordering::Relaxed,
         );
+        if let Some(p) = publisher {
+            p.events(&bytes);
+        }
         if !outputs.write(bytes) {
             // An output that must not fail did: stop capturing, but keep draining so no
             // thread blocks on a full channel.
@@ -732,6 +800,9 @@ fn output_thread(
         }
     };
     let mut analyzer = Analyzer::new(Arc::clone(&names.rules));
+    if publisher.is_some() {
+        analyzer = analyzer.keep_processed();
+    }
     let mut reloads = ReloadStats::default();
     let mut findings = Vec::new();
     // Events the output thread writes itself (analysis, stats), counted like the workers'.
@@ -747,7 +818,7 @@ fn output_thread(
                 epoch,
             } => {
                 // The buffer goes back to a worker through the outputs, once they wrote it.
-                write(bytes, &mut outputs);
+                write(bytes, &mut outputs, &mut publisher);
                 analyzer.receive(observations, epoch);
                 continue;
             }
@@ -769,6 +840,8 @@ fn output_thread(
                 capture,
                 decoder,
                 reloads,
+                prev,
+                first,
             } => {
                 let p = pending.entry(tick).or_default();
                 p.record.capture = capture;
@@ -777,6 +850,8 @@ fn output_thread(
                 p.stats = stats;
                 p.input = input;
                 p.reloads = reloads;
+                p.prev = prev;
+                p.first = first;
                 p.parts += 1;
                 tick
             }
@@ -791,6 +866,17 @@ fn output_thread(
             analyzer.finish(p.ts, &mut findings);
         } else {
             analyzer.tick(tick, p.ts, &mut findings);
+        }
+        if let Some(publisher) = &mut publisher {
+            let taken = analyzer.take_processed();
+            if tick == FINAL_TICK {
+                publisher.bye(p.ts, p.first, taken);
+            } else {
+                publisher.tick(p.ts, p.prev, taken);
+            }
+        }
+        if !local_alerts {
+            findings.retain(|f| !matches!(f.what, Found::Alert(_)));
         }
         for reload in std::mem::take(&mut p.reloads) {
             match reload {
@@ -816,6 +902,9 @@ fn output_thread(
             // This event itself is counted.
             *p.record.events.entry("stats").or_default() += 1;
             p.record.output = outputs.stats();
+            if let Some(publisher) = &publisher {
+                p.record.output.extend(publisher.stats());
+            }
             own.emit(&Event {
                 timestamp: stats_ts,
                 sensor: &names.sensor,
@@ -825,9 +914,17 @@ fn output_thread(
             });
             last = p.record;
         }
-        write(own.take(), &mut outputs);
+        write(own.take(), &mut outputs, &mut publisher);
         outputs.tick(p.ts);
     }
     drop(spare);
-    (last, outputs.close())
+    let mut closed = outputs.close();
+    if let Some(publisher) = publisher {
+        match (publisher.close(), &mut closed) {
+            (Ok(more), Ok(all)) => all.extend(more),
+            (Err(e), Ok(_)) => closed = Err(e),
+            _ => {}
+        }
+    }
+    (last, closed)
 }

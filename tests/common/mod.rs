@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -220,4 +221,84 @@ pub fn start_tcpdump(iface: &str, pcap: &Path) -> Child {
         ],
         "listening on",
     )
+}
+
+/// A scratch directory and the servers started in it, stopped and removed on drop.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub children: Vec<Child>,
+}
+
+impl Scratch {
+    pub fn new(label: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("spamtap-out-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch {
+            dir,
+            children: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::env::var_os("KEEP_SCRATCH").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// redis-server on a loopback port and a unix socket, with a password for the default user and
+/// an ACL user `ingest`; its data (append-only, fsync always) in `dir`.
+pub fn start_redis(scratch: &mut Scratch, port: u16) {
+    require_programs(&["redis-server"]);
+    let conf = scratch.path("redis.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "bind 127.0.0.1\nport {port}\nunixsocket {}\nunixsocketperm 700\ndir {}\n\
+             appendonly yes\nappendfsync always\nsave \"\"\nrequirepass defaultpw\n\
+             user ingest on >ingestpw ~* &* +@all\nloglevel warning\n",
+            scratch.path("redis.sock").display(),
+            scratch.dir.display()
+        ),
+    )
+    .expect("redis.conf");
+    let child = Command::new("redis-server")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    scratch.children.push(child);
+    wait_for("redis-server listens", Duration::from_secs(10), || {
+        redis_client(port).is_ok()
+    });
+}
+
+pub fn redis_client(port: u16) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(format!("redis://ingest:ingestpw@127.0.0.1:{port}/"))?.get_connection()
 }

@@ -1,0 +1,404 @@
+//! Many sensors, one view, against a real redis-server started here: a generated mail workload
+//! split three ways by client address, each part replayed by its own sensor publishing to a
+//! Redis stream, `spamtap correlate` on the stream; its alerts, asset summaries and software
+//! inventory must be those of one sensor on the whole capture. Then the faults: a sensor killed
+//! and started again, the correlator killed and started again, redis-server killed and
+//! restarted (append-only, fsync always), and a sensor whose clock lags beyond the bound.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Scratch, free_port, redis_client, root, start_redis, wait_for};
+
+const SENSORS: [&str; 3] = ["s0", "s1", "s2"];
+
+/// The test rules: asset groups and thresholds that fit the generated network.
+fn rules() -> String {
+    root().join("tests/rules").display().to_string()
+}
+
+/// Packet time of the generated workload is stretched this many times, so that it spans
+/// minutes and the merge has seconds to tick through (the generator packs sessions tight).
+const STRETCH: i64 = 300;
+
+/// A mail workload, stretched in time, and its three parts by client address (the endpoint
+/// with the higher port); `shift` moves the third part's packet times back by that many
+/// seconds.
+fn workload(scratch: &Scratch, mb: u64, shift: u64) -> (PathBuf, Vec<PathBuf>) {
+    let tight = scratch.path("tight.pcap");
+    let mut writer =
+        spamtap_gen::PcapWriter::create(&tight, &spamtap_gen::Link::ethernet()).expect("pcap");
+    spamtap_gen::mail_mix(&mut writer, mb << 20);
+    writer.finish().expect("pcap written");
+    let whole = scratch.path("whole.pcap");
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|i| scratch.path(&format!("part{i}.pcap")))
+        .collect();
+    let mut input = pcap::Capture::from_file(&tight).expect("read workload");
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("dead capture");
+    let mut all = dead.savefile(&whole).expect("whole");
+    let mut out: Vec<pcap::Savefile> = parts
+        .iter()
+        .map(|p| dead.savefile(p).expect("part"))
+        .collect();
+    let mut start = None;
+    while let Ok(packet) = input.next_packet() {
+        let Ok(headers) = etherparse::SlicedPacket::from_ethernet(packet.data) else {
+            continue;
+        };
+        let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(tcp))) =
+            (headers.net, headers.transport)
+        else {
+            continue;
+        };
+        let (src, dst) = (ip.header().source(), ip.header().destination());
+        let client = if tcp.source_port() > tcp.destination_port() {
+            src
+        } else {
+            dst
+        };
+        let part = usize::from(client[2] ^ client[3]) % 3;
+        let mut header = *packet.header;
+        let micros = header.ts.tv_sec * 1_000_000 + header.ts.tv_usec;
+        let t0 = *start.get_or_insert(micros);
+        let stretched = t0 + (micros - t0) * STRETCH;
+        header.ts.tv_sec = stretched / 1_000_000;
+        header.ts.tv_usec = stretched % 1_000_000;
+        all.write(&pcap::Packet::new(&header, packet.data));
+        if part == 2 {
+            header.ts.tv_sec -= shift as i64;
+        }
+        out[part].write(&pcap::Packet::new(&header, packet.data));
+    }
+    all.flush().expect("flush whole");
+    for mut f in out {
+        f.flush().expect("flush part");
+    }
+    (whole, parts)
+}
+
+/// Alerts, asset summaries and software of an events file, each without the fields that name
+/// the sensor or the input, counted.
+fn findings(path: &Path) -> BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut found = BTreeMap::new();
+    for line in text.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        if !matches!(
+            v["event_type"].as_str(),
+            Some("alert" | "asset_summary" | "software")
+        ) {
+            continue;
+        }
+        if let Some(o) = v.as_object_mut() {
+            for k in ["sensor", "pcap_filename", "in_iface", "observed_by"] {
+                o.remove(k);
+            }
+        }
+        *found.entry(v.to_string()).or_insert(0) += 1;
+    }
+    found
+}
+
+fn count_of(found: &BTreeMap<String, usize>, event_type: &str) -> usize {
+    found
+        .iter()
+        .filter(|(k, _)| k.contains(&format!("\"event_type\":\"{event_type}\"")))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// How many sensors have a tick on `stream` so far.
+fn sensors_heard(con: &mut redis::Connection, stream: &str) -> usize {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query(con)
+        .unwrap_or_default();
+    let mut heard: Vec<String> = entries
+        .iter()
+        .flat_map(|(_, fields)| fields.iter().map(|(_, v)| v))
+        .filter(|v| v.contains("\"kind\":\"tick\""))
+        .filter_map(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .filter_map(|v| v["sensor"].as_str().map(str::to_string))
+        .collect();
+    heard.sort();
+    heard.dedup();
+    heard.len()
+}
+
+fn url(port: u16, stream: &str) -> String {
+    format!("redis://ingest:ingestpw@127.0.0.1:{port}/{stream}")
+}
+
+fn sensor(name: &str, pcap: &Path, port: u16, stream: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spamtap"));
+    c.args([
+        "replay",
+        "-q",
+        "--workers",
+        "1",
+        "--sensor",
+        name,
+        "--rules",
+    ])
+    .arg(rules())
+    .args([
+        "--no-local-alerts",
+        "--publish",
+        &url(port, stream),
+        "-o",
+        "/dev/null",
+    ])
+    .arg(pcap)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    c
+}
+
+fn publish(name: &str, pcap: &Path, port: u16, stream: &str) {
+    let out = sensor(name, pcap, port, stream)
+        .output()
+        .expect("sensor runs");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn correlator(scratch: &Scratch, port: u16, stream: &str, out: &Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_spamtap"))
+        .args(["correlate", "--from", &url(port, stream), "--group", "site"])
+        .args(["--consumer", "c1", "--sensor", "site", "--rules"])
+        .arg(rules())
+        .args(["--sensors", &SENSORS.join(","), "-o"])
+        .arg(out)
+        .args(extra)
+        .current_dir(&scratch.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("correlator starts")
+}
+
+fn finish(child: Child, what: &str) -> String {
+    let out = child.wait_with_output().expect(what);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what}: {err}");
+    err
+}
+
+/// One sensor on the whole capture.
+fn single(scratch: &Scratch, whole: &Path) -> BTreeMap<String, usize> {
+    let out = scratch.path("single.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_spamtap"))
+        .args([
+            "replay",
+            "-q",
+            "--workers",
+            "1",
+            "--sensor",
+            "single",
+            "--rules",
+        ])
+        .arg(rules())
+        .arg("-o")
+        .arg(&out)
+        .arg(whole)
+        .output()
+        .expect("single sensor");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let found = findings(&out);
+    assert!(
+        count_of(&found, "alert") > 10,
+        "the workload raises alerts: {found:?}"
+    );
+    assert!(count_of(&found, "asset_summary") > 0);
+    found
+}
+
+fn same(got: &BTreeMap<String, usize>, want: &BTreeMap<String, usize>, what: &str) {
+    for t in ["alert", "asset_summary", "software"] {
+        assert_eq!(count_of(got, t), count_of(want, t), "{what}: {t} events");
+    }
+    let missing: Vec<&String> = want
+        .keys()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .take(2)
+        .collect();
+    assert!(missing.is_empty(), "{what}: differs, e.g. {missing:?}");
+}
+
+#[test]
+fn three_sensors_and_a_correlator_give_the_answer_of_one_sensor() {
+    let mut scratch = Scratch::new("fleet");
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    let (whole, parts) = workload(&scratch, 12, 0);
+    let want = single(&scratch, &whole);
+
+    // The correlator first: it makes the stream and its group.
+    let out = scratch.path("site.json");
+    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    // One after another: time waits for every named sensor.
+    for (name, part) in SENSORS.iter().zip(&parts) {
+        publish(name, part, port, "fleet");
+    }
+    let err = finish(corr, "correlator");
+    same(&findings(&out), &want, "three sensors, one after another");
+    assert!(
+        err.contains("from 3 sensor(s), 0 duplicate(s), 0 invalid, 0 late"),
+        "{err}"
+    );
+
+    // Side by side, into a new stream: the same answer.
+    let out2 = scratch.path("site2.json");
+    let corr = correlator(&scratch, port, "fleet2", &out2, &[]);
+    let running: Vec<Child> = SENSORS
+        .iter()
+        .zip(&parts)
+        .map(|(name, part)| sensor(name, part, port, "fleet2").spawn().expect("sensor"))
+        .collect();
+    for (child, name) in running.into_iter().zip(SENSORS) {
+        finish(child, name);
+    }
+    finish(corr, "correlator");
+    same(&findings(&out2), &want, "three sensors side by side");
+}
+
+#[test]
+fn a_sensor_started_again_and_a_correlator_started_again_change_nothing() {
+    let mut scratch = Scratch::new("fleet-restart");
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    let (whole, parts) = workload(&scratch, 48, 0);
+    let want = single(&scratch, &whole);
+    let out = scratch.path("site.json");
+    let mut con = redis_client(port).expect("client");
+    let stream_len = |con: &mut redis::Connection| -> u64 {
+        redis::cmd("XLEN").arg("fleet").query(con).unwrap_or(0)
+    };
+
+    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    publish("s0", &parts[0], port, "fleet");
+    // s1 is killed halfway through its replay, then replays again from the start.
+    let before = stream_len(&mut con);
+    let mut s1 = sensor("s1", &parts[1], port, "fleet").spawn().expect("s1");
+    wait_for("s1 publishes", Duration::from_secs(60), || {
+        stream_len(&mut con) > before + 20
+    });
+    s1.kill().expect("kill s1");
+    s1.wait().expect("s1 ends");
+    // The correlator is killed too (SIGKILL) and started again under the same group.
+    let mut corr = corr;
+    corr.kill().expect("kill correlator");
+    corr.wait().expect("correlator ends");
+    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    publish("s1", &parts[1], port, "fleet");
+    publish("s2", &parts[2], port, "fleet");
+    let err = finish(corr, "correlator started again");
+    let duplicates: u64 = err
+        .split(" duplicate(s)")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        duplicates > 20,
+        "s1's second replay repeated what it had sent: {err}"
+    );
+    same(&findings(&out), &want, "after both restarts");
+}
+
+#[test]
+fn redis_restarted_mid_run_loses_nothing() {
+    let mut scratch = Scratch::new("fleet-redis");
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    let (whole, parts) = workload(&scratch, 48, 0);
+    let want = single(&scratch, &whole);
+    let out = scratch.path("site.json");
+    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    let running: Vec<Child> = SENSORS
+        .iter()
+        .zip(&parts)
+        .map(|(name, part)| sensor(name, part, port, "fleet").spawn().expect("sensor"))
+        .collect();
+    let mut con = redis_client(port).expect("client");
+    wait_for("every sensor publishes", Duration::from_secs(60), || {
+        sensors_heard(&mut con, "fleet") == 3
+    });
+    let mut server = scratch.children.pop().expect("redis-server");
+    server.kill().expect("kill -9 redis-server");
+    server.wait().expect("redis-server ends");
+    std::thread::sleep(Duration::from_millis(800));
+    start_redis(&mut scratch, port);
+    for (child, name) in running.into_iter().zip(SENSORS) {
+        finish(child, name);
+    }
+    finish(corr, "correlator");
+    same(&findings(&out), &want, "across a redis-server restart");
+}
+
+#[test]
+fn a_sensor_lagging_beyond_the_bound_is_counted_late_not_merged() {
+    let mut scratch = Scratch::new("fleet-lag");
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    // s2's clock is an hour behind.
+    let (_, parts) = workload(&scratch, 48, 3600);
+    let out = scratch.path("site.json");
+    // The parts span four minutes; s0 and s1 racing stay well within ten.
+    let corr = correlator(&scratch, port, "fleet", &out, &["--lateness", "600"]);
+    let mut running: Vec<Child> = SENSORS[..2]
+        .iter()
+        .zip(&parts)
+        .map(|(name, part)| sensor(name, part, port, "fleet").spawn().expect("sensor"))
+        .collect();
+    // s2 starts once the others are under way.
+    let mut con = redis_client(port).expect("client");
+    wait_for("s0 and s1 publish", Duration::from_secs(60), || {
+        sensors_heard(&mut con, "fleet") == 2
+    });
+    running.push(sensor("s2", &parts[2], port, "fleet").spawn().expect("s2"));
+    for (child, name) in running.into_iter().zip(SENSORS) {
+        finish(child, name);
+    }
+    let err = finish(corr, "correlator");
+    let late: u64 = err
+        .split(" late observation(s)")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(late > 10, "s2's observations came late: {err}");
+    let text = std::fs::read_to_string(&out).expect("events");
+    let stats: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|e| e["event_type"] == "stats")
+        .expect("a stats event");
+    assert_eq!(
+        stats["stats"]["fleet"]["late_observations"], late,
+        "{stats}"
+    );
+    for line in text
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"alert\""))
+    {
+        assert!(
+            !line.contains("\"observed_by\":\"s2\""),
+            "nothing of s2 merged: {line}"
+        );
+    }
+}
