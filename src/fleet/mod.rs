@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::Observation;
 use crate::timestamp::Timestamp;
 
+/// Observations in one entry at most.
+pub const OBSERVATIONS_PER_ENTRY: usize = 256;
+
 /// The lateness bound of live sensors when `--lateness` is not given.
 pub const LIVE_LATENESS_SECS: u64 = 60;
 
@@ -40,6 +43,11 @@ pub struct Entry {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Body {
     Hello,
+    /// Observations of the tick that follows, when there are more than fit one entry
+    /// ([`OBSERVATIONS_PER_ENTRY`]): entries stay small however busy a second is.
+    Observations {
+        observations: Vec<Observation>,
+    },
     /// The sensor's packet time reached `ts`; `prev` is its tick before (for its first tick,
     /// the second of its first packet). `observations` are those its analysis took at `ts`.
     Tick {
@@ -51,8 +59,9 @@ pub enum Body {
     Event {
         line: String,
     },
-    /// The end of the run at packet time `ts`: the observations of the flows drained then.
-    /// `first` is the second of its first packet, if it had any.
+    /// The end of the run at packet time `ts`: the observations taken since the last tick,
+    /// those of the flows drained then among them. `first` is the second of its first packet,
+    /// if it had any.
     Bye {
         ts: Timestamp,
         first: Option<Timestamp>,
@@ -64,7 +73,9 @@ impl Entry {
     /// How many observations the entry carries.
     pub fn observations(&self) -> usize {
         match &self.body {
-            Body::Tick { observations, .. } | Body::Bye { observations, .. } => observations.len(),
+            Body::Observations { observations }
+            | Body::Tick { observations, .. }
+            | Body::Bye { observations, .. } => observations.len(),
             _ => 0,
         }
     }
@@ -132,10 +143,9 @@ pub struct Merger {
     /// `--lateness`; without it, [`LIVE_LATENESS_SECS`] for live sensors and none for replays.
     lateness_micros: Option<u64>,
     sensors: Vec<Sensor>,
-    /// Observations not yet handed to the analysis, with the sensor's index as origin.
+    /// Observations not yet handed to the analysis, with the sensor's index as origin. Those of
+    /// flows drained at a sensor's end were seen at the end of time, and wait for the finish.
     pending: Vec<Observation>,
-    /// Observations of drained flows: only for the finish, as on one sensor.
-    drained: Vec<Observation>,
     /// Seconds at which some sensor ticked (or had its first packet).
     seconds: BTreeSet<Timestamp>,
     /// The time the analysis has been ticked to.
@@ -155,7 +165,6 @@ impl Merger {
             lateness_micros: lateness_secs.map(|s| s.saturating_mul(Timestamp::MICROS_PER_SEC)),
             sensors: Vec::new(),
             pending: Vec::new(),
-            drained: Vec::new(),
             seconds: BTreeSet::new(),
             processed: None,
             next_id: 0,
@@ -230,6 +239,11 @@ impl Merger {
                 self.processed.is_some_and(|p| *ts <= p) || self.lags(index, *ts)
             }
             Body::Bye { ts, .. } => self.lags(index, *ts),
+            // They belong to the sensor's next tick, whose time is not known yet: late if the
+            // sensor lags already.
+            Body::Observations { .. } => self.sensors[index]
+                .mark
+                .is_some_and(|m| self.lags(index, m)),
             _ => false,
         };
         let sensor = &mut self.sensors[index];
@@ -244,6 +258,17 @@ impl Merger {
         match entry.body {
             Body::Hello => {
                 sensor.done = false;
+                Accepted::Taken(None)
+            }
+            Body::Observations { mut observations } => {
+                if late {
+                    self.stats.late_observations += observations.len() as u64;
+                    return Accepted::Taken(None);
+                }
+                for o in &mut observations {
+                    o.origin = index;
+                }
+                self.pending.append(&mut observations);
                 Accepted::Taken(None)
             }
             Body::Event { line } => {
@@ -286,7 +311,7 @@ impl Merger {
                 for o in &mut observations {
                     o.origin = index;
                 }
-                self.drained.append(&mut observations);
+                self.pending.append(&mut observations);
                 Accepted::Taken(None)
             }
         }
@@ -349,8 +374,7 @@ impl Merger {
         let all_done = !self.sensors.is_empty() && self.sensors.iter().all(|s| s.done);
         if all_done && watermark == Timestamp(u64::MAX) && !self.finished {
             self.finished = true;
-            let mut rest = std::mem::take(&mut self.pending);
-            rest.append(&mut self.drained);
+            let rest = std::mem::take(&mut self.pending);
             steps.push(Step::Finish {
                 ts: self.last,
                 observations: rest,
@@ -378,7 +402,7 @@ impl Merger {
     /// Observations waiting for time to advance, per sensor name: for the correlator's stats.
     pub fn waiting(&self) -> BTreeMap<&str, usize> {
         let mut by = BTreeMap::new();
-        for o in self.pending.iter().chain(&self.drained) {
+        for o in &self.pending {
             if let Some(s) = self.sensors.get(o.origin) {
                 *by.entry(s.name.as_str()).or_default() += 1;
             }
@@ -467,13 +491,16 @@ mod tests {
         m.accept(tick("b", 2, 2, 0, vec![obs(0.5), obs(1.7)]));
         // Seconds 0 (b's first), 1, 2, 3; time is at b's 2: ticks 1 and 2.
         assert_eq!(ticks(&m.due()), [(1, 1), (2, 2)]);
+        // b ends with a flow still open: drained, seen at the end of time.
+        let mut drained = obs(1.9);
+        drained.seen = Timestamp(u64::MAX);
         m.accept(entry(
             "b",
             3,
             Body::Bye {
                 ts: Timestamp::from_secs(2),
                 first: Some(Timestamp::from_secs(0)),
-                observations: vec![obs(1.9)],
+                observations: vec![drained],
             },
         ));
         assert_eq!(ticks(&m.due()), [(3, 1)]);
@@ -490,6 +517,23 @@ mod tests {
         assert_eq!(ticks(&m.due()), [(1003, 1)]);
         assert!(m.due().is_empty());
         assert!(m.expected_all_done());
+    }
+
+    #[test]
+    fn observations_sent_ahead_go_with_their_tick() {
+        let mut m = Merger::new(Vec::new(), None);
+        m.accept(entry("a", 1, Body::Hello));
+        m.accept(tick("a", 2, 1, 0, vec![]));
+        m.accept(entry(
+            "a",
+            3,
+            Body::Observations {
+                observations: vec![obs(1.2), obs(1.4)],
+            },
+        ));
+        assert_eq!(ticks(&m.due()), [(1, 0)], "not before their tick");
+        m.accept(tick("a", 4, 2, 1, vec![obs(1.6)]));
+        assert_eq!(ticks(&m.due()), [(2, 3)]);
     }
 
     #[test]

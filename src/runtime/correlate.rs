@@ -186,6 +186,21 @@ pub fn correlate(config: CorrelateConfig, control: Control) -> Result<CorrelateS
     })
 }
 
+/// An entry read and not yet acknowledged.
+struct Unacked {
+    id: String,
+    due: Due,
+}
+
+/// When an entry's part in the analysis is done.
+enum Due {
+    Now,
+    /// Once the analysis has ticked to this time.
+    At(Timestamp),
+    /// Observations ahead of their sensor's next tick: with that tick.
+    WithNextTick(String),
+}
+
 struct Correlator {
     merger: Merger,
     analyzer: Analyzer,
@@ -194,9 +209,8 @@ struct Correlator {
     writer: EventWriter,
     findings: Vec<Finding>,
     sensor: String,
-    /// Entries read and not yet acknowledged, with the packet time the analysis must reach
-    /// before they are (`None`: at once).
-    unacked: VecDeque<(String, Option<Timestamp>)>,
+    /// Entries read and not yet acknowledged, in stream order.
+    unacked: VecDeque<Unacked>,
     /// While catching up: results up to this packet time were written before.
     silent_until: Option<Timestamp>,
     reloads: ReloadStats,
@@ -213,15 +227,27 @@ impl Correlator {
         let Some(entry) = text.and_then(|t| serde_json::from_str::<Entry>(t).ok()) else {
             self.merger.stats.invalid += 1;
             self.merger.stats.entries += 1;
-            self.unacked.push_back((id.to_string(), None));
+            self.unacked.push_back(Unacked {
+                id: id.to_string(),
+                due: Due::Now,
+            });
             return;
         };
         let (due, time) = match &entry.body {
-            Body::Tick { ts, .. } => (Some(*ts), Some(*ts)),
+            Body::Tick { ts, .. } => (Due::At(*ts), Some(*ts)),
             // A goodbye is done with at the finish, whatever its time.
-            Body::Bye { ts, .. } => (Some(Timestamp(u64::MAX)), Some(*ts)),
-            Body::Hello | Body::Event { .. } => (None, None),
+            Body::Bye { ts, .. } => (Due::At(Timestamp(u64::MAX)), Some(*ts)),
+            Body::Observations { .. } => (Due::WithNextTick(entry.sensor.clone()), None),
+            Body::Hello | Body::Event { .. } => (Due::Now, None),
         };
+        if let Due::At(at) = due {
+            // The observations sent ahead of this tick are done with when it is.
+            for waiting in &mut self.unacked {
+                if matches!(&waiting.due, Due::WithNextTick(s) if *s == entry.sensor) {
+                    waiting.due = Due::At(at);
+                }
+            }
+        }
         if acked && let Some(time) = time {
             self.silent_until = Some(self.silent_until.map_or(time, |s| s.max(time)));
         }
@@ -233,7 +259,10 @@ impl Correlator {
             }
             _ => {}
         }
-        self.unacked.push_back((id.to_string(), due));
+        self.unacked.push_back(Unacked {
+            id: id.to_string(),
+            due,
+        });
     }
 
     /// Runs the analysis as far as the merge allows, writes what it found, acknowledges.
@@ -272,12 +301,14 @@ impl Correlator {
             }
         }
         let mut ids = Vec::new();
-        while let Some((_, due)) = self.unacked.front() {
-            if due.is_some_and(|d| d > ack_upto) {
-                break;
+        while let Some(front) = self.unacked.front() {
+            match front.due {
+                Due::Now => {}
+                Due::At(at) if at <= ack_upto => {}
+                _ => break,
             }
-            if let Some((id, _)) = self.unacked.pop_front() {
-                ids.push(id);
+            if let Some(entry) = self.unacked.pop_front() {
+                ids.push(entry.id);
             }
         }
         if !ids.is_empty() {
@@ -288,7 +319,7 @@ impl Correlator {
             if acked.is_err() {
                 // Tried again with the next ones; a restart reads them again meanwhile.
                 for id in ids.into_iter().rev() {
-                    self.unacked.push_front((id, None));
+                    self.unacked.push_front(Unacked { id, due: Due::Now });
                 }
             }
         }

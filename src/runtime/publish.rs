@@ -3,7 +3,7 @@
 //! an output lane of its own (bounded, reconnecting, its losses counted in `stats.output`).
 
 use crate::analysis::Observation;
-use crate::fleet::{Body, Entry};
+use crate::fleet::{Body, Entry, OBSERVATIONS_PER_ENTRY};
 use crate::output::{OutputError, OutputSpec, OutputStats, OutputSummary, Outputs};
 use crate::timestamp::Timestamp;
 
@@ -77,7 +77,28 @@ impl Publisher {
         self.flush();
     }
 
+    /// All but the last [`OBSERVATIONS_PER_ENTRY`] of `observations` in entries of their own,
+    /// which the last (a tick or the goodbye) follows.
+    fn split_off_last(&mut self, mut observations: Vec<Observation>) -> Vec<Observation> {
+        let keep = observations.len() % OBSERVATIONS_PER_ENTRY;
+        let keep = if keep == 0 && !observations.is_empty() {
+            OBSERVATIONS_PER_ENTRY
+        } else {
+            keep
+        };
+        let last = observations.split_off(observations.len() - keep);
+        let mut rest = observations.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<Observation> = rest.by_ref().take(OBSERVATIONS_PER_ENTRY).collect();
+            self.push(Body::Observations {
+                observations: chunk,
+            });
+        }
+        last
+    }
+
     pub fn tick(&mut self, ts: Timestamp, prev: Timestamp, observations: Vec<Observation>) {
+        let observations = self.split_off_last(observations);
         self.push(Body::Tick {
             ts,
             prev,
@@ -87,6 +108,7 @@ impl Publisher {
     }
 
     pub fn bye(&mut self, ts: Timestamp, first: Option<Timestamp>, observations: Vec<Observation>) {
+        let observations = self.split_off_last(observations);
         self.push(Body::Bye {
             ts,
             first,
