@@ -45,10 +45,12 @@ median_wall() {
 
 url="redis://127.0.0.1:$port/bench"
 read_s=$(median_wall "tcpdump -r $pcap -w /dev/null 'ip proto 253'")
-replay_s=$(median_wall "$bin replay -q --workers 1 --sensor s0 -o $work/replay.json $pcap")
+# File outputs append: each run starts from an empty file.
+BEFORE="rm -f $work/replay.json" \
+    replay_s=$(median_wall "$bin replay -q --workers 1 --sensor s0 -o $work/replay.json $pcap")
 BEFORE="redis-cli -p $port del bench >/dev/null" \
     publish_s=$(median_wall "$bin replay -q --workers 1 --sensor s0 --no-local-alerts --publish $url -o /dev/null $pcap")
-BEFORE="redis-cli -p $port xgroup destroy bench g >/dev/null 2>&1 || true" \
+BEFORE="rm -f $work/site.json; redis-cli -p $port xgroup destroy bench g >/dev/null 2>&1 || true" \
     correlate_s=$(median_wall "$bin correlate -q --from $url --group g --sensors s0 -o $work/site.json")
 events=$(wc -l < "$work/replay.json")
 site_events=$(wc -l < "$work/site.json")

@@ -96,6 +96,8 @@ for rate in "${rates[@]}"; do
     printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' "$rate" tcpdump "$mbps" "$sent" \
         "$got" "$lost" - - - "$cpu"
 
+    # Outputs append: each rate starts from an empty file.
+    rm -f "$work/live.json"
     ip netns exec "$b" "$bin" live -i vb --workers "$workers" --sensor bench \
         --stats-interval 0 -o "$work/live.json" 2>"$work/live.err" &
     sensor=$!

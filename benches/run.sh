@@ -78,6 +78,8 @@ bench() {
     local bytes packets
     bytes=$(stat -c %s "$pcap")
     packets=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
+    # Outputs append: start from an empty file.
+    rm -f "$work/events.json"
     "$bin" replay --workers 1 --sensor bench -o "$work/events.json" "$pcap"
     local events sum
     tls_sessions=$(grep -c '"status":"tls"' "$work/events.json" || true)

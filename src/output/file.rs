@@ -26,6 +26,7 @@ impl Target for StdoutTarget {
             Err((done, error)) => Delivered {
                 lines: count_lines(&lines[..done]),
                 failure: Some(error),
+                refused: None,
             },
         }
     }
@@ -98,6 +99,7 @@ impl Target for FileTarget {
                     0
                 },
                 failure: Some(error),
+                refused: None,
             };
         }
         self.size += lines.len() as u64;

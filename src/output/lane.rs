@@ -47,6 +47,9 @@ pub(super) struct Delivered {
     pub lines: u64,
     /// Set when the destination broke: the lane reconnects before the next write.
     pub failure: Option<io::Error>,
+    /// Set when the destination took the connection but refused some lines (a Redis key of
+    /// another type, no permission): those are dropped, not retried, as retrying would not help.
+    pub refused: Option<String>,
 }
 
 impl Delivered {
@@ -55,6 +58,7 @@ impl Delivered {
         Delivered {
             lines: 0,
             failure: Some(io::Error::other("not connected")),
+            refused: None,
         }
     }
 
@@ -62,6 +66,7 @@ impl Delivered {
         Delivered {
             lines: count_lines(lines),
             failure: None,
+            refused: None,
         }
     }
 }
@@ -138,6 +143,8 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often an idle lane looks for SIGHUP.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
+/// Least time between two messages about refused lines.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// How long a lane that must not lose its batch keeps trying.
 const RETRY_FOR: Duration = Duration::from_secs(120);
 
@@ -221,6 +228,7 @@ impl Outputs {
                 reopened: reopen.load(Ordering::Relaxed),
                 pending: Vec::with_capacity(WRITE_BYTES * 2),
                 pending_lines: 0,
+                refusal_reported: None,
                 spare: spare.clone(),
                 retry,
             };
@@ -397,6 +405,8 @@ struct LaneState {
     reopened: u64,
     pending: Vec<u8>,
     pending_lines: u64,
+    /// When a refusal was last reported: at most one message per [`REPORT_EVERY`].
+    refusal_reported: Option<Instant>,
     /// Where a written buffer goes back to be filled again by a worker.
     spare: Sender<Vec<u8>>,
     /// Write a failed batch again rather than drop it.
@@ -476,6 +486,9 @@ impl LaneState {
         self.reconnect_when_due();
         let delivered = if self.connected {
             let result = self.target.deliver(&self.pending);
+            if let Some(why) = &result.refused {
+                self.refused(lines.saturating_sub(result.lines), why);
+            }
             if let Some(error) = result.failure {
                 self.counters
                     .written
@@ -508,13 +521,20 @@ impl LaneState {
             self.reconnect_when_due();
             if self.connected {
                 let result = self.target.deliver(&self.pending);
-                match result.failure {
-                    None if result.lines == lines => {
-                        self.counters.written.fetch_add(lines, Ordering::Relaxed);
+                match (result.failure, &result.refused) {
+                    (None, refused) => {
+                        // Taken, or refused for good: written again it would be refused again.
+                        self.counters
+                            .written
+                            .fetch_add(result.lines, Ordering::Relaxed);
+                        if let Some(why) = refused {
+                            self.refused(lines.saturating_sub(result.lines), why);
+                            self.drop_lines(lines.saturating_sub(result.lines));
+                        }
+                        self.backoff = BACKOFF_FIRST;
                         break;
                     }
-                    None => self.fail(io::Error::other("some entries were refused"))?,
-                    Some(error) => self.fail(error)?,
+                    (Some(error), _) => self.fail(error)?,
                 }
             }
             if Instant::now() >= give_up {
@@ -550,6 +570,22 @@ impl LaneState {
         }
     }
 
+    /// `lines` were refused by a destination that is up: counted as a failure, said on
+    /// stderr at most every [`REPORT_EVERY`].
+    fn refused(&mut self, lines: u64, why: &str) {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        if self
+            .refusal_reported
+            .is_none_or(|at| at.elapsed() >= REPORT_EVERY)
+        {
+            self.refusal_reported = Some(Instant::now());
+            note!(
+                "spamtap: output {}: {lines} event(s) refused: {why} (counted in stats.output)",
+                self.name
+            );
+        }
+    }
+
     fn drop_lines(&mut self, lines: u64) {
         self.counters.dropped.fetch_add(lines, Ordering::Relaxed);
         self.dropped_in_outage += lines;
@@ -566,8 +602,7 @@ impl LaneState {
             self.name
         );
         self.connected = false;
-        self.backoff = BACKOFF_FIRST;
-        self.retry_at = Instant::now() + self.backoff;
+        self.wait_longer();
         Ok(())
     }
 
@@ -642,6 +677,7 @@ mod tests {
                 return Delivered {
                     lines: 1,
                     failure: Some(io::ErrorKind::BrokenPipe.into()),
+                    refused: None,
                 };
             }
             self.got.extend_from_slice(lines);
@@ -669,6 +705,7 @@ mod tests {
             reopened: 0,
             pending: Vec::new(),
             pending_lines: 0,
+            refusal_reported: None,
             spare: bounded(1).0,
             retry: false,
         };

@@ -117,6 +117,7 @@ impl Target for RedisTarget {
             return Delivered {
                 lines: 0,
                 failure: Some(io_error(e)),
+                refused: None,
             };
         }
         let mut delivered = 0;
@@ -130,15 +131,16 @@ impl Target for RedisTarget {
                     return Delivered {
                         lines: delivered,
                         failure: Some(io_error(e)),
+                        refused: None,
                     };
                 }
             }
         }
         Delivered {
             lines: delivered,
-            // The server refused some (a key of another type, out of memory): its
-            // connection is fine, but reconnecting shows the error once and backs off.
-            failure: refused.map(io::Error::other),
+            failure: None,
+            // The server refused some (a key of another type, no permission, out of memory).
+            refused,
         }
     }
 }

@@ -113,12 +113,14 @@ impl Target for SyslogTarget {
                     Ok(()) => Delivered {
                         lines: ends.len() as u64,
                         failure: None,
+                        refused: None,
                     },
                     Err((done, error)) => {
                         self.socket = None;
                         Delivered {
                             lines: ends.iter().filter(|&&end| end <= done).count() as u64,
                             failure: Some(error),
+                            refused: None,
                         }
                     }
                 }
@@ -140,6 +142,7 @@ impl Target for SyslogTarget {
                         return Delivered {
                             lines: delivered,
                             failure: Some(error),
+                            refused: None,
                         };
                     }
                     delivered += 1;
@@ -147,6 +150,7 @@ impl Target for SyslogTarget {
                 Delivered {
                     lines: delivered,
                     failure: None,
+                    refused: None,
                 }
             }
         }

@@ -45,6 +45,7 @@ impl Target for DgramTarget {
                 return Delivered {
                     lines: sent,
                     failure: Some(error),
+                    refused: None,
                 };
             }
             sent += 1;
@@ -52,6 +53,7 @@ impl Target for DgramTarget {
         Delivered {
             lines: sent,
             failure: None,
+            refused: None,
         }
     }
 }
@@ -86,6 +88,7 @@ impl Target for StreamTarget {
                 Delivered {
                     lines: count_lines(&lines[..done]),
                     failure: Some(error),
+                    refused: None,
                 }
             }
         }
