@@ -198,6 +198,18 @@ user = "spamtap"
         assert_eq!((c.snaplen, c.buffer_mib), (Some(2048), Some(128)));
         assert_eq!(c.user.as_deref(), Some("spamtap"));
         assert!(parse("").unwrap().outputs.is_empty());
+        let p = parse(
+            "publish = \"redis://10.0.0.5/site\"\npublish-events = true\nlocal-alerts = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.publish.map(|s| s.name),
+            Some("publish redis://10.0.0.5/site".into())
+        );
+        assert_eq!(
+            (p.publish_events, p.local_alerts),
+            (Some(true), Some(false))
+        );
     }
 
     #[test]
@@ -220,6 +232,10 @@ user = "spamtap"
                 "spamtap.toml:2:15: buffer-size = 4096",
             ),
             ("max-flows = 0\n", "spamtap.toml:1:13: max-flows = 0"),
+            (
+                "publish = \"eve.json\"\n",
+                "spamtap.toml:1:11: --publish \"eve.json\": give a Redis stream",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.starts_with(says), "{text:?}: {e}");

@@ -480,3 +480,150 @@ fn a_sender_split_over_two_taps_alerts_only_site_wide() {
     finish(corr, "correlator");
     same(&findings(&out), &want, "two taps");
 }
+
+/// Without `--sensors` the correlator runs until SIGTERM, finishing each time every sensor it
+/// knows has said goodbye; with `--publish-events` it also passes the sensor's events on.
+#[test]
+fn sigterm_stops_a_correlator_that_forwards_events() {
+    let mut scratch = Scratch::new("fleet-term");
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    let pcap = root().join("pcaps/detect-excessive-mail.pcap");
+    let out = scratch.path("site.json");
+    let mut corr = Command::new(env!("CARGO_BIN_EXE_spamtap"))
+        .args([
+            "correlate",
+            "--from",
+            &url(port, "fleet"),
+            "--group",
+            "site",
+            "--rules",
+        ])
+        .arg(rules())
+        .args(["--sensor", "site", "-q", "-o"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("correlator");
+    let local = scratch.path("tap.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_spamtap"))
+        .args(["replay", "-q", "--sensor", "tap", "--rules"])
+        .arg(rules())
+        .args(["--publish", &url(port, "fleet"), "--publish-events", "-o"])
+        .arg(&local)
+        .arg(&pcap)
+        .output()
+        .expect("tap");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = || std::fs::read_to_string(&out).unwrap_or_default();
+    wait_for(
+        "the correlator's final stats",
+        Duration::from_secs(30),
+        || {
+            text().lines().any(|l| {
+                l.contains("\"event_type\":\"stats\"") && l.contains("\"sensor\":\"site\"")
+            })
+        },
+    );
+    let status = common::interrupt(&mut corr, "spamtap correlate", Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    let forwarded: Vec<String> = text()
+        .lines()
+        .filter(|l| l.contains("\"sensor\":\"tap\""))
+        .map(str::to_string)
+        .collect();
+    let sent: Vec<String> = std::fs::read_to_string(&local)
+        .expect("tap events")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        forwarded, sent,
+        "every event of the sensor, passed on unchanged"
+    );
+}
+
+/// Entries a consumer took and never acknowledged (it died) are claimed and analysed by the
+/// next, and acknowledged once done.
+#[test]
+fn entries_a_dead_consumer_left_pending_are_claimed() {
+    let mut scratch = Scratch::new("fleet-claim");
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    let pcap = root().join("pcaps/detect-excessive-mail.pcap");
+    let want = single(&scratch, &pcap);
+    let run = Command::new(env!("CARGO_BIN_EXE_spamtap"))
+        .args(["replay", "-q", "--sensor", "s0", "--rules"])
+        .arg(rules())
+        .args([
+            "--no-local-alerts",
+            "--publish",
+            &url(port, "fleet"),
+            "-o",
+            "/dev/null",
+        ])
+        .arg(&pcap)
+        .output()
+        .expect("sensor");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // A consumer that read everything and died.
+    let mut con = redis_client(port).expect("client");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("fleet")
+        .arg("site")
+        .arg("0")
+        .query(&mut con)
+        .expect("group");
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("site")
+        .arg("dead")
+        .arg("STREAMS")
+        .arg("fleet")
+        .arg(">")
+        .query(&mut con)
+        .expect("read as the dead consumer");
+    let pending = |con: &mut redis::Connection| -> u64 {
+        let summary: redis::Value = redis::cmd("XPENDING")
+            .arg("fleet")
+            .arg("site")
+            .query(con)
+            .expect("XPENDING");
+        match summary {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    };
+    assert!(pending(&mut con) > 10);
+    let out = scratch.path("site.json");
+    let corr = Command::new(env!("CARGO_BIN_EXE_spamtap"))
+        .args([
+            "correlate",
+            "--from",
+            &url(port, "fleet"),
+            "--group",
+            "site",
+            "--rules",
+        ])
+        .arg(rules())
+        .args(["--consumer", "c1", "--sensors", "s0", "-q", "-o"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("correlator");
+    finish(corr, "correlator");
+    same(&findings(&out), &want, "what the dead consumer left");
+    assert_eq!(pending(&mut con), 0, "all acknowledged");
+}
