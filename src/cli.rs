@@ -79,6 +79,23 @@ pub enum ConfigCommand {
     },
 }
 
+/// `I/N` with I < N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: write I/N, e.g. 0/4"))?;
+    let (i, n): (usize, usize) = (
+        i.parse()
+            .map_err(|_| format!("{text:?}: I is not a number"))?,
+        n.parse()
+            .map_err(|_| format!("{text:?}: N is not a number"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("{text:?}: I must be below N"));
+    }
+    Ok((i, n))
+}
+
 #[derive(Args, Debug)]
 pub struct CorrelateArgs {
     /// The stream the sensors publish to: redis://[USER:PASSWORD@]HOST:PORT/STREAM or
@@ -89,6 +106,10 @@ pub struct CorrelateArgs {
     /// goes on where it was.
     #[arg(long, value_name = "NAME")]
     pub group: String,
+    /// This correlator reads shard I of N (sensors with --publish-shards N; --from names
+    /// STREAM:I): servers seen through clients of every shard are counted by their own only.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
     /// Consumer name within the group [default: host name].
     #[arg(long, value_name = "NAME")]
     pub consumer: Option<String>,
@@ -188,6 +209,10 @@ pub struct CommonArgs {
     /// redis://[USER:PASSWORD@]HOST:PORT/STREAM or redis+unix:///SOCKET?key=STREAM.
     #[arg(long, value_name = "URL")]
     pub publish: Option<String>,
+    /// With --publish: spread the observations over N streams, STREAM:0 ... STREAM:N-1, by
+    /// client address, for N correlators (one per stream) to share the load.
+    #[arg(long = "publish-shards", value_name = "N", requires = "publish", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub publish_shards: Option<u16>,
     /// With --publish: also publish every event.
     #[arg(long = "publish-events", requires = "publish")]
     pub publish_events: bool,

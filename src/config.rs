@@ -44,6 +44,7 @@ struct ConfigFile {
     output: Vec<Spanned<String>>,
     publish: Option<Spanned<String>>,
     publish_events: Option<bool>,
+    publish_shards: Option<Spanned<u16>>,
     local_alerts: Option<bool>,
     #[serde(default)]
     live: LiveSection,
@@ -71,6 +72,7 @@ pub struct Config {
     pub outputs: Vec<OutputSpec>,
     pub publish: Option<OutputSpec>,
     pub publish_events: Option<bool>,
+    pub publish_shards: Option<u16>,
     pub local_alerts: Option<bool>,
     pub interface: Option<String>,
     pub snaplen: Option<i32>,
@@ -139,8 +141,17 @@ impl Config {
             }
             None => None,
         };
+        let publish_shards = in_range(
+            raw.publish_shards
+                .as_ref()
+                .map(|v| Spanned::new(v.span(), i64::from(*v.get_ref()))),
+            "publish-shards",
+            1,
+            1024,
+        )?;
         Ok(Config {
             publish,
+            publish_shards: publish_shards.map(|v| v as u16),
             publish_events: raw.publish_events,
             local_alerts: raw.local_alerts,
             sensor: raw.sensor,

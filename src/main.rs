@@ -136,6 +136,7 @@ fn start_correlate(args: CorrelateArgs) -> Result<(), String> {
         group: args.group,
         consumer: args.consumer.unwrap_or_else(host),
         sensors: args.sensors,
+        shard: args.shard,
         lateness_secs: args.lateness,
         sensor: args.sensor.unwrap_or_else(host),
         outputs,
@@ -325,6 +326,7 @@ fn run_config(
         spec,
         events: common.publish_events || config.publish_events.unwrap_or(false),
         run: run_id(&input),
+        shards: usize::from(common.publish_shards.or(config.publish_shards).unwrap_or(1)),
     });
     let to_stdout = outputs.is_empty()
         || outputs

@@ -627,3 +627,104 @@ fn entries_a_dead_consumer_left_pending_are_claimed() {
     same(&findings(&out), &want, "what the dead consumer left");
     assert_eq!(pending(&mut con), 0, "all acknowledged");
 }
+
+/// Two correlators share the load: each sensor spreads its observations over two streams by
+/// client address (`--publish-shards 2`), one correlator reads each (`--shard I/2`). Every
+/// alert and software sighting of one sensor on the whole capture comes from exactly one of
+/// them, and their asset summaries add up to its summaries: no host is counted twice.
+#[test]
+fn two_correlators_share_the_load_by_client() {
+    let mut scratch = Scratch::new("fleet-shards");
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    let (whole, parts) = workload(&scratch, 12, 0);
+    let want = single(&scratch, &whole);
+    let outs = [scratch.path("shard0.json"), scratch.path("shard1.json")];
+    let correlators: Vec<Child> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            let shard = format!("{i}/2");
+            correlator(
+                &scratch,
+                port,
+                &format!("fleet:{i}"),
+                out,
+                &["--shard", &shard],
+            )
+        })
+        .collect();
+    for (name, part) in SENSORS.iter().zip(&parts) {
+        let out = sensor(name, part, port, "fleet")
+            .args(["--publish-shards", "2"])
+            .output()
+            .expect("sensor");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for c in correlators {
+        finish(c, "shard correlator");
+    }
+    let of_type = |found: &BTreeMap<String, usize>, t: &str| -> BTreeMap<String, usize> {
+        found
+            .iter()
+            .filter(|(k, _)| k.contains(&format!("\"event_type\":\"{t}\"")))
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    };
+    let shards = [findings(&outs[0]), findings(&outs[1])];
+    {
+        let t = "alert";
+        let (a, b) = (of_type(&shards[0], t), of_type(&shards[1], t));
+        assert!(!a.is_empty() && !b.is_empty(), "both shards had {t} events");
+        let mut union = a.clone();
+        for (k, n) in &b {
+            assert!(!a.contains_key(k), "a {t} event from both shards: {k}");
+            *union.entry(k.clone()).or_insert(0) += n;
+        }
+        assert!(
+            union == of_type(&want, t),
+            "the {t} events of one sensor, each once"
+        );
+    }
+    // Each host's software once, from one shard. (A server's sighting comes with the first
+    // session its shard saw it in, not always the first on the whole capture.)
+    let software = |found: &BTreeMap<String, usize>| -> Vec<String> {
+        let mut all: Vec<String> = of_type(found, "software")
+            .keys()
+            .map(|k| {
+                let v: serde_json::Value = serde_json::from_str(k).expect("JSON");
+                v["software"].to_string()
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let mut union = [software(&shards[0]), software(&shards[1])].concat();
+    union.sort();
+    assert_eq!(union, software(&want), "every host's software, once");
+    // Per group and role, the shards' totals add up to one sensor's.
+    let totals = |found: &BTreeMap<String, usize>| -> BTreeMap<(String, String), u64> {
+        let mut by = BTreeMap::new();
+        for k in of_type(found, "asset_summary").keys() {
+            let v: serde_json::Value = serde_json::from_str(k).expect("JSON");
+            let summary = &v["asset_summary"];
+            for role in ["smtp_clients", "smtp_servers", "socks_servers"] {
+                let key = (
+                    summary["group"].as_str().unwrap_or("").to_string(),
+                    role.to_string(),
+                );
+                *by.entry(key).or_insert(0) += summary[role]["total"].as_u64().unwrap_or(0);
+            }
+        }
+        by
+    };
+    let mut added = totals(&shards[0]);
+    for (k, n) in totals(&shards[1]) {
+        *added.entry(k).or_insert(0) += n;
+    }
+    assert_eq!(added, totals(&want), "summaries add up");
+}

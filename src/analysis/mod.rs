@@ -71,6 +71,22 @@ pub enum Found {
     Summary(AssetSummary),
 }
 
+/// The shard a host belongs to when sensors publish to several streams (`--publish-shards`)
+/// and one correlator reads each: FNV-1a over its bytes, written out so that every sensor and
+/// correlator, whatever its version or platform, agrees.
+pub fn shard_of(client: std::net::IpAddr, shards: usize) -> usize {
+    let octets: Vec<u8> = match client {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in octets {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards.max(1) as u64) as usize
+}
+
 pub struct Analyzer {
     rules: std::sync::Arc<Rules>,
     /// Observations with the tick they came before.
@@ -85,6 +101,10 @@ pub struct Analyzer {
     /// When set, every observation processed is also kept here, in the order processed: what
     /// a sensor publishes for `spamtap correlate`.
     processed: Option<Vec<Observation>>,
+    /// `spamtap correlate --shard I/N`: the facts about servers (asset-group counts, software)
+    /// are this shard's only for the servers that hash to it; every shard sees them, through
+    /// its clients, and none may count them twice.
+    shard: Option<(usize, usize)>,
 }
 
 impl Analyzer {
@@ -99,7 +119,20 @@ impl Analyzer {
             observation_drops: 0,
             origin: 0,
             processed: None,
+            shard: None,
         }
+    }
+
+    /// Shard `index` of `count` (see [`Analyzer::shard`]).
+    pub fn for_shard(mut self, index: usize, count: usize) -> Self {
+        self.shard = Some((index, count));
+        self
+    }
+
+    /// Whether this analysis keeps the server-side facts about `host`.
+    fn owns(&self, host: std::net::IpAddr) -> bool {
+        self.shard
+            .is_none_or(|(index, count)| shard_of(host, count) == index)
     }
 
     /// Keeps every processed observation for [`Analyzer::take_processed`].
@@ -247,14 +280,15 @@ impl Analyzer {
                     self.population
                         .add(obs.client(), Role::SmtpClient, &software, &rules);
                 }
-                if smtp.server_spoke && smtp.tunnel.is_none() {
+                let server_here = self.owns(obs.server());
+                if smtp.server_spoke && smtp.tunnel.is_none() && server_here {
                     let software = names(&smtp.software, true);
                     self.population
                         .add(obs.server(), Role::SmtpServer, &software, &rules);
                 }
                 for s in &smtp.software {
                     let host = if s.kind == SoftwareType::MailServer {
-                        if smtp.tunnel.is_some() {
+                        if smtp.tunnel.is_some() || !server_here {
                             continue;
                         }
                         obs.server()
@@ -264,6 +298,7 @@ impl Analyzer {
                     sightings.push((host, s.clone()));
                 }
             }
+            Observed::SocksServer { .. } if !self.owns(obs.server()) => {}
             Observed::SocksServer { version } => {
                 let proxy = self.inventory.socks_proxy(*version);
                 self.population.add(

@@ -18,7 +18,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Observation;
+pub use crate::analysis::shard_of;
 use crate::timestamp::Timestamp;
+
+/// The stream of shard `shard` of `shards`: the stream itself when there is one, else
+/// `STREAM:0` ... `STREAM:N-1`.
+pub fn shard_stream(stream: &str, shard: usize, shards: usize) -> String {
+    if shards <= 1 {
+        stream.to_string()
+    } else {
+        format!("{stream}:{shard}")
+    }
+}
 
 /// Observations in one entry at most.
 pub const OBSERVATIONS_PER_ENTRY: usize = 256;
@@ -468,6 +479,22 @@ mod tests {
                 Step::Finish { ts, observations } => (1000 + ts.secs(), observations.len()),
             })
             .collect()
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // FNV-1a of the four bytes, fixed: sensors of any version agree.
+        assert_eq!(shard_of(ip("10.0.0.1"), 1), 0);
+        let first = shard_of(ip("10.20.1.10"), 4);
+        assert_eq!(shard_of(ip("10.20.1.10"), 4), first);
+        let mut seen = [0; 4];
+        for i in 0..=255u8 {
+            seen[shard_of(ip(&format!("10.20.{i}.2")), 4)] += 1;
+        }
+        assert!(seen.iter().all(|n| *n > 30), "{seen:?}");
+        assert_eq!(shard_stream("fleet", 2, 4), "fleet:2");
+        assert_eq!(shard_stream("fleet", 0, 1), "fleet");
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct CorrelateConfig {
     pub consumer: String,
     /// Sensors to wait for before time advances; with them, the run ends when all said bye.
     pub sensors: Vec<String>,
+    /// `--shard I/N`: which shard of the sensors' streams this correlator reads.
+    pub shard: Option<(usize, usize)>,
     /// `--lateness`: `None` for the default (a bound for live sensors only).
     pub lateness_secs: Option<u64>,
     /// Name in the correlator's own events.
@@ -88,7 +90,8 @@ pub fn correlate(config: CorrelateConfig, control: Control) -> Result<CorrelateS
 
     let mut run = Correlator {
         merger: Merger::new(config.sensors.clone(), config.lateness_secs),
-        analyzer: Analyzer::new(Arc::clone(&config.rules)),
+        analyzer: new_analyzer(&config.rules, config.shard),
+        shard: config.shard,
         rules: config.rules,
         outputs,
         writer: EventWriter::default(),
@@ -201,9 +204,18 @@ enum Due {
     WithNextTick(String),
 }
 
+fn new_analyzer(rules: &Arc<Rules>, shard: Option<(usize, usize)>) -> Analyzer {
+    let analyzer = Analyzer::new(Arc::clone(rules));
+    match shard {
+        Some((index, count)) => analyzer.for_shard(index, count),
+        None => analyzer,
+    }
+}
+
 struct Correlator {
     merger: Merger,
     analyzer: Analyzer,
+    shard: Option<(usize, usize)>,
     rules: Arc<Rules>,
     outputs: Outputs,
     writer: EventWriter,
@@ -294,7 +306,7 @@ impl Correlator {
                         self.write_stats();
                     }
                     // A new analysis, and a new packet time, for the sensors to come.
-                    self.analyzer = Analyzer::new(Arc::clone(&self.rules));
+                    self.analyzer = new_analyzer(&self.rules, self.shard);
                     self.now = Timestamp::default();
                     ack_upto = Timestamp(u64::MAX);
                 }
