@@ -16,7 +16,7 @@ use spamtap::cli::{
     Cli, Command, CommonArgs, ConfigCommand, CorrelateArgs, LiveArgs, RulesCommand,
 };
 use spamtap::config::Config;
-use spamtap::output::{Destination, OutputSpec, publish_spec};
+use spamtap::output::{Destination, OutputSpec, OutputSummary, publish_spec};
 use spamtap::rules::Rules;
 use spamtap::runtime::{
     Control, CorrelateConfig, Input, PublishConfig, RunConfig, RunSummary, correlate, run,
@@ -156,14 +156,7 @@ fn start_correlate(args: CorrelateArgs) -> Result<(), String> {
             fleet.late_observations,
             summary.elapsed.as_secs_f64()
         );
-        for o in &summary.outputs {
-            note!(
-                "spamtap: output {}: {} events written, {} dropped",
-                o.name,
-                o.written,
-                o.dropped
-            );
-        }
+        print_outputs(&summary.outputs);
     }
     Ok(())
 }
@@ -187,6 +180,26 @@ fn control(rules_dir: Option<PathBuf>) -> Result<Control, String> {
     })
 }
 
+/// Per output, at the end: what it wrote and dropped.
+fn print_outputs(outputs: &[OutputSummary]) {
+    for o in outputs {
+        let unconfirmed = if o.unconfirmed > 0 {
+            format!(
+                ", {} unconfirmed (sent as the connection broke: the destination may have them)",
+                o.unconfirmed
+            )
+        } else {
+            String::new()
+        };
+        note!(
+            "spamtap: output {}: {} events written, {} dropped{unconfirmed}",
+            o.name,
+            o.written,
+            o.dropped
+        );
+    }
+}
+
 fn print_summary(summary: &RunSummary) {
     let s = &summary.stats;
     let events: u64 = s.events.values().sum();
@@ -200,14 +213,7 @@ fn print_summary(summary: &RunSummary) {
         by_type.join(", "),
         summary.elapsed.as_secs_f64()
     );
-    for o in &summary.outputs {
-        note!(
-            "spamtap: output {}: {} events written, {} dropped",
-            o.name,
-            o.written,
-            o.dropped
-        );
-    }
+    print_outputs(&summary.outputs);
 }
 
 fn env(name: &str) -> Option<String> {

@@ -188,19 +188,27 @@ fn publish(name: &str, pcap: &Path, port: u16, stream: &str) {
     );
 }
 
-fn correlator(scratch: &Scratch, port: u16, stream: &str, out: &Path, extra: &[&str]) -> Child {
+/// `spamtap correlate` on `stream`, group `site`, the test rules, events to `out`.
+fn correlate(port: u16, stream: &str, out: &Path, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_spamtap"))
         .args(["correlate", "--from", &url(port, stream), "--group", "site"])
-        .args(["--consumer", "c1", "--sensor", "site", "--rules"])
+        .args(["--sensor", "site", "--rules"])
         .arg(rules())
-        .args(["--sensors", &SENSORS.join(","), "-o"])
+        .arg("-o")
         .arg(out)
-        .args(extra)
-        .current_dir(&scratch.dir)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("correlator starts")
+}
+
+/// The correlator of the three-sensor tests: consumer `c1`, waiting for s0, s1 and s2.
+fn correlator(port: u16, stream: &str, out: &Path, extra: &[&str]) -> Child {
+    let sensors = SENSORS.join(",");
+    let mut args = vec!["--consumer", "c1", "--sensors", sensors.as_str()];
+    args.extend_from_slice(extra);
+    correlate(port, stream, out, &args)
 }
 
 fn finish(child: Child, what: &str) -> String {
@@ -262,7 +270,7 @@ fn three_sensors_and_a_correlator_give_the_answer_of_one_sensor() {
 
     // The correlator first: it makes the stream and its group.
     let out = scratch.path("site.json");
-    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    let corr = correlator(port, "fleet", &out, &[]);
     // One after another: time waits for every named sensor.
     for (name, part) in SENSORS.iter().zip(&parts) {
         publish(name, part, port, "fleet");
@@ -276,7 +284,7 @@ fn three_sensors_and_a_correlator_give_the_answer_of_one_sensor() {
 
     // Side by side, into a new stream: the same answer.
     let out2 = scratch.path("site2.json");
-    let corr = correlator(&scratch, port, "fleet2", &out2, &[]);
+    let corr = correlator(port, "fleet2", &out2, &[]);
     let running: Vec<Child> = SENSORS
         .iter()
         .zip(&parts)
@@ -302,7 +310,7 @@ fn a_sensor_started_again_and_a_correlator_started_again_change_nothing() {
         redis::cmd("XLEN").arg("fleet").query(con).unwrap_or(0)
     };
 
-    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    let corr = correlator(port, "fleet", &out, &[]);
     publish("s0", &parts[0], port, "fleet");
     // s1 is killed halfway through its replay, then replays again from the start.
     let before = stream_len(&mut con);
@@ -316,7 +324,7 @@ fn a_sensor_started_again_and_a_correlator_started_again_change_nothing() {
     let mut corr = corr;
     corr.kill().expect("kill correlator");
     corr.wait().expect("correlator ends");
-    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    let corr = correlator(port, "fleet", &out, &[]);
     publish("s1", &parts[1], port, "fleet");
     publish("s2", &parts[2], port, "fleet");
     let err = finish(corr, "correlator started again");
@@ -341,7 +349,7 @@ fn redis_restarted_mid_run_loses_nothing() {
     let (whole, parts) = workload(&scratch, 48, 0);
     let want = single(&scratch, &whole);
     let out = scratch.path("site.json");
-    let corr = correlator(&scratch, port, "fleet", &out, &[]);
+    let corr = correlator(port, "fleet", &out, &[]);
     let running: Vec<Child> = SENSORS
         .iter()
         .zip(&parts)
@@ -372,7 +380,7 @@ fn a_sensor_lagging_beyond_the_bound_is_counted_late_not_merged() {
     let (_, parts) = workload(&scratch, 48, 3600);
     let out = scratch.path("site.json");
     // The parts span four minutes; s0 and s1 racing stay well within ten.
-    let corr = correlator(&scratch, port, "fleet", &out, &["--lateness", "600"]);
+    let corr = correlator(port, "fleet", &out, &["--lateness", "600"]);
     let mut running: Vec<Child> = SENSORS[..2]
         .iter()
         .zip(&parts)
@@ -440,21 +448,7 @@ fn a_sender_split_over_two_taps_alerts_only_site_wide() {
     };
     assert!(excessive(&want) > 0, "one sensor on all of it alerts");
     let out = scratch.path("site.json");
-    let corr = Command::new(env!("CARGO_BIN_EXE_spamtap"))
-        .args([
-            "correlate",
-            "--from",
-            &url(port, "fleet"),
-            "--group",
-            "site",
-            "--rules",
-        ])
-        .arg(rules())
-        .args(["--sensors", "tap0,tap1", "-q", "-o"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("correlator");
+    let corr = correlate(port, "fleet", &out, &["--sensors", "tap0,tap1", "-q"]);
     for (i, part) in parts.iter().enumerate() {
         // Local alerts on: each tap alone stays under the threshold.
         let local = scratch.path(&format!("tap{i}.json"));
@@ -490,21 +484,7 @@ fn sigterm_stops_a_correlator_that_forwards_events() {
     start_redis(&mut scratch, port);
     let pcap = root().join("pcaps/detect-excessive-mail.pcap");
     let out = scratch.path("site.json");
-    let mut corr = Command::new(env!("CARGO_BIN_EXE_spamtap"))
-        .args([
-            "correlate",
-            "--from",
-            &url(port, "fleet"),
-            "--group",
-            "site",
-            "--rules",
-        ])
-        .arg(rules())
-        .args(["--sensor", "site", "-q", "-o"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("correlator");
+    let mut corr = correlate(port, "fleet", &out, &["-q"]);
     let local = scratch.path("tap.json");
     let run = Command::new(env!("CARGO_BIN_EXE_spamtap"))
         .args(["replay", "-q", "--sensor", "tap", "--rules"])
@@ -608,21 +588,12 @@ fn entries_a_dead_consumer_left_pending_are_claimed() {
     };
     assert!(pending(&mut con) > 10);
     let out = scratch.path("site.json");
-    let corr = Command::new(env!("CARGO_BIN_EXE_spamtap"))
-        .args([
-            "correlate",
-            "--from",
-            &url(port, "fleet"),
-            "--group",
-            "site",
-            "--rules",
-        ])
-        .arg(rules())
-        .args(["--consumer", "c1", "--sensors", "s0", "-q", "-o"])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("correlator");
+    let corr = correlate(
+        port,
+        "fleet",
+        &out,
+        &["--consumer", "c1", "--sensors", "s0", "-q"],
+    );
     finish(corr, "correlator");
     same(&findings(&out), &want, "what the dead consumer left");
     assert_eq!(pending(&mut con), 0, "all acknowledged");
@@ -645,13 +616,7 @@ fn two_correlators_share_the_load_by_client() {
         .enumerate()
         .map(|(i, out)| {
             let shard = format!("{i}/2");
-            correlator(
-                &scratch,
-                port,
-                &format!("fleet:{i}"),
-                out,
-                &["--shard", &shard],
-            )
+            correlator(port, &format!("fleet:{i}"), out, &["--shard", &shard])
         })
         .collect();
     for (name, part) in SENSORS.iter().zip(&parts) {

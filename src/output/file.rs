@@ -27,6 +27,7 @@ impl Target for StdoutTarget {
                 lines: count_lines(&lines[..done]),
                 failure: Some(error),
                 refused: None,
+                unconfirmed: 0,
             },
         }
     }
@@ -100,6 +101,7 @@ impl Target for FileTarget {
                 },
                 failure: Some(error),
                 refused: None,
+                unconfirmed: 0,
             };
         }
         self.size += lines.len() as u64;

@@ -50,6 +50,9 @@ pub(super) struct Delivered {
     /// Set when the destination took the connection but refused some lines (a Redis key of
     /// another type, no permission): those are dropped, not retried, as retrying would not help.
     pub refused: Option<String>,
+    /// Lines sent when the connection broke, before the destination said it had them: it may
+    /// hold them or not. Counted on their own, neither written nor dropped.
+    pub unconfirmed: u64,
 }
 
 impl Delivered {
@@ -59,6 +62,7 @@ impl Delivered {
             lines: 0,
             failure: Some(io::Error::other("not connected")),
             refused: None,
+            unconfirmed: 0,
         }
     }
 
@@ -67,6 +71,7 @@ impl Delivered {
             lines: count_lines(lines),
             failure: None,
             refused: None,
+            unconfirmed: 0,
         }
     }
 }
@@ -80,6 +85,8 @@ struct Counters {
     written: AtomicU64,
     /// Lines lost: queue full, destination down, or a failed write.
     dropped: AtomicU64,
+    /// Lines whose fate is unknown (see [`Delivered::unconfirmed`]).
+    unconfirmed: AtomicU64,
     /// Failed opens, connects and writes.
     failures: AtomicU64,
 }
@@ -91,6 +98,7 @@ struct Counters {
 pub struct OutputStats {
     pub name: String,
     pub dropped: u64,
+    pub unconfirmed: u64,
     pub failures: u64,
 }
 
@@ -101,6 +109,7 @@ pub struct OutputSummary {
     pub events: u64,
     pub written: u64,
     pub dropped: u64,
+    pub unconfirmed: u64,
 }
 
 #[derive(Debug)]
@@ -311,6 +320,7 @@ impl Outputs {
             .map(|lane| OutputStats {
                 name: lane.spec.name.clone(),
                 dropped: lane.counters.dropped.load(Ordering::Relaxed),
+                unconfirmed: lane.counters.unconfirmed.load(Ordering::Relaxed),
                 failures: lane.counters.failures.load(Ordering::Relaxed),
             })
             .collect()
@@ -345,6 +355,7 @@ impl Outputs {
                 events: lane.counters.events.load(Ordering::Relaxed),
                 written: lane.counters.written.load(Ordering::Relaxed),
                 dropped: lane.counters.dropped.load(Ordering::Relaxed),
+                unconfirmed: lane.counters.unconfirmed.load(Ordering::Relaxed),
             })
             .collect())
     }
@@ -493,7 +504,10 @@ impl LaneState {
                 self.counters
                     .written
                     .fetch_add(result.lines, Ordering::Relaxed);
-                self.drop_lines(lines.saturating_sub(result.lines));
+                self.counters
+                    .unconfirmed
+                    .fetch_add(result.unconfirmed, Ordering::Relaxed);
+                self.drop_lines(lines.saturating_sub(result.lines + result.unconfirmed));
                 self.pending.clear();
                 self.pending_lines = 0;
                 return self.fail(error);
@@ -678,6 +692,7 @@ mod tests {
                     lines: 1,
                     failure: Some(io::ErrorKind::BrokenPipe.into()),
                     refused: None,
+                    unconfirmed: 0,
                 };
             }
             self.got.extend_from_slice(lines);

@@ -118,29 +118,37 @@ impl Target for RedisTarget {
                 lines: 0,
                 failure: Some(io_error(e)),
                 refused: None,
+                // How much of the pipeline went out is not known.
+                unconfirmed: carried.iter().sum(),
             };
         }
         let mut delivered = 0;
         let mut refused = None;
+        let sent: u64 = carried.iter().sum();
+        let mut answered = 0;
         for lines in carried {
             match connection.recv_response() {
                 Ok(Value::ServerError(e)) => refused = Some(e.to_string()),
                 Ok(_) => delivered += lines,
                 Err(e) => {
+                    // Sent, but no word back: the server may have taken them.
                     self.connection = None;
                     return Delivered {
                         lines: delivered,
                         failure: Some(io_error(e)),
                         refused: None,
+                        unconfirmed: sent - answered,
                     };
                 }
             }
+            answered += lines;
         }
         Delivered {
             lines: delivered,
             failure: None,
             // The server refused some (a key of another type, no permission, out of memory).
             refused,
+            unconfirmed: 0,
         }
     }
 }

@@ -114,6 +114,7 @@ impl Target for SyslogTarget {
                         lines: ends.len() as u64,
                         failure: None,
                         refused: None,
+                        unconfirmed: 0,
                     },
                     Err((done, error)) => {
                         self.socket = None;
@@ -121,6 +122,7 @@ impl Target for SyslogTarget {
                             lines: ends.iter().filter(|&&end| end <= done).count() as u64,
                             failure: Some(error),
                             refused: None,
+                            unconfirmed: 0,
                         }
                     }
                 }
@@ -143,6 +145,7 @@ impl Target for SyslogTarget {
                             lines: delivered,
                             failure: Some(error),
                             refused: None,
+                            unconfirmed: 0,
                         };
                     }
                     delivered += 1;
@@ -151,6 +154,7 @@ impl Target for SyslogTarget {
                     lines: delivered,
                     failure: None,
                     refused: None,
+                    unconfirmed: 0,
                 }
             }
         }

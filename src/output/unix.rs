@@ -46,6 +46,7 @@ impl Target for DgramTarget {
                     lines: sent,
                     failure: Some(error),
                     refused: None,
+                    unconfirmed: 0,
                 };
             }
             sent += 1;
@@ -54,6 +55,7 @@ impl Target for DgramTarget {
             lines: sent,
             failure: None,
             refused: None,
+            unconfirmed: 0,
         }
     }
 }
@@ -89,6 +91,7 @@ impl Target for StreamTarget {
                     lines: count_lines(&lines[..done]),
                     failure: Some(error),
                     refused: None,
+                    unconfirmed: 0,
                 }
             }
         }
