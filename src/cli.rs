@@ -61,6 +61,28 @@ pub enum Command {
         spamtap correlate --from redis://127.0.0.1:6379/spamtap --group site -o alerts.json\n  \
         spamtap correlate --from redis://10.0.0.5/spamtap --group site --sensors dc1,dc2,branch")]
     Correlate(CorrelateArgs),
+    /// Draw the analyst's pictures from spamtap's events into one self-contained HTML file:
+    /// SMTP clients over time, clients per asset group, port-25 connections, top senders and
+    /// their messages, the software inventory, alerts, and the run.
+    #[command(after_help = "Examples:\n  \
+        spamtap report -o report.html /var/log/spamtap/eve.json /var/log/spamtap/eve.json.1.gz\n  \
+        spamtap replay day.pcap | spamtap report -o day.html")]
+    Report {
+        /// Event files (NDJSON, gzip or not, in any order) [default: standard input].
+        #[arg(value_name = "EVENTS")]
+        inputs: Vec<PathBuf>,
+        /// The report.
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            default_value = "report.html"
+        )]
+        output: PathBuf,
+        /// No progress bar and no summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Work with config files.
     Config {
         #[command(subcommand)]

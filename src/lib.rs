@@ -20,6 +20,7 @@ pub mod flow;
 pub mod output;
 pub mod protocols;
 pub mod reassembly;
+pub mod report;
 pub mod rules;
 pub mod runtime;
 pub mod software;

@@ -50,6 +50,28 @@ fn start(cli: Cli) -> Result<(), String> {
             command: ConfigCommand::Check { file },
         } => return check_config(&file),
         Command::Correlate(args) => return start_correlate(args),
+        Command::Report {
+            inputs,
+            output,
+            quiet,
+        } => {
+            let agg =
+                spamtap::report::report(&inputs, &output, !quiet).map_err(|e| e.to_string())?;
+            if !quiet {
+                let s = &agg.skipped;
+                note!(
+                    "spamtap: report {}: {} events from {} line(s); skipped {} not JSON, {} not events, {} of unknown types, {} cut short",
+                    output.display(),
+                    agg.events,
+                    agg.lines,
+                    s.not_json,
+                    s.not_an_event,
+                    s.unknown_type,
+                    s.truncated
+                );
+            }
+            return Ok(());
+        }
         Command::Replay { pcaps, common } => (Some(pcaps), LiveArgs::default(), common),
         Command::Live { live, common } => (None, live, common),
     };

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     // What joins the stages: one worker's pipeline, then the threads, then the command line.
     &["tracker"],
     &["runtime"],
-    &["cli", "config"],
+    &["cli", "config", "report"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -5,7 +5,8 @@
 # dante, swaks, curl, proxychains4) and the independent TLS fingerprinters of
 # tests/tls_conformance.rs (tshark; FoxIO's ja4plus from PyPI, pinned, in a venv at
 # /var/lib/spamtap-tests/venv), and what tests/outputs.rs and tests/eve_schema.rs talk to and
-# check with (redis-server, rsyslog, tcpreplay, python3-jsonschema). Does nothing when all are
+# check with (redis-server, rsyslog, tcpreplay, python3-jsonschema), and the browser
+# tests/report.rs opens reports in (chromium). Does nothing when all are
 # present; uses sudo when not root.
 #   bash tests/deps.sh [--test]
 set -euo pipefail
@@ -26,6 +27,7 @@ if [ "${1:-}" = --test ]; then
     command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
     command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
     /usr/bin/python3 -c 'import jsonschema' >/dev/null 2>&1 || need+=(python3-jsonschema)
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
