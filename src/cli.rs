@@ -79,6 +79,10 @@ pub enum Command {
             default_value = "report.html"
         )]
         output: PathBuf,
+        /// The rules directory the sensors ran with: its internal domains tell the outside
+        /// recipients apart.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
         /// No progress bar and no summary.
         #[arg(short, long)]
         quiet: bool,

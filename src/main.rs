@@ -53,10 +53,15 @@ fn start(cli: Cli) -> Result<(), String> {
         Command::Report {
             inputs,
             output,
+            rules,
             quiet,
         } => {
-            let agg =
-                spamtap::report::report(&inputs, &output, !quiet).map_err(|e| e.to_string())?;
+            let assets = match &rules {
+                Some(dir) => Some(load_rules(Some(dir))?.assets),
+                None => None,
+            };
+            let agg = spamtap::report::report(&inputs, &output, assets, !quiet)
+                .map_err(|e| e.to_string())?;
             if !quiet {
                 let s = &agg.skipped;
                 note!(

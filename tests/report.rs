@@ -275,3 +275,69 @@ fn bad_lines_and_gzip_are_read_and_counted() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/eve.json"));
 }
+
+/// With the sensors' rules, recipients in the internal domains do not count as outside.
+#[test]
+fn outside_recipients_follow_the_rules_internal_domains() {
+    let scratch = Scratch::new("report-rules");
+    let (events_path, events) = golden_events(&scratch);
+    let rules: toml::Value = toml::from_str(
+        &std::fs::read_to_string(root().join("tests/rules/assets.toml")).expect("assets.toml"),
+    )
+    .expect("TOML");
+    let internal: Vec<String> = rules["internal_domains"]
+        .as_array()
+        .expect("internal_domains")
+        .iter()
+        .map(|d| d.as_str().unwrap_or("").to_ascii_lowercase())
+        .collect();
+    let is_internal = |addr: &str| {
+        let domain = addr
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase();
+        internal
+            .iter()
+            .any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
+    };
+    let mut outside: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["event_type"] == "smtp") {
+        let accepted = e["smtp"]["rcpt_accepted"].as_u64().unwrap_or(0);
+        let Some(from) = e["smtp"]["mail_from"].as_str() else {
+            continue;
+        };
+        if accepted == 0 {
+            continue;
+        }
+        let n = e["smtp"]["rcpt_to"].as_array().map_or(0, |r| {
+            r.iter()
+                .filter(|a| !is_internal(a.as_str().unwrap_or("")))
+                .count()
+        }) as u64;
+        *outside.entry(from.to_string()).or_default() += n.min(accepted);
+    }
+    let page = scratch.path("report.html");
+    let rules_dir = root().join("tests/rules");
+    let run = report(&[
+        "-q",
+        "--rules",
+        rules_dir.to_str().expect("utf-8"),
+        "-o",
+        page.to_str().expect("utf-8"),
+        events_path.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let html = std::fs::read_to_string(&page).expect("page");
+    let listed = table(&html, "senders");
+    let top = outside.values().max().copied().unwrap_or(0);
+    assert_eq!(
+        attrs(listed, "data-count").first().cloned(),
+        Some(top.to_string())
+    );
+    // Internal mail does not count: some sender's outside count is below its accepted one.
+    assert!(outside.values().any(|n| *n == 0), "{outside:?}");
+}

@@ -201,8 +201,11 @@ pub struct Aggregate {
     /// Intervals with a surge alert, for the marks on the clients line.
     pub surges: Vec<(u64, String)>,
     pub groups: BTreeMap<String, GroupHosts>,
-    /// Accepted recipients per sender (`mail_from`).
-    pub senders: HashMap<String, u64>,
+    /// Per sender (`mail_from`): accepted recipients, and of them those outside the internal
+    /// domains (at most the accepted count: an event lists refused recipients too).
+    pub senders: HashMap<String, (u64, u64)>,
+    /// The internal domains (`--rules`), to tell outside recipients.
+    pub assets: Option<crate::rules::Assets>,
     pub senders_untracked: u64,
     /// Senders an excessive-mail alert named, with the messages it listed.
     pub flagged: BTreeMap<String, Vec<MessageRow>>,
@@ -228,6 +231,7 @@ impl Default for Aggregate {
             surges: Vec::new(),
             groups: BTreeMap::new(),
             senders: HashMap::new(),
+            assets: None,
             senders_untracked: 0,
             flagged: BTreeMap::new(),
             software: HashMap::new(),
@@ -351,10 +355,22 @@ impl Aggregate {
         if let Some(from) = smtp["mail_from"].as_str()
             && accepted > 0
         {
-            if let Some(n) = self.senders.get_mut(from) {
+            let outside = match &self.assets {
+                Some(assets) => smtp["rcpt_to"]
+                    .as_array()
+                    .map_or(0, |r| {
+                        r.iter()
+                            .filter(|a| !assets.is_internal_address(text(a)))
+                            .count() as u64
+                    })
+                    .min(accepted),
+                None => accepted,
+            };
+            if let Some((n, o)) = self.senders.get_mut(from) {
                 *n += accepted;
+                *o += outside;
             } else if self.senders.len() < MAX_KEYS {
-                self.senders.insert(from.to_string(), accepted);
+                self.senders.insert(from.to_string(), (accepted, outside));
             } else {
                 self.senders_untracked += 1;
             }

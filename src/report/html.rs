@@ -418,20 +418,28 @@ pub fn render(a: &Aggregate) -> String {
     out.push_str("</section>");
 
     // Senders.
-    let mut senders: Vec<(&String, &u64)> = a.senders.iter().collect();
-    senders.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
-    out.push_str(r#"<section id="senders"><h2>Top senders by accepted recipients</h2><table data-table="senders"><thead><tr><th>sender (MAIL FROM)</th><th>accepted recipients</th><th>flagged</th></tr></thead><tbody>"#);
-    for (sender, n) in senders.iter().take(TABLE_ROWS) {
+    let mut senders: Vec<(&String, &(u64, u64))> = a.senders.iter().collect();
+    senders.sort_by(|x, y| (y.1.1, y.1.0).cmp(&(x.1.1, x.1.0)).then(x.0.cmp(y.0)));
+    let outside_note = if a.assets.is_some() {
+        "outside the internal domains of the rules given"
+    } else {
+        "all recipients: give --rules DIR to tell the outside ones"
+    };
+    let _ = write!(
+        out,
+        r#"<section id="senders"><h2>Top senders by accepted outside recipients</h2><p>Outside: {outside_note}. An event lists refused recipients too, so a sender's outside count is at most its accepted count.</p><table data-table="senders"><thead><tr><th>sender (MAIL FROM)</th><th>accepted outside recipients</th><th>accepted recipients</th><th>flagged</th></tr></thead><tbody>"#
+    );
+    for (sender, (n, outside)) in senders.iter().take(TABLE_ROWS) {
+        let flagged = if a.flagged.contains_key(*sender) {
+            "yes"
+        } else {
+            ""
+        };
         let _ = write!(
             out,
-            r#"<tr data-sender="{}"><td>{}</td><td data-count="{n}">{n}</td><td>{}</td></tr>"#,
+            r#"<tr data-sender="{}"><td>{}</td><td data-count="{outside}">{outside}</td><td>{n}</td><td>{flagged}</td></tr>"#,
             esc(sender),
             esc(sender),
-            if a.flagged.contains_key(*sender) {
-                "yes"
-            } else {
-                ""
-            }
         );
     }
     let _ = write!(

@@ -33,9 +33,18 @@ impl std::fmt::Display for ReportError {
     }
 }
 
-/// Reads every input (standard input when none), writes the report to `out`.
-pub fn report(inputs: &[PathBuf], out: &Path, progress: bool) -> Result<Aggregate, ReportError> {
-    let mut agg = Aggregate::default();
+/// Reads every input (standard input when none), writes the report to `out`; `assets` tells
+/// which recipients are outside.
+pub fn report(
+    inputs: &[PathBuf],
+    out: &Path,
+    assets: Option<crate::rules::Assets>,
+    progress: bool,
+) -> Result<Aggregate, ReportError> {
+    let mut agg = Aggregate {
+        assets,
+        ..Aggregate::default()
+    };
     let total: u64 = inputs
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
