@@ -338,6 +338,19 @@ fn outside_recipients_follow_the_rules_internal_domains() {
         attrs(listed, "data-count").first().cloned(),
         Some(top.to_string())
     );
+    // Per interval, the windows' counts of a sender add up to its total.
+    let (top_sender, _) = outside.iter().max_by_key(|(_, n)| **n).expect("a sender");
+    let windows = table(&html, "sender-windows");
+    let in_windows: u64 = windows
+        .split("<tr>")
+        .filter_map(|row| row.split(&format!("{top_sender} ")).nth(1))
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    assert!(
+        in_windows > 0 && in_windows <= top,
+        "{top_sender}: {in_windows} of {top}"
+    );
     // Internal mail does not count: some sender's outside count is below its accepted one.
     assert!(outside.values().any(|n| *n == 0), "{outside:?}");
 }

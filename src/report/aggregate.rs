@@ -16,6 +16,9 @@ pub const HOSTS_PER_BUCKET: usize = 5_000;
 pub const TABLE_ROWS: usize = 200;
 /// Distinct keys (senders, hosts, software) tracked for a table; the rest are counted.
 pub const MAX_KEYS: usize = 100_000;
+/// Senders counted per interval for the per-window ranking; the rest go under [`OTHERS`].
+pub const SENDERS_PER_BUCKET: usize = 1_000;
+pub const OTHERS: &str = "(other senders)";
 
 /// Event types this version of spamtap writes; anything else is counted as unknown.
 const KNOWN: &[&str] = &[
@@ -204,6 +207,8 @@ pub struct Aggregate {
     /// Per sender (`mail_from`): accepted recipients, and of them those outside the internal
     /// domains (at most the accepted count: an event lists refused recipients too).
     pub senders: HashMap<String, (u64, u64)>,
+    /// Accepted outside recipients per sender per interval: the senders of each window.
+    pub sender_windows: Timeline<Counts>,
     /// The internal domains (`--rules`), to tell outside recipients.
     pub assets: Option<crate::rules::Assets>,
     pub senders_untracked: u64,
@@ -231,6 +236,7 @@ impl Default for Aggregate {
             surges: Vec::new(),
             groups: BTreeMap::new(),
             senders: HashMap::new(),
+            sender_windows: Timeline::new(),
             assets: None,
             senders_untracked: 0,
             flagged: BTreeMap::new(),
@@ -366,6 +372,13 @@ impl Aggregate {
                     .min(accepted),
                 None => accepted,
             };
+            let window = self.sender_windows.at(secs);
+            let key = if window.contains_key(from) || window.len() < SENDERS_PER_BUCKET {
+                from
+            } else {
+                OTHERS
+            };
+            *window.entry(key.to_string()).or_default() += outside;
             if let Some((n, o)) = self.senders.get_mut(from) {
                 *n += accepted;
                 *o += outside;

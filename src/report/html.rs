@@ -449,6 +449,30 @@ pub fn render(a: &Aggregate) -> String {
         a.senders_untracked,
         super::aggregate::MAX_KEYS
     );
+    // The busiest senders of each window.
+    let _ = write!(
+        out,
+        r#"<h3>Top senders per interval</h3><table data-table="sender-windows"><thead><tr><th>interval (from, {}s)</th><th>senders by accepted outside recipients</th></tr></thead><tbody>"#,
+        a.sender_windows.width
+    );
+    for (start, counts) in &a.sender_windows.buckets {
+        let mut top: Vec<(&String, &u64)> = counts.iter().filter(|(_, n)| **n > 0).collect();
+        top.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+        let listed: Vec<String> = top
+            .iter()
+            .take(3)
+            .map(|(s, n)| format!("{} {n}", esc(s)))
+            .collect();
+        if !listed.is_empty() {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                clock(*start),
+                listed.join(", ")
+            );
+        }
+    }
+    out.push_str("</tbody></table>");
     for (sender, messages) in &a.flagged {
         let mut messages = messages.clone();
         messages.sort_by(|x, y| y.time.cmp(&x.time));
