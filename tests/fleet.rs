@@ -211,6 +211,21 @@ fn correlator(port: u16, stream: &str, out: &Path, extra: &[&str]) -> Child {
     correlate(port, stream, out, &args)
 }
 
+/// Sensors `names`, one per part, replaying side by side.
+fn start_sensors(names: &[&str], parts: &[PathBuf], port: u16, stream: &str) -> Vec<Child> {
+    names
+        .iter()
+        .zip(parts)
+        .map(|(name, part)| sensor(name, part, port, stream).spawn().expect("sensor"))
+        .collect()
+}
+
+fn finish_all(sensors: Vec<Child>) {
+    for (child, name) in sensors.into_iter().zip(SENSORS) {
+        finish(child, name);
+    }
+}
+
 fn finish(child: Child, what: &str) -> String {
     let out = child.wait_with_output().expect(what);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -285,14 +300,7 @@ fn three_sensors_and_a_correlator_give_the_answer_of_one_sensor() {
     // Side by side, into a new stream: the same answer.
     let out2 = scratch.path("site2.json");
     let corr = correlator(port, "fleet2", &out2, &[]);
-    let running: Vec<Child> = SENSORS
-        .iter()
-        .zip(&parts)
-        .map(|(name, part)| sensor(name, part, port, "fleet2").spawn().expect("sensor"))
-        .collect();
-    for (child, name) in running.into_iter().zip(SENSORS) {
-        finish(child, name);
-    }
+    finish_all(start_sensors(&SENSORS, &parts, port, "fleet2"));
     finish(corr, "correlator");
     same(&findings(&out2), &want, "three sensors side by side");
 }
@@ -350,23 +358,26 @@ fn redis_restarted_mid_run_loses_nothing() {
     let want = single(&scratch, &whole);
     let out = scratch.path("site.json");
     let corr = correlator(port, "fleet", &out, &[]);
-    let running: Vec<Child> = SENSORS
-        .iter()
-        .zip(&parts)
-        .map(|(name, part)| sensor(name, part, port, "fleet").spawn().expect("sensor"))
-        .collect();
+    let running = start_sensors(&SENSORS, &parts, port, "fleet");
     let mut con = redis_client(port).expect("client");
     wait_for("every sensor publishes", Duration::from_secs(60), || {
         sensors_heard(&mut con, "fleet") == 3
+    });
+    // And the correlator is past its start, reading as consumer c1.
+    wait_for("the correlator reads", Duration::from_secs(60), || {
+        redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg("fleet")
+            .arg("site")
+            .query::<redis::Value>(&mut con)
+            .is_ok_and(|v| format!("{v:?}").contains("c1"))
     });
     let mut server = scratch.children.pop().expect("redis-server");
     server.kill().expect("kill -9 redis-server");
     server.wait().expect("redis-server ends");
     std::thread::sleep(Duration::from_millis(800));
     start_redis(&mut scratch, port);
-    for (child, name) in running.into_iter().zip(SENSORS) {
-        finish(child, name);
-    }
+    finish_all(running);
     finish(corr, "correlator");
     same(&findings(&out), &want, "across a redis-server restart");
 }
@@ -381,20 +392,14 @@ fn a_sensor_lagging_beyond_the_bound_is_counted_late_not_merged() {
     let out = scratch.path("site.json");
     // The parts span four minutes; s0 and s1 racing stay well within ten.
     let corr = correlator(port, "fleet", &out, &["--lateness", "600"]);
-    let mut running: Vec<Child> = SENSORS[..2]
-        .iter()
-        .zip(&parts)
-        .map(|(name, part)| sensor(name, part, port, "fleet").spawn().expect("sensor"))
-        .collect();
+    let mut running = start_sensors(&SENSORS[..2], &parts, port, "fleet");
     // s2 starts once the others are under way.
     let mut con = redis_client(port).expect("client");
     wait_for("s0 and s1 publish", Duration::from_secs(60), || {
         sensors_heard(&mut con, "fleet") == 2
     });
     running.push(sensor("s2", &parts[2], port, "fleet").spawn().expect("s2"));
-    for (child, name) in running.into_iter().zip(SENSORS) {
-        finish(child, name);
-    }
+    finish_all(running);
     let err = finish(corr, "correlator");
     let late: u64 = err
         .split(" late observation(s)")

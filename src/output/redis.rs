@@ -128,6 +128,17 @@ impl Target for RedisTarget {
         let mut answered = 0;
         for lines in carried {
             match connection.recv_response() {
+                Ok(Value::ServerError(e)) if transient(e.code()) => {
+                    // A server still loading its data, or busy: what it refused may be sent
+                    // again once it is ready, so this is a failure, not a refusal.
+                    self.connection = None;
+                    return Delivered {
+                        lines: delivered,
+                        failure: Some(io::Error::other(e.to_string())),
+                        refused: None,
+                        unconfirmed: 0,
+                    };
+                }
                 Ok(Value::ServerError(e)) => refused = Some(e.to_string()),
                 Ok(_) => delivered += lines,
                 Err(e) => {
@@ -150,5 +161,21 @@ impl Target for RedisTarget {
             refused,
             unconfirmed: 0,
         }
+    }
+}
+
+/// Server error codes that pass: a server loading its data after a restart, busy with a
+/// script, a cluster or replica not ready.
+fn transient(code: &str) -> bool {
+    ["LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN"].contains(&code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_loading_server_is_a_failure_not_a_refusal() {
+        assert!(super::transient("LOADING"));
+        assert!(!super::transient("NOPERM"));
+        assert!(!super::transient("WRONGTYPE"));
     }
 }

@@ -140,10 +140,14 @@ pub fn correlate(config: CorrelateConfig, control: Control) -> Result<CorrelateS
 
     // New entries, until SIGTERM or, with --sensors, until every one of them said bye.
     let mut backoff = Duration::from_millis(100);
+    // After a reconnect, this consumer's own pending entries first, from this id on: a reply
+    // lost with the connection leaves entries delivered (pending) that never arrived here.
+    let mut pending_from: Option<String> = None;
     while !control.stop.load(Ordering::Relaxed) && !run.merger.expected_all_done() {
         if let Ok(rules) = control.reloads.try_recv() {
             run.reload(rules);
         }
+        let from = pending_from.clone().unwrap_or_else(|| ">".to_string());
         let read: redis::RedisResult<Value> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&config.group)
@@ -154,12 +158,18 @@ pub fn correlate(config: CorrelateConfig, control: Control) -> Result<CorrelateS
             .arg(BLOCK_MS)
             .arg("STREAMS")
             .arg(&key)
-            .arg(">")
+            .arg(&from)
             .query(&mut con);
         match read {
             Ok(reply) => {
                 backoff = Duration::from_millis(100);
-                for (id, text) in read_group_entries(&reply) {
+                let entries = read_group_entries(&reply);
+                if pending_from.is_some() {
+                    // The pending ones are done with when a read of them comes back empty;
+                    // those seen before count as duplicates.
+                    pending_from = entries.last().map(|(id, _)| id.clone());
+                }
+                for (id, text) in entries {
                     run.take(&id, text.as_deref(), false);
                 }
                 run.advance(&mut con, &key, &config.group);
@@ -171,6 +181,7 @@ pub fn correlate(config: CorrelateConfig, control: Control) -> Result<CorrelateS
                 if let Ok(c) = client.get_connection_with_timeout(Duration::from_secs(5)) {
                     con = c;
                     let _ = create_group(&mut con, &key, &config.group);
+                    pending_from = Some("0".to_string());
                 }
             }
         }

@@ -867,14 +867,7 @@ fn output_thread(
         } else {
             analyzer.tick(tick, p.ts, &mut findings);
         }
-        if let Some(publisher) = &mut publisher {
-            let taken = analyzer.take_processed();
-            if tick == FINAL_TICK {
-                publisher.bye(p.ts, p.first, taken);
-            } else {
-                publisher.tick(p.ts, p.prev, taken);
-            }
-        }
+        let taken = analyzer.take_processed();
         if !local_alerts {
             findings.retain(|f| !matches!(f.what, Found::Alert(_)));
         }
@@ -916,6 +909,14 @@ fn output_thread(
         }
         write(own.take(), &mut outputs, &mut publisher);
         outputs.tick(p.ts);
+        // After this tick's own events: a goodbye is the last entry a sensor publishes.
+        if let Some(publisher) = &mut publisher {
+            if tick == FINAL_TICK {
+                publisher.bye(p.ts, p.first, taken);
+            } else {
+                publisher.tick(p.ts, p.prev, taken);
+            }
+        }
     }
     drop(spare);
     let mut closed = outputs.close();
