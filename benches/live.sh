@@ -57,7 +57,7 @@ ip netns exec "$a" ethtool -K va tso off gso off gro off >/dev/null 2>&1 || true
 ip netns exec "$b" ethtool -K vb tso off gso off gro off >/dev/null 2>&1 || true
 
 # What a replay of the file gives, for comparison.
-replay_cpu=$( { /usr/bin/time -f '%U %S' "$bin" replay --workers "$workers" --sensor bench \
+replay_cpu=$( { /usr/bin/time -f '%U %S' "$bin" replay -q --workers "$workers" --sensor bench \
     -o "$work/replay.json" "$pcap"; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }')
 count_smtp() { grep -c '"event_type":"smtp"' "$1" || true; }
 replay_smtp=$(count_smtp "$work/replay.json")
