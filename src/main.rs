@@ -153,11 +153,7 @@ fn start_correlate(args: CorrelateArgs) -> Result<(), String> {
         ));
     };
     let host = || gethostname::gethostname().to_string_lossy().into_owned();
-    let outputs = args
-        .output
-        .iter()
-        .map(|spec| OutputSpec::parse(spec, env))
-        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = parse_outputs(&args.output)?;
     let config = CorrelateConfig {
         from,
         group: args.group,
@@ -241,6 +237,14 @@ fn print_summary(summary: &RunSummary) {
         summary.elapsed.as_secs_f64()
     );
     print_outputs(&summary.outputs);
+}
+
+/// `-o` specs as given on the command line.
+fn parse_outputs(specs: &[String]) -> Result<Vec<OutputSpec>, String> {
+    specs
+        .iter()
+        .map(|spec| OutputSpec::parse(spec, env))
+        .collect()
 }
 
 fn env(name: &str) -> Option<String> {
@@ -345,11 +349,7 @@ fn run_config(
     let outputs = if common.output.is_empty() {
         config.outputs
     } else {
-        common
-            .output
-            .iter()
-            .map(|spec| OutputSpec::parse(spec, env))
-            .collect::<Result<Vec<_>, _>>()?
+        parse_outputs(&common.output)?
     };
     let publish = match common.publish.as_deref() {
         Some(url) => Some(publish_spec(url, env)?),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Scratch, free_port, redis_client, root, start_redis, wait_for};
+use common::{Scratch, redis_client, redis_scratch, root, start_redis, wait_for};
 
 const SENSORS: [&str; 3] = ["s0", "s1", "s2"];
 
@@ -277,9 +277,7 @@ fn same(got: &BTreeMap<String, usize>, want: &BTreeMap<String, usize>, what: &st
 
 #[test]
 fn three_sensors_and_a_correlator_give_the_answer_of_one_sensor() {
-    let mut scratch = Scratch::new("fleet");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("fleet");
     let (whole, parts) = workload(&scratch, 12, 0);
     let want = single(&scratch, &whole);
 
@@ -307,9 +305,7 @@ fn three_sensors_and_a_correlator_give_the_answer_of_one_sensor() {
 
 #[test]
 fn a_sensor_started_again_and_a_correlator_started_again_change_nothing() {
-    let mut scratch = Scratch::new("fleet-restart");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("fleet-restart");
     let (whole, parts) = workload(&scratch, 48, 0);
     let want = single(&scratch, &whole);
     let out = scratch.path("site.json");
@@ -351,9 +347,7 @@ fn a_sensor_started_again_and_a_correlator_started_again_change_nothing() {
 
 #[test]
 fn redis_restarted_mid_run_loses_nothing() {
-    let mut scratch = Scratch::new("fleet-redis");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (mut scratch, port) = redis_scratch("fleet-redis");
     let (whole, parts) = workload(&scratch, 48, 0);
     let want = single(&scratch, &whole);
     let out = scratch.path("site.json");
@@ -384,9 +378,7 @@ fn redis_restarted_mid_run_loses_nothing() {
 
 #[test]
 fn a_sensor_lagging_beyond_the_bound_is_counted_late_not_merged() {
-    let mut scratch = Scratch::new("fleet-lag");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("fleet-lag");
     // s2's clock is an hour behind.
     let (_, parts) = workload(&scratch, 48, 3600);
     let out = scratch.path("site.json");
@@ -433,9 +425,7 @@ fn a_sensor_lagging_beyond_the_bound_is_counted_late_not_merged() {
 /// outside recipients on each, is under the threshold (400) on both and over it site-wide.
 #[test]
 fn a_sender_split_over_two_taps_alerts_only_site_wide() {
-    let mut scratch = Scratch::new("fleet-site");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("fleet-site");
     let (whole, parts) = split(
         &scratch,
         &root().join("pcaps/detect-excessive-mail.pcap"),
@@ -484,9 +474,7 @@ fn a_sender_split_over_two_taps_alerts_only_site_wide() {
 /// knows has said goodbye; with `--publish-events` it also passes the sensor's events on.
 #[test]
 fn sigterm_stops_a_correlator_that_forwards_events() {
-    let mut scratch = Scratch::new("fleet-term");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("fleet-term");
     let pcap = root().join("pcaps/detect-excessive-mail.pcap");
     let out = scratch.path("site.json");
     let mut corr = correlate(port, "fleet", &out, &["-q"]);
@@ -536,9 +524,7 @@ fn sigterm_stops_a_correlator_that_forwards_events() {
 /// next, and acknowledged once done.
 #[test]
 fn entries_a_dead_consumer_left_pending_are_claimed() {
-    let mut scratch = Scratch::new("fleet-claim");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("fleet-claim");
     let pcap = root().join("pcaps/detect-excessive-mail.pcap");
     let want = single(&scratch, &pcap);
     let run = Command::new(env!("CARGO_BIN_EXE_spamtap"))
@@ -610,9 +596,7 @@ fn entries_a_dead_consumer_left_pending_are_claimed() {
 /// them, and their asset summaries add up to its summaries: no host is counted twice.
 #[test]
 fn two_correlators_share_the_load_by_client() {
-    let mut scratch = Scratch::new("fleet-shards");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("fleet-shards");
     let (whole, parts) = workload(&scratch, 12, 0);
     let want = single(&scratch, &whole);
     let outs = [scratch.path("shard0.json"), scratch.path("shard1.json")];

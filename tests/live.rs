@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{final_stats, of_type, parse_lines};
+use common::{final_stats, of_type, parse_lines, sh};
 
 /// Namespaces and processes of one test, removed on drop even when the test fails.
 struct TestNet {
@@ -28,18 +28,6 @@ impl Drop for TestNet {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn require_root_and_iproute2() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Scratch, free_port, redis_client, root, start_redis, wait_for};
+use common::{Scratch, free_port, redis_client, redis_scratch, root, start_redis, wait_for};
 
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -29,9 +29,7 @@ fn spamtap(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 #[test]
 fn redis_list_stream_and_channel_get_every_event() {
-    let mut scratch = Scratch::new("redis");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (scratch, port) = redis_scratch("redis");
     let pcap = root().join("pcaps/detect-excessive-mail.pcap");
 
     // A subscriber on the channel, listening before spamtap starts.
@@ -156,9 +154,7 @@ fn redis_list_stream_and_channel_get_every_event() {
 /// exactly, and the two make every event.
 #[test]
 fn redis_killed_and_restarted_mid_run() {
-    let mut scratch = Scratch::new("redis-restart");
-    let port = free_port();
-    start_redis(&mut scratch, port);
+    let (mut scratch, port) = redis_scratch("redis-restart");
     let pcap = scratch.path("mail.pcap");
     let mut writer =
         spamtap_gen::PcapWriter::create(&pcap, &spamtap_gen::Link::ethernet()).expect("pcap");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use common::root;
+use common::{root, sh};
 
 /// Two namespaces, `a` sending and `b` where the sensor listens, joined by a veth pair; a
 /// scratch directory. Everything is removed on drop, also when the test fails.
@@ -40,18 +40,6 @@ impl Drop for Wire {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Wire {

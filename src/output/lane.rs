@@ -102,6 +102,14 @@ pub struct OutputStats {
     pub failures: u64,
 }
 
+/// What [`Outputs::write`] did with the lines it was given.
+pub struct Handed {
+    /// How many there were.
+    pub lines: u64,
+    /// `false` once an output that must not fail has failed: the run should stop.
+    pub ok: bool,
+}
+
 /// An output's totals at the end of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputSummary {
@@ -259,14 +267,13 @@ impl Outputs {
         Ok(Outputs { lanes, live })
     }
 
-    /// Hands whole event lines to every output; `false` once an output that must not fail
-    /// has failed (the run should stop).
-    pub fn write(&mut self, bytes: Vec<u8>) -> bool {
+    /// Hands whole event lines to every output.
+    pub fn write(&mut self, bytes: Vec<u8>) -> Handed {
+        let all_count = count_lines(&bytes);
         if bytes.is_empty() {
-            return true;
+            return Handed { lines: 0, ok: true };
         }
         let all = Arc::new(bytes);
-        let all_count = count_lines(&all);
         let live = self.live;
         let mut ok = true;
         for lane in &mut self.lanes {
@@ -289,7 +296,10 @@ impl Outputs {
             lane.counters.events.fetch_add(count, Ordering::Relaxed);
             ok &= lane.send(ToLane::Lines { bytes, count }, count, live);
         }
-        ok
+        Handed {
+            lines: all_count,
+            ok,
+        }
     }
 
     /// Packet time has reached `now` (a tick): for rotation by interval.

@@ -11,7 +11,7 @@ mod unix;
 
 pub use event::{Event, EventBody, EventCounts, Origin, StatsRecord};
 pub use lane::{OutputError, OutputStats, OutputSummary, Outputs};
-pub use spec::{Destination, EVENT_TYPES, OutputSpec, RedisServer, RedisSpec, publish_spec};
+pub use spec::{Destination, EVENT_TYPES, OutputSpec, RedisSpec, publish_spec};
 
 /// Where the flow stage puts its events.
 pub trait EventSink {

@@ -28,17 +28,21 @@ impl RedisTarget {
             packed: Vec::new(),
         }
     }
+}
 
-    fn info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
-        let addr = match &self.spec.server {
+impl RedisSpec {
+    /// How the `redis` crate reaches this server: address, database, user and password. The
+    /// output and `spamtap correlate` both connect with it.
+    pub fn connection_info(&self) -> redis::RedisResult<redis::ConnectionInfo> {
+        let addr = match &self.server {
             RedisServer::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
             RedisServer::Unix(path) => ConnectionAddr::Unix(path.clone()),
         };
-        let mut settings = RedisConnectionInfo::default().set_db(self.spec.db);
-        if let Some(user) = &self.spec.username {
+        let mut settings = RedisConnectionInfo::default().set_db(self.db);
+        if let Some(user) = &self.username {
             settings = settings.set_username(user);
         }
-        if let Some(password) = &self.spec.password {
+        if let Some(password) = &self.password {
             settings = settings.set_password(password);
         }
         Ok(addr.into_connection_info()?.set_redis_settings(settings))
@@ -52,7 +56,8 @@ fn io_error(e: redis::RedisError) -> io::Error {
 impl Target for RedisTarget {
     fn connect(&mut self) -> io::Result<()> {
         self.connection = None;
-        let client = redis::Client::open(self.info().map_err(io_error)?).map_err(io_error)?;
+        let client = redis::Client::open(self.spec.connection_info().map_err(io_error)?)
+            .map_err(io_error)?;
         let connection = client
             .get_connection_with_timeout(TIMEOUT)
             .map_err(io_error)?;

@@ -17,9 +17,23 @@ const MAX_DATAGRAM: usize = 65_000;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Socket {
+    Datagram(Datagram),
+    Tcp(TcpStream),
+}
+
+/// A socket that takes one message per datagram.
+enum Datagram {
     Unix(UnixDatagram),
     Udp(UdpSocket),
-    Tcp(TcpStream),
+}
+
+impl Datagram {
+    fn send(&self, message: &[u8]) -> io::Result<usize> {
+        match self {
+            Datagram::Unix(s) => s.send(message),
+            Datagram::Udp(s) => s.send(message),
+        }
+    }
 }
 
 pub(super) struct SyslogTarget {
@@ -66,7 +80,7 @@ impl Target for SyslogTarget {
                 s.connect(path)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
                 s.set_write_timeout(Some(TIMEOUT))?;
-                Socket::Unix(s)
+                Socket::Datagram(Datagram::Unix(s))
             }
             SyslogTransport::Udp { host, port } => {
                 let addr = resolve(host, *port)?;
@@ -77,7 +91,7 @@ impl Target for SyslogTarget {
                 };
                 let s = UdpSocket::bind(bind)?;
                 s.connect(addr)?;
-                Socket::Udp(s)
+                Socket::Datagram(Datagram::Udp(s))
             }
             SyslogTransport::Tcp { host, port } => {
                 let s = TcpStream::connect_timeout(&resolve(host, *port)?, TIMEOUT)?;
@@ -127,19 +141,14 @@ impl Target for SyslogTarget {
                     }
                 }
             }
-            Socket::Unix(_) | Socket::Udp(_) => {
+            Socket::Datagram(socket) => {
                 for line in lines.split_inclusive(|&b| b == b'\n') {
                     self.frame.clear();
                     message(&mut self.frame, &self.spec, &self.host, self.pid, line);
                     if self.frame.len() > MAX_DATAGRAM {
                         continue;
                     }
-                    let sent = match socket {
-                        Socket::Unix(s) => s.send(&self.frame),
-                        Socket::Udp(s) => s.send(&self.frame),
-                        Socket::Tcp(_) => Ok(0),
-                    };
-                    if let Err(error) = sent {
+                    if let Err(error) = socket.send(&self.frame) {
                         self.socket = None;
                         return Delivered {
                             lines: delivered,

@@ -16,14 +16,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
+use redis::Value;
 
 use super::{Control, RunError};
 use crate::analysis::{Analyzer, Finding};
 use crate::fleet::{Accepted, Body, Entry, Merger, Step};
 use crate::output::{
-    Event, EventBody, EventSink, EventWriter, OutputError, OutputSpec, OutputSummary, Outputs,
-    RedisServer, RedisSpec, StatsRecord,
+    Event, EventBody, EventSink, EventWriter, OutputSpec, OutputSummary, Outputs, RedisSpec,
+    StatsRecord,
 };
 use crate::rules::{ReloadStats, Rules};
 use crate::text::note;
@@ -61,10 +61,10 @@ const BLOCK_MS: usize = 500;
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 fn redis_error(name: &str, e: redis::RedisError) -> RunError {
-    RunError::Output(OutputError {
+    RunError::Source {
         name: name.to_string(),
-        error: std::io::Error::other(e.to_string()),
-    })
+        error: e.to_string(),
+    }
 }
 
 pub fn correlate(config: CorrelateConfig, control: Control) -> Result<CorrelateSummary, RunError> {
@@ -78,10 +78,14 @@ pub fn correlate(config: CorrelateConfig, control: Control) -> Result<CorrelateS
     let (spare, _) = bounded(1);
     let outputs = Outputs::open(specs, &config.sensor, false, control.reopen, spare)
         .map_err(RunError::Output)?;
-    let name = format!("--from {}", config.from.key);
-    let client =
-        redis::Client::open(connection_info(&config.from).map_err(|e| redis_error(&name, e))?)
-            .map_err(|e| redis_error(&name, e))?;
+    let name = format!("stream {}", config.from.key);
+    let client = redis::Client::open(
+        config
+            .from
+            .connection_info()
+            .map_err(|e| redis_error(&name, e))?,
+    )
+    .map_err(|e| redis_error(&name, e))?;
     let mut con = client
         .get_connection_with_timeout(Duration::from_secs(5))
         .map_err(|e| redis_error(&name, e))?;
@@ -403,21 +407,6 @@ impl Correlator {
         self.last = record;
         self.unreported = false;
     }
-}
-
-fn connection_info(spec: &RedisSpec) -> redis::RedisResult<redis::ConnectionInfo> {
-    let addr = match &spec.server {
-        RedisServer::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
-        RedisServer::Unix(path) => ConnectionAddr::Unix(path.clone()),
-    };
-    let mut settings = RedisConnectionInfo::default().set_db(spec.db);
-    if let Some(user) = &spec.username {
-        settings = settings.set_username(user);
-    }
-    if let Some(password) = &spec.password {
-        settings = settings.set_password(password);
-    }
-    Ok(addr.into_connection_info()?.set_redis_settings(settings))
 }
 
 /// XGROUP CREATE ... MKSTREAM; a group that exists already is fine.

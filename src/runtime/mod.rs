@@ -107,6 +107,11 @@ pub struct RunSummary {
 pub enum RunError {
     Capture(CaptureError),
     Output(OutputError),
+    /// `spamtap correlate`: the stream it reads.
+    Source {
+        name: String,
+        error: String,
+    },
     Privileges(String),
     Internal(&'static str),
 }
@@ -116,6 +121,9 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Capture(e) => e.fmt(f),
             RunError::Output(e) => e.fmt(f),
+            RunError::Source { name, error } => {
+                write!(f, "cannot read the sensors' entries from {name}: {error}")
+            }
             RunError::Privileges(why) => f.write_str(why),
             RunError::Internal(what) => write!(f, "internal error: {what}"),
         }
@@ -786,14 +794,12 @@ fn output_thread(
         p.hello();
     }
     let write = |bytes: Vec<u8>, outputs: &mut Outputs, publisher: &mut Option<Publisher>| {
-        written.fetch_add(
-            memchr::memchr_iter(b'\n', &bytes).count() as u64,
-            Ordering::Relaxed,
-        );
         if let Some(p) = publisher {
             p.events(&bytes);
         }
-        if !outputs.write(bytes) {
+        let handed = outputs.write(bytes);
+        written.fetch_add(handed.lines, Ordering::Relaxed);
+        if !handed.ok {
             // An output that must not fail did: stop capturing, but keep draining so no
             // thread blocks on a full channel.
             stop.store(true, Ordering::Relaxed);

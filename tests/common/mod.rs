@@ -302,3 +302,24 @@ pub fn start_redis(scratch: &mut Scratch, port: u16) {
 pub fn redis_client(port: u16) -> redis::RedisResult<redis::Connection> {
     redis::Client::open(format!("redis://ingest:ingestpw@127.0.0.1:{port}/"))?.get_connection()
 }
+
+/// Runs a command that must succeed; its stderr when it does not.
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A scratch directory with a redis-server of its own (see [`start_redis`]), and its port.
+pub fn redis_scratch(label: &str) -> (Scratch, u16) {
+    let mut scratch = Scratch::new(label);
+    let port = free_port();
+    start_redis(&mut scratch, port);
+    (scratch, port)
+}
