@@ -236,6 +236,32 @@ fn golden_scenarios_show_their_behaviour() {
         ),
         (Some(1), Some(1))
     );
+    // A delivered RCPT sent again rewritten is a conflict; the first copy stands. The same
+    // sent again faithfully is a plain retransmission.
+    let conflict = run("tcp-conflict");
+    let flows: Vec<(&str, &serde_json::Value)> = of_type(&conflict, "flow")
+        .iter()
+        .map(|f| {
+            (
+                f["src_ip"].as_str().unwrap_or_default(),
+                &f["flow"]["anomalies"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        serde_json::to_string(&flows).unwrap(),
+        r#"[["192.0.2.140",["conflict"]],["192.0.2.141",null]]"#
+    );
+    assert!(
+        of_type(&conflict, "smtp")
+            .iter()
+            .all(|e| e["smtp"]["rcpt_to"] == serde_json::json!(["bob@example.net"]))
+    );
+    let r = &common::final_stats(&conflict)["reassembly"];
+    assert_eq!(
+        (r["retransmissions"].as_u64(), r["conflicts"].as_u64()),
+        (Some(2), Some(1))
+    );
     // IP fragments, IPv4 and IPv6: the envelope reassembled; the rewriting fragment loses to
     // the first copy.
     let frag = run("frag-smtp");

@@ -414,6 +414,15 @@ impl Session {
         self
     }
 
+    /// Sends `data` again from `from`, starting `back` bytes before where that side is: a
+    /// retransmission of bytes already sent, faithful or (with other bytes) rewritten.
+    pub fn resend(&mut self, from: Direction, back: usize, data: &[u8]) -> &mut Self {
+        let seq = self.next_seq[from.index()].wrapping_sub(back as u32);
+        let ack = self.ack_of(from);
+        self.emit(from, seq, Some(ack), 0x18, data);
+        self
+    }
+
     pub fn reset(&mut self, from: Direction) -> &mut Self {
         let seq = self.next_seq[from.index()];
         let ack = self.ack_of(from);

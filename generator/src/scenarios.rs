@@ -133,6 +133,7 @@ pub fn scenarios() -> Vec<Scenario> {
         tls_socks(),
         frag_smtp(),
         tcp_injection(),
+        tcp_conflict(),
         smtp_pregreet(),
         smtp_multi(),
         smtp_rejected(),
@@ -515,6 +516,38 @@ fn tcp_injection() -> Scenario {
         about: "a RST and a FIN far outside the window mid-session: counted, the session goes on and closes; a RST in the window resets the connection",
         link: Link::ethernet(),
         frames: merge([s.into_frames(), r.into_frames()]),
+    }
+}
+
+fn tcp_conflict() -> Scenario {
+    // The RCPT is sent again with another address of the same length after the first copy was
+    // taken: the receiver may have kept either, so the flow says `conflict`; the smtp event
+    // keeps the first copy, as the reassembly does.
+    let envelope = |s: &mut Session, again: &[u8]| {
+        s.handshake();
+        greet(s);
+        let rcpt = b"RCPT TO:<bob@example.net>\r\n";
+        s.send(Ctos, b"MAIL FROM:<alice@example.org>\r\n")
+            .send(Stoc, b"250 2.1.0 Ok\r\n")
+            .send(Ctos, rcpt)
+            .resend(Ctos, rcpt.len(), again)
+            .send(Stoc, b"250 2.1.5 Ok\r\n")
+            .send(Ctos, b"DATA\r\n")
+            .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            .send(Ctos, &message("Twice", 300, 42))
+            .send(Stoc, b"250 2.0.0 Ok: queued as 4CoNf1\r\n");
+        quit(s);
+    };
+    let mut rewritten = Session::new("192.0.2.140:41400", "198.51.100.25:25");
+    envelope(&mut rewritten, b"RCPT TO:<eve@example.net>\r\n");
+    // The same retransmitted faithfully: not a conflict.
+    let mut faithful = Session::new("192.0.2.141:41401", "198.51.100.25:25").starting_at(at(1));
+    envelope(&mut faithful, b"RCPT TO:<bob@example.net>\r\n");
+    Scenario {
+        name: "tcp-conflict",
+        about: "a RCPT TO sent again with another address after the first copy was delivered: the flow says conflict, the smtp event keeps the first copy; the same retransmitted faithfully is no conflict",
+        link: Link::ethernet(),
+        frames: merge([rewritten.into_frames(), faithful.into_frames()]),
     }
 }
 

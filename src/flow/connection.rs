@@ -169,8 +169,14 @@ impl Connection {
     }
 
     /// The body of the `flow` event: `data_bytes` were delivered per direction (client's
-    /// first) and `missed_bytes` lost in both.
-    pub fn record(&self, reason: EndReason, data_bytes: [u64; 2], missed_bytes: u64) -> FlowRecord {
+    /// first) and `missed_bytes` lost in both; `conflict`: some bytes came twice, differently.
+    pub fn record(
+        &self,
+        reason: EndReason,
+        data_bytes: [u64; 2],
+        missed_bytes: u64,
+        conflict: bool,
+    ) -> FlowRecord {
         let has_data = data_bytes[0] + data_bytes[1] + missed_bytes > 0;
         FlowRecord {
             pkts_toserver: self.pkts[0],
@@ -186,7 +192,11 @@ impl Connection {
             duration: self.last.secs_since(self.start),
             state: self.state(reason, has_data),
             reason,
-            anomalies: self.frag_anomalies.names().collect(),
+            anomalies: self
+                .frag_anomalies
+                .names()
+                .chain(conflict.then_some("conflict"))
+                .collect(),
         }
     }
 

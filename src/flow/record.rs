@@ -112,7 +112,8 @@ pub struct FlowRecord {
     pub duration: f64,
     pub state: FlowState,
     pub reason: EndReason,
-    /// What was odd about the IP fragments the flow's segments came in.
+    /// What was odd about the IP fragments the flow's segments came in, and `conflict` when
+    /// some stream bytes came twice with different content.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<&'static str>,
 }

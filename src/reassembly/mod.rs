@@ -8,13 +8,18 @@
 //! A hole becomes a [`Chunk::Gap`] of its exact size when it can no longer be filled: the peer
 //! acknowledged past it, the held data would overflow the window, or the stream ends. Bytes
 //! already delivered are never delivered again: retransmissions are dropped, overlaps trimmed,
-//! and overlapping held bytes that disagree are counted as conflicts (the first copy wins).
+//! and the first copy always wins. A copy that disagrees with the first is a conflict, whether
+//! the first is still held or already delivered: for the latter each stream keeps a keyed
+//! hash of the last [`RECENT_PIECES`] segments whose bytes it took, and a retransmission that
+//! covers one of them whole is checked against it.
 //!
 //! Sequence numbers are compared by wrapping difference; smoltcp's `TcpSeqNumber` arithmetic
 //! panics on values a hostile peer can send, so it is not used for that.
 
 use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::rc::Rc;
+use std::sync::LazyLock;
 
 use serde::Serialize;
 use smoltcp::storage::{Assembler, RingBuffer};
@@ -36,7 +41,8 @@ pub struct ReassemblyStats {
     pub retransmissions: u64,
     /// Segments partly overlapping delivered or held bytes (the overlap is trimmed).
     pub overlaps: u64,
-    /// Overlaps whose bytes differ from the copy already held.
+    /// Retransmissions and overlaps whose bytes differ from the first copy, held or already
+    /// delivered (the first copy is what the application layer saw).
     pub conflicts: u64,
     /// Gaps handed to the application layer, and their total size.
     pub gaps: u64,
@@ -127,6 +133,54 @@ pub struct Segment<'a> {
     pub missing: u32,
 }
 
+/// Segments a stream remembers the bytes of, to check retransmissions of them.
+pub const RECENT_PIECES: usize = 16;
+
+/// The hash of delivered pieces: keyed per process, so a peer cannot craft a rewritten
+/// retransmission with the hash of the first copy.
+static PIECE_HASH: LazyLock<foldhash::quality::RandomState> = LazyLock::new(Default::default);
+
+/// The bytes of one segment a stream took: where they started, how many, their hash.
+#[derive(Clone, Copy, Default)]
+struct Piece {
+    seq: u32,
+    len: u32,
+    hash: u64,
+}
+
+/// The last [`RECENT_PIECES`] pieces taken, oldest overwritten first.
+#[derive(Default)]
+struct Recent {
+    pieces: [Piece; RECENT_PIECES],
+    next: usize,
+}
+
+impl Recent {
+    fn push(&mut self, seq: u32, data: &[u8]) {
+        if let Some(slot) = self.pieces.get_mut(self.next) {
+            *slot = Piece {
+                seq,
+                len: data.len() as u32,
+                hash: PIECE_HASH.hash_one(data),
+            };
+        }
+        self.next = (self.next + 1) % RECENT_PIECES;
+    }
+
+    /// Whether `data`, sent again at `seq`, differs from a remembered piece it covers whole.
+    fn conflicts(&self, seq: u32, data: &[u8]) -> bool {
+        self.pieces.iter().any(|piece| {
+            let Ok(start) = usize::try_from(seq_delta(piece.seq, seq)) else {
+                return false;
+            };
+            piece.len > 0
+                && data
+                    .get(start..start + piece.len as usize)
+                    .is_some_and(|copy| PIECE_HASH.hash_one(copy) != piece.hash)
+        })
+    }
+}
+
 /// One direction of a TCP connection.
 pub struct Stream {
     /// Sequence number of the next byte to deliver (valid once `synced`).
@@ -141,6 +195,10 @@ pub struct Stream {
     delivered: u64,
     gap_bytes: u64,
     window: usize,
+    /// Allocated with the first segment taken.
+    recent: Option<Box<Recent>>,
+    /// Whether a copy of some bytes ever disagreed with the first.
+    conflicted: bool,
 }
 
 /// Wrapping distance from `from` to `to`, negative when `to` is behind.
@@ -161,7 +219,14 @@ impl Stream {
             delivered: 0,
             gap_bytes: 0,
             window: window.max(1),
+            recent: None,
+            conflicted: false,
         }
+    }
+
+    /// Whether a retransmission or overlap ever carried other bytes than the first copy.
+    pub fn conflicted(&self) -> bool {
+        self.conflicted
     }
 
     /// Bytes handed on as data so far.
@@ -276,6 +341,14 @@ impl Stream {
         let mut rel = seq_delta(seq, self.next_seq);
         if rel < 0 {
             let behind = rel.unsigned_abs();
+            let resent = &payload[..payload.len().min(behind as usize)];
+            if self
+                .recent
+                .as_ref()
+                .is_some_and(|r| r.conflicts(seq, resent))
+            {
+                self.conflict(stats);
+            }
             if behind >= total {
                 stats.retransmissions += 1;
                 return;
@@ -381,9 +454,14 @@ impl Stream {
         }
         if n_overlapped > 0 {
             stats.overlaps += 1;
+        } else {
+            // Held whole, so these are the bytes that will be delivered: remembered as the
+            // segment they came in, which is what a retransmission repeats.
+            let seq = self.next_seq.wrapping_add(rel as u32);
+            self.recent.get_or_insert_default().push(seq, payload);
         }
         if conflict {
-            stats.conflicts += 1;
+            self.conflict(stats);
         }
         self.deliver_front(0, sink);
     }
@@ -404,10 +482,18 @@ impl Stream {
         }
     }
 
+    fn conflict(&mut self, stats: &mut ReassemblyStats) {
+        stats.conflicts += 1;
+        self.conflicted = true;
+    }
+
     fn deliver(&mut self, data: &[u8], sink: &mut impl FnMut(Chunk<'_>)) {
         if data.is_empty() {
             return;
         }
+        self.recent
+            .get_or_insert_default()
+            .push(self.next_seq, data);
         sink(Chunk::Data(data));
         self.next_seq = self.next_seq.wrapping_add(data.len() as u32);
         self.delivered += data.len() as u64;

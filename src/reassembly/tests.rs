@@ -148,6 +148,75 @@ fn identical_overlap_with_held_bytes_is_not_a_conflict() {
 }
 
 #[test]
+fn rewritten_retransmission_of_delivered_bytes_is_a_conflict() {
+    let mut h = Harness::new(1024);
+    h.syn(0)
+        .data(1, b"RCPT TO:<a@b>\r\n")
+        .data(1, b"RCPT TO:<x@y>\r\n");
+    assert_eq!(
+        h.text(),
+        "RCPT TO:<a@b>\r\n",
+        "the first copy is what was delivered"
+    );
+    assert_eq!((h.stats.retransmissions, h.stats.conflicts), (1, 1));
+    assert!(h.stream.conflicted());
+}
+
+#[test]
+fn faithful_retransmissions_are_not_conflicts() {
+    let mut h = Harness::new(1024);
+    h.syn(u32::MAX - 3)
+        .data(u32::MAX - 2, b"hello ")
+        .data(3, b"world")
+        // Again, whole, repacketised as one segment across the sequence wrap, and in part.
+        .data(u32::MAX - 2, b"hello ")
+        .data(u32::MAX - 2, b"hello world")
+        .data(5, b"rld");
+    assert_eq!(h.text(), "hello world");
+    assert_eq!((h.stats.retransmissions, h.stats.conflicts), (3, 0));
+    assert!(!h.stream.conflicted());
+}
+
+#[test]
+fn repacketised_or_overlapping_rewrite_is_a_conflict() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"MAIL ").data(6, b"FROM:<a@b>");
+    // One segment resending both pieces, the second one changed.
+    h.data(1, b"MAIL FROM:<x@b>");
+    assert_eq!(h.stats.conflicts, 1);
+    // A segment that resends the first piece changed and carries new bytes after.
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"MAIL ").data(1, b"SEND FROM");
+    assert_eq!(h.text(), "MAIL FROM");
+    assert_eq!((h.stats.overlaps, h.stats.conflicts), (1, 1));
+}
+
+#[test]
+fn bytes_delivered_from_the_held_buffer_are_remembered_too() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(4, b"DEF").data(1, b"ABC");
+    assert_eq!(h.text(), "ABCDEF");
+    h.data(4, b"DEF");
+    assert_eq!(h.stats.conflicts, 0);
+    h.data(4, b"XYZ");
+    assert_eq!(h.stats.conflicts, 1);
+}
+
+#[test]
+fn only_the_recent_pieces_are_checked() {
+    let mut h = Harness::new(1024);
+    h.syn(0);
+    for i in 0..=RECENT_PIECES as u32 {
+        h.data(1 + 2 * i, b"ok");
+    }
+    // The first piece is forgotten, the second is not.
+    h.data(1, b"no");
+    assert_eq!(h.stats.conflicts, 0);
+    h.data(3, b"no");
+    assert_eq!(h.stats.conflicts, 1);
+}
+
+#[test]
 fn peer_ack_past_a_hole_makes_it_a_gap() {
     let mut h = Harness::new(1024);
     h.syn(0).data(1, b"abc").data(10, b"XYZ");

@@ -286,6 +286,7 @@ impl Tracker {
             reason,
             [ctos.delivered(), stoc.delivered()],
             ctos.gap_bytes() + stoc.gap_bytes(),
+            ctos.conflicted() || stoc.conflicted(),
         );
         let tcp = flow.conn.tcp_summary();
         out.emit(&Event {
