@@ -203,7 +203,7 @@ pub(super) mod tests {
     pub fn flow(id: u64, client: &str, server: &str, port: u16) -> FlowIdentity {
         FlowIdentity {
             flow_id: id,
-            community_id: String::new(),
+            community_id: Default::default(),
             src_ip: client.parse().unwrap(),
             src_port: 40000,
             dest_ip: server.parse().unwrap(),

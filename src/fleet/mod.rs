@@ -435,7 +435,7 @@ mod tests {
             origin: 0,
             flow: FlowIdentity {
                 flow_id: 1,
-                community_id: String::new(),
+                community_id: Default::default(),
                 src_ip: "10.0.0.1".parse().unwrap(),
                 src_port: 1025,
                 dest_ip: "10.0.0.2".parse().unwrap(),

@@ -33,7 +33,7 @@ pub struct Connection {
     pub id: FlowIdentity,
     client: Side,
     /// Index of the input (pcap file or interface) the flow was first seen on.
-    pub origin: usize,
+    pub origin: u32,
     pub start: Timestamp,
     pub last: Timestamp,
     pkts: [u64; 2],
@@ -61,7 +61,7 @@ impl Connection {
         Connection {
             id: FlowIdentity::new(key, ts, endpoint(client), endpoint(client.other())),
             client,
-            origin,
+            origin: u32::try_from(origin).unwrap_or(u32::MAX),
             start: ts,
             last: ts,
             pkts: [0; 2],

@@ -10,11 +10,63 @@ use super::FlowKey;
 use crate::decode::VlanTags;
 use crate::timestamp::Timestamp;
 
+/// A Community ID, held inline: every tracked flow has one, and a heap string each would cost
+/// a SYN flood an allocation per flow. Version 1 with TCP is always 30 characters.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommunityId {
+    text: [u8; CommunityId::LEN],
+    len: u8,
+}
+
+impl CommunityId {
+    const LEN: usize = 30;
+
+    /// Empty when `text` does not fit (never for a version 1 ID).
+    pub fn new(text: &str) -> Self {
+        let mut id = CommunityId::default();
+        if let Some(dst) = id.text.get_mut(..text.len()) {
+            dst.copy_from_slice(text.as_bytes());
+            id.len = text.len() as u8;
+        }
+        id
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.text.get(..usize::from(self.len)).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for CommunityId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl PartialEq<&str> for CommunityId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for CommunityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CommunityId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(CommunityId::new(&text))
+    }
+}
+
 /// The fields that tie an event to its flow, oriented client -> server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowIdentity {
     pub flow_id: u64,
-    pub community_id: String,
+    pub community_id: CommunityId,
     pub src_ip: IpAddr,
     pub src_port: u16,
     pub dest_ip: IpAddr,
@@ -48,7 +100,7 @@ impl FlowIdentity {
         .unwrap_or_default();
         FlowIdentity {
             flow_id: key.stable_id(start),
-            community_id,
+            community_id: CommunityId::new(&community_id),
             src_ip: client.0,
             src_port: client.1,
             dest_ip: server.0,
@@ -199,6 +251,13 @@ mod tests {
         let (key, _) = FlowKey::of(&seg);
         let id = FlowIdentity::new(&key, Timestamp(1), client, server);
         assert_eq!(id.community_id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(
+            serde_json::to_string(&id.community_id).unwrap(),
+            r#""1:LQU9qZlK+B5F3KDmev6m5PMibrg=""#
+        );
+        let back: CommunityId = serde_json::from_str(r#""1:LQU9qZlK+B5F3KDmev6m5PMibrg=""#).unwrap();
+        assert_eq!(back, id.community_id);
+        assert_eq!(CommunityId::new(&"x".repeat(31)).as_str(), "", "too long for one");
         assert!(id.flow_id < 1 << 53);
         assert_eq!(id, FlowIdentity::new(&key, Timestamp(1), client, server));
     }

@@ -4,14 +4,22 @@
 //! pushed again if the flow was active since. Touching a flow is therefore O(1) and expiring is
 //! O(expired). When the table is full, the flow whose entry is due first is evicted: close to
 //! least-recently-active, without a linked list through every flow.
+//!
+//! The map holds only a pointer per bucket, each entry (key, deadline, flow) in a box of its
+//! own: the half-empty buckets a hash table keeps after growing then cost 8 bytes each, not a
+//! key and a flow, and growing moves pointers.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::FlowKey;
 use crate::timestamp::Timestamp;
 
 struct Entry<V> {
+    key: FlowKey,
     /// Distinguishes this flow from an earlier one with the same key.
     id: u64,
     deadline: Timestamp,
@@ -22,7 +30,8 @@ struct Entry<V> {
 
 /// A flow table with at most `capacity` entries.
 pub struct FlowTable<V> {
-    map: HashMap<FlowKey, Entry<V>, foldhash::fast::RandomState>,
+    map: HashTable<Box<Entry<V>>>,
+    hasher: foldhash::fast::RandomState,
     timers: BinaryHeap<Reverse<(Timestamp, u64, FlowKey)>>,
     capacity: usize,
     next_id: u64,
@@ -31,7 +40,8 @@ pub struct FlowTable<V> {
 impl<V> FlowTable<V> {
     pub fn new(capacity: usize) -> Self {
         FlowTable {
-            map: HashMap::default(),
+            map: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             timers: BinaryHeap::new(),
             capacity: capacity.max(1),
             next_id: 0,
@@ -46,42 +56,56 @@ impl<V> FlowTable<V> {
         self.map.is_empty()
     }
 
+    fn entry(&self, key: &FlowKey) -> Option<&Entry<V>> {
+        let hash = self.hasher.hash_one(key);
+        self.map.find(hash, |e| e.key == *key).map(|e| &**e)
+    }
+
+    fn entry_mut(&mut self, key: &FlowKey) -> Option<&mut Entry<V>> {
+        let hash = self.hasher.hash_one(key);
+        self.map.find_mut(hash, |e| e.key == *key).map(|e| &mut **e)
+    }
+
     pub fn get(&self, key: &FlowKey) -> Option<&V> {
-        self.map.get(key).map(|e| &e.value)
+        self.entry(key).map(|e| &e.value)
     }
 
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut V> {
-        self.map.get_mut(key).map(|e| &mut e.value)
+        self.entry_mut(key).map(|e| &mut e.value)
     }
 
     /// A flow and its deadline, in one lookup.
     pub fn get_with_deadline(&self, key: &FlowKey) -> Option<(&V, Timestamp)> {
-        self.map.get(key).map(|e| (&e.value, e.deadline))
+        self.entry(key).map(|e| (&e.value, e.deadline))
     }
 
     /// Runs `f` on a flow and moves its deadline to what `f` returns, in one lookup; `false`
     /// when there is no such flow. Later deadlines cost nothing now; earlier ones push a timer.
     pub fn update(&mut self, key: &FlowKey, f: impl FnOnce(&mut V) -> Timestamp) -> bool {
-        let Some(entry) = self.map.get_mut(key) else {
+        let Some(entry) = self.entry_mut(key) else {
             return false;
         };
         let deadline = f(&mut entry.value);
         entry.deadline = deadline;
         if deadline < entry.scheduled {
             entry.scheduled = deadline;
-            self.timers.push(Reverse((deadline, entry.id, *key)));
+            let id = entry.id;
+            self.timers.push(Reverse((deadline, id, *key)));
         }
         true
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
-        self.map.remove(key).map(|e| e.value)
+        let hash = self.hasher.hash_one(key);
+        let (entry, _) = self.map.find_entry(hash, |e| e.key == *key).ok()?.remove();
+        Some(entry.value)
     }
 
-    /// Inserts a new flow. If the table is full, first evicts the flow due soonest and returns
-    /// it so the caller can report it.
+    /// Inserts a new flow (there is none with `key`). If the table is full, first evicts the
+    /// flow due soonest and returns it so the caller can report it.
     pub fn insert(&mut self, key: FlowKey, value: V, deadline: Timestamp) -> Option<(FlowKey, V)> {
-        let evicted = if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+        let replaced = self.remove(&key);
+        let evicted = if replaced.is_none() && self.map.len() >= self.capacity {
             self.evict_one()
         } else {
             None
@@ -89,15 +113,17 @@ impl<V> FlowTable<V> {
         let id = self.next_id;
         self.next_id += 1;
         self.timers.push(Reverse((deadline, id, key)));
-        self.map.insert(
+        let entry = Box::new(Entry {
             key,
-            Entry {
-                id,
-                deadline,
-                scheduled: deadline,
-                value,
-            },
-        );
+            id,
+            deadline,
+            scheduled: deadline,
+            value,
+        });
+        let hasher = &self.hasher;
+        self.map.insert_unique(hasher.hash_one(key), entry, |e| {
+            hasher.hash_one(e.key)
+        });
         self.compact_timers();
         evicted
     }
@@ -109,35 +135,41 @@ impl<V> FlowTable<V> {
                 break;
             }
             self.timers.pop();
-            let Some(entry) = self.map.get_mut(&key) else {
+            let Some(entry) = self.entry_mut(&key) else {
                 continue;
             };
             if entry.id != id || entry.scheduled != due {
                 continue;
             }
             if entry.deadline <= now {
-                if let Some(entry) = self.map.remove(&key) {
-                    on_expired(key, entry.value);
+                if let Some(value) = self.remove(&key) {
+                    on_expired(key, value);
                 }
             } else {
                 entry.scheduled = entry.deadline;
-                self.timers.push(Reverse((entry.deadline, id, key)));
+                let deadline = entry.deadline;
+                self.timers.push(Reverse((deadline, id, key)));
             }
         }
     }
 
-    /// Removes every flow, one at a time in key order (reproducible, and without holding a
-    /// second copy of a million flows).
+    /// Removes every flow, one at a time in the order their timers are due (reproducible,
+    /// and without a list of a million keys beside a million flows).
     pub fn drain(&mut self, mut on_removed: impl FnMut(FlowKey, V)) {
-        self.timers.clear();
-        let mut keys: Vec<FlowKey> = self.map.keys().copied().collect();
-        keys.sort_unstable();
-        for key in keys {
-            if let Some(entry) = self.map.remove(&key) {
-                on_removed(key, entry.value);
+        while let Some(Reverse((due, id, key))) = self.timers.pop() {
+            if self
+                .entry(&key)
+                .is_some_and(|e| e.id == id && e.scheduled == due)
+                && let Some(value) = self.remove(&key)
+            {
+                on_removed(key, value);
             }
         }
-        self.map.shrink_to_fit();
+        // Every flow has a live timer; this only guards the invariant.
+        for entry in std::mem::take(&mut self.map) {
+            on_removed(entry.key, entry.value);
+        }
+        self.timers = BinaryHeap::new();
     }
 
     fn evict_one(&mut self) -> Option<(FlowKey, V)> {
@@ -145,7 +177,7 @@ impl<V> FlowTable<V> {
         // scheduled, then take whatever is due first.
         let mut rearmed = 0;
         while let Some(Reverse((due, id, key))) = self.timers.pop() {
-            let Some(entry) = self.map.get_mut(&key) else {
+            let Some(entry) = self.entry_mut(&key) else {
                 continue;
             };
             if entry.id != id || entry.scheduled != due {
@@ -154,10 +186,11 @@ impl<V> FlowTable<V> {
             if entry.deadline > due && rearmed < 8 {
                 rearmed += 1;
                 entry.scheduled = entry.deadline;
-                self.timers.push(Reverse((entry.deadline, id, key)));
+                let deadline = entry.deadline;
+                self.timers.push(Reverse((deadline, id, key)));
                 continue;
             }
-            return self.map.remove(&key).map(|e| (key, e.value));
+            return self.remove(&key).map(|value| (key, value));
         }
         None
     }
@@ -168,9 +201,9 @@ impl<V> FlowTable<V> {
             self.timers = self
                 .map
                 .iter_mut()
-                .map(|(key, entry)| {
+                .map(|entry| {
                     entry.scheduled = entry.deadline;
-                    Reverse((entry.deadline, entry.id, *key))
+                    Reverse((entry.deadline, entry.id, entry.key))
                 })
                 .collect();
         }
@@ -270,13 +303,16 @@ mod tests {
     }
 
     #[test]
-    fn drain_is_in_key_order() {
+    fn drain_is_in_timer_order() {
         let mut table = FlowTable::new(10);
-        for p in [5, 3, 9] {
-            table.insert(key(p), u32::from(p), t(1));
+        for (p, due) in [(5, 7), (3, 9), (9, 7)] {
+            table.insert(key(p), u32::from(p), t(due));
         }
+        // A postponed deadline keeps its earlier timer until that comes due.
+        table.update(&key(5), |_| t(20));
         let mut order = Vec::new();
         table.drain(|_, v| order.push(v));
-        assert_eq!(order, vec![3, 5, 9]);
+        assert_eq!(order, vec![5, 9, 3]);
+        assert!(table.is_empty());
     }
 }

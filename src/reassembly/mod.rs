@@ -191,14 +191,41 @@ pub struct Stream {
     finished: bool,
     held: Option<Box<Held>>,
     /// Bytes that arrived beyond the window since the stream last moved.
-    stalled: u64,
+    stalled: u32,
     delivered: u64,
     gap_bytes: u64,
-    window: usize,
+    window: u32,
     /// Allocated with the first segment taken.
     recent: Option<Box<Recent>>,
     /// Whether a copy of some bytes ever disagreed with the first.
     conflicted: bool,
+}
+
+/// Where a stream will start, learned from the SYNs and empty segments seen before its first
+/// byte: all a [`Stream`] would hold by then, in 8 bytes, so a flow without data (a SYN
+/// flood's) needs no stream yet. [`Stream::starting_at`] makes the stream when data comes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamStart(Option<u32>);
+
+impl StreamStart {
+    /// A segment without data and without FIN, as [`Stream::on_segment`] would take it.
+    pub fn on_empty_segment(&mut self, seq: u32, syn: bool) {
+        if syn {
+            self.0 = Some(seq.wrapping_add(1));
+        } else if self.0.is_none() {
+            self.0 = Some(seq);
+        }
+    }
+
+    /// [`Stream::in_window`] for the stream that will start here.
+    pub fn in_window(&self, seq: u32, window: usize) -> bool {
+        self.0.is_none_or(|next| within(seq, next, window))
+    }
+}
+
+/// Whether `seq` is at most `window` bytes either side of `next`.
+fn within(seq: u32, next: u32, window: usize) -> bool {
+    seq_delta(seq, next).unsigned_abs() <= window as u64
 }
 
 /// Wrapping distance from `from` to `to`, negative when `to` is behind.
@@ -218,10 +245,21 @@ impl Stream {
             stalled: 0,
             delivered: 0,
             gap_bytes: 0,
-            window: window.max(1),
+            window: u32::try_from(window).unwrap_or(u32::MAX).max(1),
             recent: None,
             conflicted: false,
         }
+    }
+
+    /// The stream that `start` says where to begin: the same as a new one that saw the
+    /// segments `start` saw.
+    pub fn starting_at(window: usize, start: StreamStart) -> Self {
+        let mut stream = Stream::new(window);
+        if let StreamStart(Some(next)) = start {
+            stream.next_seq = next;
+            stream.synced = true;
+        }
+        stream
     }
 
     /// Whether a retransmission or overlap ever carried other bytes than the first copy.
@@ -249,8 +287,7 @@ impl Stream {
     /// connection. The window is the reassembly window either way, so retransmissions and
     /// bytes the capture lost still count as inside.
     pub fn in_window(&self, seq: u32) -> bool {
-        let window = i64::try_from(self.window).unwrap_or(i64::MAX);
-        !self.synced || seq_delta(seq, self.next_seq).abs() <= window
+        !self.synced || within(seq, self.next_seq, self.window as usize)
     }
 
     pub fn on_segment(
@@ -377,20 +414,22 @@ impl Stream {
             stats.out_of_order += 1;
         }
         let end = rel + payload.len() as u64;
-        if end > self.window as u64 {
+        if end > u64::from(self.window) {
             if self.held.is_some() {
                 // Make room: what is held can no longer wait for its hole.
                 while self.held.is_some() {
                     self.skip_first_hole(stats, sink);
                 }
                 let rel = seq_delta(seq, self.next_seq);
-                if rel > 0 && rel as u64 + payload.len() as u64 > self.window as u64 {
+                if rel > 0 && rel as u64 + payload.len() as u64 > u64::from(self.window) {
                     return self.resync(rel as u64, payload, missing, stats, sink);
                 }
                 return self.accept(seq, payload, missing, memory, stats, sink);
             }
-            self.stalled += total;
-            if self.stalled > self.window as u64 {
+            self.stalled = self
+                .stalled
+                .saturating_add(u32::try_from(total).unwrap_or(u32::MAX));
+            if self.stalled > self.window {
                 // Far more data beyond the window than it could hold: the capture lost a
                 // stretch larger than the window.
                 self.resync(rel, payload, missing, stats, sink);
@@ -405,7 +444,7 @@ impl Stream {
             return;
         }
 
-        let window = self.window;
+        let window = self.window as usize;
         if self.held.is_none() {
             let Some(charge) = memory.charge(window) else {
                 stats.segments_over_cap += 1;

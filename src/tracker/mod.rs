@@ -12,7 +12,7 @@ use crate::enrich::Enricher;
 use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, Side, Timeouts};
 use crate::output::{Event, EventBody, EventSink, Origin};
 use crate::protocols::{AppLayer, AppOutput, StreamOrigin};
-use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream};
+use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream, StreamStart};
 use crate::timestamp::Timestamp;
 
 /// Caps and timeouts of one worker's tracker.
@@ -45,26 +45,55 @@ pub struct EventContext<'a> {
     pub enrich: Enricher<'a>,
 }
 
-/// A flow as one worker holds it: the connection, its two streams, its application layer.
+/// A flow as one worker holds it: the connection, and once a byte or FIN came, its two
+/// streams and its application layer. Until then only where each stream will start: a flow
+/// without data (a SYN flood's, a port scan's) costs no more than that.
 struct Flow {
     conn: Connection,
+    starts: [StreamStart; 2],
+    data: Option<Box<FlowData>>,
+}
+
+struct FlowData {
     streams: [Stream; 2],
     app: AppLayer,
 }
 
 impl Flow {
     fn has_data(&self) -> bool {
-        self.streams
-            .iter()
-            .any(|s| s.delivered() + s.gap_bytes() > 0)
+        self.data.as_ref().is_some_and(|data| {
+            data.streams
+                .iter()
+                .any(|s| s.delivered() + s.gap_bytes() > 0)
+        })
+    }
+
+    /// Whether `seq` is in the window of what `dir` sent (see [`Stream::in_window`]).
+    fn in_window(&self, dir: Direction, seq: u32, window: usize) -> bool {
+        match &self.data {
+            Some(data) => data.streams[dir.index()].in_window(seq),
+            None => self.starts[dir.index()].in_window(seq, window),
+        }
+    }
+
+    /// The streams and application layer, made on first use from where the streams start.
+    fn data(&mut self, window: usize) -> &mut FlowData {
+        let (starts, conn) = (self.starts, &self.conn);
+        self.data.get_or_insert_with(|| {
+            Box::new(FlowData {
+                streams: starts.map(|start| Stream::starting_at(window, start)),
+                app: AppLayer::new(StreamOrigin {
+                    server_port: conn.id.dest_port,
+                    ..StreamOrigin::default()
+                }),
+            })
+        })
     }
 }
 
 /// One worker's flows.
 pub struct Tracker {
-    /// Flows are boxed: the table's buckets stay small, so growing it moves little and an
-    /// empty bucket costs a pointer, not a flow.
-    table: FlowTable<Box<Flow>>,
+    table: FlowTable<Flow>,
     config: TrackerConfig,
     memory: MemoryBudget,
     stats: FlowStats,
@@ -131,30 +160,34 @@ impl Tracker {
         }
 
         let timeouts = self.config.timeouts;
+        let window = self.config.stream_window;
         let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
         self.table.update(&key, |flow| {
             let was_closed = flow.conn.is_closed();
             // A RST or FIN far outside the sender's stream is injected (or stale): counted,
             // and it does not end the connection.
             let mut seg = *seg;
-            let stream = &flow.streams[flow.conn.direction(sender).index()];
-            if seg.flags.rst() && !stream.in_window(seg.seq) {
+            let dir = flow.conn.direction(sender);
+            if seg.flags.rst() && !flow.in_window(dir, seg.seq, window) {
                 reassembly.rst_out_of_window += 1;
                 seg.flags.0 &= !TcpFlags::RST;
             }
-            if seg.flags.fin() && !stream.in_window(seg.seq) {
+            if seg.flags.fin() && !flow.in_window(dir, seg.seq, window) {
                 reassembly.fin_out_of_window += 1;
                 seg.flags.0 &= !TcpFlags::FIN;
             }
             let seg = &seg;
-            let dir = flow.conn.observe(seg, sender, ts, wire_len);
-            let Flow { conn, streams, app } = &mut **flow;
-            let [ctos, stoc] = streams;
-            let (this, other) = match dir {
-                Direction::Ctos => (ctos, stoc),
-                Direction::Stoc => (stoc, ctos),
-            };
-            if !seg.flags.rst() {
+            flow.conn.observe(seg, sender, ts, wire_len);
+            let carries_data = !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin();
+            if seg.flags.rst() {
+                // Ends the connection; the streams take nothing from it.
+            } else if carries_data || flow.data.is_some() {
+                let FlowData { streams, app } = flow.data(window);
+                let [ctos, stoc] = streams;
+                let (this, other) = match dir {
+                    Direction::Ctos => (ctos, stoc),
+                    Direction::Stoc => (stoc, ctos),
+                };
                 this.on_segment(
                     Segment {
                         seq: seg.seq,
@@ -172,11 +205,16 @@ impl Tracker {
                         deliver_to(app, dir.reverse(), chunk, ts, app_out)
                     });
                 }
+            } else {
+                flow.starts[dir.index()].on_empty_segment(seg.seq, seg.flags.syn());
             }
-            emit_app_events(app_out, conn, ctx, out);
-            if !was_closed && conn.is_closed() {
+            emit_app_events(app_out, &flow.conn, ctx, out);
+            if !was_closed
+                && flow.conn.is_closed()
+                && let Some(data) = &mut flow.data
+            {
                 // Its record waits out the close delay; what only parsing needed can go now.
-                app.on_close();
+                data.app.on_close();
             }
             ts.saturating_add_secs(flow.conn.timeout(&timeouts, flow.has_data()))
         });
@@ -222,18 +260,11 @@ impl Tracker {
     ) {
         let mut conn = Connection::new(&key, seg, sender, ts, origin);
         ctx.enrich.flow(&mut conn.id);
-        let app = AppLayer::new(StreamOrigin {
-            server_port: conn.id.dest_port,
-            ..StreamOrigin::default()
-        });
-        let flow = Box::new(Flow {
+        let flow = Flow {
             conn,
-            streams: [
-                Stream::new(self.config.stream_window),
-                Stream::new(self.config.stream_window),
-            ],
-            app,
-        });
+            starts: Default::default(),
+            data: None,
+        };
         self.stats.total += 1;
         let deadline = ts.saturating_add_secs(self.config.timeouts.half_open);
         if let Some((_, evicted)) = self.table.insert(key, flow, deadline) {
@@ -257,7 +288,7 @@ impl Tracker {
     /// `flow` event.
     fn finish(
         &mut self,
-        mut flow: Box<Flow>,
+        mut flow: Flow,
         reason: EndReason,
         ctx: &EventContext<'_>,
         out: &mut impl EventSink,
@@ -270,29 +301,29 @@ impl Tracker {
             EndReason::Shutdown => self.stats.shutdown += 1,
         }
         let ts = flow.conn.last;
-        for dir in [Direction::Ctos, Direction::Stoc] {
-            let app = &mut flow.app;
-            let app_out = &mut self.app_out;
-            flow.streams[dir.index()].flush(&mut self.reassembly, &mut |chunk| {
-                deliver_to(app, dir, chunk, ts, app_out)
-            });
+        let (mut data_bytes, mut missed_bytes, mut conflict, mut app_proto) = ([0; 2], 0, false, None);
+        if let Some(data) = &mut flow.data {
+            let FlowData { streams, app } = &mut **data;
+            for dir in [Direction::Ctos, Direction::Stoc] {
+                let app_out = &mut self.app_out;
+                streams[dir.index()].flush(&mut self.reassembly, &mut |chunk| {
+                    deliver_to(app, dir, chunk, ts, app_out)
+                });
+            }
+            app_proto = app.app_proto();
+            app.finish(ts, &mut self.app_out);
+            emit_app_events(&mut self.app_out, &flow.conn, ctx, out);
+            let [ctos, stoc] = &*streams;
+            data_bytes = [ctos.delivered(), stoc.delivered()];
+            missed_bytes = ctos.gap_bytes() + stoc.gap_bytes();
+            conflict = ctos.conflicted() || stoc.conflicted();
         }
-        let app_proto = flow.app.app_proto();
-        flow.app.finish(ts, &mut self.app_out);
-        emit_app_events(&mut self.app_out, &flow.conn, ctx, out);
-
-        let [ctos, stoc] = &flow.streams;
-        let record = flow.conn.record(
-            reason,
-            [ctos.delivered(), stoc.delivered()],
-            ctos.gap_bytes() + stoc.gap_bytes(),
-            ctos.conflicted() || stoc.conflicted(),
-        );
+        let record = flow.conn.record(reason, data_bytes, missed_bytes, conflict);
         let tcp = flow.conn.tcp_summary();
         out.emit(&Event {
             timestamp: flow.conn.start,
             sensor: ctx.sensor,
-            origin: origin(ctx, flow.conn.origin),
+            origin: origin(ctx, flow.conn.origin as usize),
             flow: Some(&flow.conn.id),
             body: EventBody::Flow {
                 record: &record,
@@ -339,7 +370,7 @@ fn emit_app_events(
         out.emit(&Event {
             timestamp: output.ts,
             sensor: ctx.sensor,
-            origin: origin(ctx, conn.origin),
+            origin: origin(ctx, conn.origin as usize),
             flow: Some(&conn.id),
             body: EventBody::App {
                 event: &output.event,
