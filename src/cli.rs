@@ -228,6 +228,11 @@ pub struct CommonArgs {
     /// [default: 1000000].
     #[arg(long = "max-flows", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_flows: Option<u64>,
+    /// Memory budget in MiB for flow state, streams, parsers and out-of-order buffers, shared
+    /// by the workers. Past 80% of it flows time out sooner (emergency mode); past all of it
+    /// the flows due first are evicted [default: 1024].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(i64::from(crate::config::MIN_MEMCAP_MIB)..=i64::from(crate::config::MAX_MEMCAP_MIB)))]
+    pub memcap: Option<u32>,
     /// No progress bar and no summary on stderr; errors and warnings still go there.
     #[arg(short, long)]
     pub quiet: bool,

@@ -8,6 +8,7 @@
 //! rules = "/etc/spamtap/rules"
 //! stats-interval = 60
 //! max-flows = 1000000
+//! memcap = 1024
 //! bpf = "tcp"
 //! output = ["/var/log/spamtap/eve.json", "syslog:?types=alert"]
 //! publish = "redis://spamtap-1:secret@redis.example.org:6379/spamtap"
@@ -30,6 +31,10 @@ use toml::Spanned;
 use crate::output::{OutputSpec, publish_spec};
 use crate::rules::{RuleError, RuleFile};
 
+/// The memory budget's range, in MiB (`--memcap`).
+pub const MIN_MEMCAP_MIB: u32 = 16;
+pub const MAX_MEMCAP_MIB: u32 = 1 << 20;
+
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -39,6 +44,7 @@ struct ConfigFile {
     rules: Option<PathBuf>,
     stats_interval: Option<u64>,
     max_flows: Option<Spanned<u64>>,
+    memcap: Option<Spanned<u32>>,
     bpf: Option<String>,
     #[serde(default)]
     output: Vec<Spanned<String>>,
@@ -68,6 +74,7 @@ pub struct Config {
     pub rules: Option<PathBuf>,
     pub stats_interval: Option<u64>,
     pub max_flows: Option<u64>,
+    pub memcap_mib: Option<u32>,
     pub bpf: Option<String>,
     pub outputs: Vec<OutputSpec>,
     pub publish: Option<OutputSpec>,
@@ -126,6 +133,14 @@ impl Config {
             }
             other => other.as_ref().map(|v| *v.get_ref()),
         };
+        let memcap = in_range(
+            raw.memcap
+                .as_ref()
+                .map(|v| Spanned::new(v.span(), i64::from(*v.get_ref()))),
+            "memcap",
+            MIN_MEMCAP_MIB.into(),
+            MAX_MEMCAP_MIB.into(),
+        )?;
         let snaplen = in_range(widen(&raw.live.snaplen), "snaplen", 64, i64::from(i32::MAX))?;
         let buffer = in_range(widen(&raw.live.buffer_size), "buffer-size", 1, 2047)?;
         let mut outputs = Vec::with_capacity(raw.output.len());
@@ -159,6 +174,7 @@ impl Config {
             rules: raw.rules,
             stats_interval: raw.stats_interval,
             max_flows,
+            memcap_mib: memcap.map(|v| v as u32),
             bpf: raw.bpf,
             outputs,
             interface: raw.live.interface,
@@ -187,6 +203,7 @@ workers = 2
 rules = "/etc/spamtap/rules"
 stats-interval = 30
 max-flows = 5000
+memcap = 256
 bpf = "tcp"
 output = ["eve.json", "syslog:?types=alert"]
 
@@ -201,8 +218,8 @@ user = "spamtap"
         .unwrap();
         assert_eq!(c.sensor.as_deref(), Some("tap-1"));
         assert_eq!(
-            (c.workers, c.stats_interval, c.max_flows),
-            (Some(2), Some(30), Some(5000))
+            (c.workers, c.stats_interval, c.max_flows, c.memcap_mib),
+            (Some(2), Some(30), Some(5000), Some(256))
         );
         assert_eq!(c.outputs.len(), 2);
         assert_eq!(c.outputs[1].types, ["alert"]);
@@ -243,6 +260,10 @@ user = "spamtap"
                 "spamtap.toml:2:15: buffer-size = 4096",
             ),
             ("max-flows = 0\n", "spamtap.toml:1:13: max-flows = 0"),
+            (
+                "memcap = 8\n",
+                "spamtap.toml:1:10: memcap = 8: must be from 16 to 1048576",
+            ),
             (
                 "publish = \"eve.json\"\n",
                 "spamtap.toml:1:11: --publish \"eve.json\": give a Redis stream",

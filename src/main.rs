@@ -21,7 +21,7 @@ use spamtap::rules::Rules;
 use spamtap::runtime::{
     Control, CorrelateConfig, Input, PublishConfig, RunConfig, RunSummary, correlate, run,
 };
-use spamtap::tracker::TrackerConfig;
+use spamtap::tracker::{DEFAULT_MEMCAP_MIB, TrackerConfig};
 
 /// `eprintln!` that never panics, for a stderr that may be closed.
 macro_rules! note {
@@ -378,6 +378,11 @@ fn run_config(
         tracker: TrackerConfig {
             max_flows: usize::try_from(common.max_flows.or(config.max_flows).unwrap_or(1_000_000))
                 .unwrap_or(usize::MAX),
+            memcap: common
+                .memcap
+                .or(config.memcap_mib)
+                .map_or(DEFAULT_MEMCAP_MIB, |mib| mib as usize)
+                << 20,
             ..TrackerConfig::default()
         },
         rules,

@@ -1,14 +1,16 @@
 //! The tracker, from generated packets to events: parsers see each direction in order despite
 //! reordering and duplicates, lost bytes become gaps, flows end in the right state for the
-//! right reason, and a full table evicts and reports.
+//! right reason, a full table evicts and reports, and a memory budget holds under a flood.
 
 use serde_json::Value;
 use spamtap::capture::LinkType;
 use spamtap::decode::{DecodeStats, Decoded, decode};
 use spamtap::direction::Direction::{Ctos, Stoc};
 use spamtap::enrich::Enricher;
+use spamtap::flow::FlowStats;
 use spamtap::output::{Event, EventSink, Origin};
 use spamtap::rules::{Assets, Fingerprints, ReplyProfiles};
+use spamtap::timestamp::Timestamp;
 use spamtap::tracker::{EventContext, Tracker, TrackerConfig};
 use spamtap_gen::{EPOCH, Fault, Frame, Session, merge};
 
@@ -22,6 +24,16 @@ impl EventSink for Collect {
 }
 
 fn run(frames: &[Frame], config: TrackerConfig) -> Vec<Value> {
+    run_watching(frames, config, |_| {}).0
+}
+
+/// Runs `frames`, calling `watch` with the tracker after each segment; returns the events and
+/// the flow stats at the end.
+fn run_watching(
+    frames: &[Frame],
+    config: TrackerConfig,
+    mut watch: impl FnMut(&Tracker),
+) -> (Vec<Value>, FlowStats) {
     let origins = [Origin::PcapFile("test.pcap")];
     let assets = Assets::default();
     let fingerprints = Fingerprints::default();
@@ -37,10 +49,11 @@ fn run(frames: &[Frame], config: TrackerConfig) -> Vec<Value> {
     for frame in frames {
         if let Decoded::Tcp(seg) = decode(LinkType::Ethernet, &frame.data, &mut stats) {
             tracker.on_segment(&seg, frame.ts, frame.wire_len, 0, &ctx, &mut out);
+            watch(&tracker);
         }
     }
     tracker.drain(&ctx, &mut out);
-    out.0
+    (out.0, tracker.stats())
 }
 
 fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
@@ -196,4 +209,123 @@ fn new_syn_after_close_starts_a_new_flow() {
         .map(|f| f["flow"]["reason"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(reasons, vec!["reused", "closed"]);
+}
+
+/// `n` mail sessions from distinct clients, each a whole transaction whose packets are spread
+/// over the first 50 ms, and `syns` unanswered SYNs, one per microsecond, in the same time.
+fn mail_under_syn_flood(n: u16, syns: u32) -> Vec<Frame> {
+    let mail = (0..n).map(|i| {
+        let mut s = Session::new(
+            &format!("192.0.2.{}:{}", 1 + i, 30000 + i),
+            "198.51.100.1:25",
+        )
+        .starting_at(EPOCH);
+        s.handshake()
+            .send(Stoc, b"220 mx ESMTP\r\n")
+            .send(Ctos, b"EHLO client.example\r\n")
+            .send(Stoc, b"250 mx\r\n")
+            .send(Ctos, b"MAIL FROM:<a@client.example>\r\n")
+            .send(Stoc, b"250 ok\r\n")
+            .send(Ctos, b"RCPT TO:<b@mx.example>\r\n")
+            .send(Stoc, b"250 ok\r\n")
+            .send(Ctos, b"DATA\r\n")
+            .send(Stoc, b"354 go\r\n")
+            .send(
+                Ctos,
+                &[&b"Subject: hi\r\n\r\n"[..], &[b'x'; 3000], b"\r\n.\r\n"].concat(),
+            )
+            .send(Stoc, b"250 queued as 1\r\n")
+            .send(Ctos, b"QUIT\r\n")
+            .send(Stoc, b"221 bye\r\n")
+            .close();
+        // Spread the session's packets over the flood, as a real session takes its time.
+        let mut frames = s.into_frames();
+        let step = 50_000 / frames.len() as u64;
+        for (k, f) in frames.iter_mut().enumerate() {
+            f.ts = Timestamp(EPOCH.0 + k as u64 * step);
+        }
+        frames
+    });
+    let flood = (0..syns).map(|i| {
+        let mut s = Session::new(
+            &format!(
+                "10.{}.{}.{}:{}",
+                (i >> 14) & 0xff,
+                (i >> 6) & 0xff,
+                (i & 0x3f) + 1,
+                1024 + i % 50_000
+            ),
+            "198.51.100.1:25",
+        )
+        .starting_at(Timestamp(EPOCH.0 + u64::from(i) * 50_000 / u64::from(syns)));
+        s.syn();
+        s.into_frames()
+    });
+    merge(mail.chain(flood))
+}
+
+#[test]
+fn syn_flood_under_a_memory_budget_evicts_half_open_flows_not_the_mail() {
+    let config = TrackerConfig {
+        // Room for about 5,000 idle flows; the flood brings 40,000.
+        memcap: 2 << 20,
+        ..TrackerConfig::default()
+    };
+    let cap = config.memcap as u64;
+    let mut peak = 0;
+    let (events, stats) = run_watching(&mail_under_syn_flood(20, 40_000), config, |t| {
+        peak = peak.max(t.stats().memory);
+    });
+    assert!(peak <= cap, "budget held: {peak} of {cap}");
+    assert!(stats.evicted_memcap > 30_000, "{stats:?}");
+    assert_eq!(stats.evicted, 0, "the flow cap was never reached");
+    assert_eq!(stats.emergencies, 1, "{stats:?}");
+    assert_eq!(stats.memory, 0, "every flow's bytes were given back");
+    let smtp = of_type(&events, "smtp");
+    assert_eq!(smtp.len(), 20, "every mail session was kept to its end");
+    assert!(
+        smtp.iter().all(|e| e["smtp"]["status"] == "queued"),
+        "{smtp:?}"
+    );
+    let mail_flows: Vec<_> = of_type(&events, "flow")
+        .into_iter()
+        .filter(|f| f["app_proto"] == "smtp")
+        .collect();
+    assert_eq!(mail_flows.len(), 20);
+    // Each lived to its close (both FINs seen); one closed during the flood may then go in
+    // its close delay, as it is done.
+    assert!(
+        mail_flows.iter().all(|f| f["flow"]["state"] == "closed"),
+        "{mail_flows:?}"
+    );
+    let evicted = of_type(&events, "flow")
+        .iter()
+        .filter(|f| f["flow"]["reason"] == "evicted")
+        .count() as u64;
+    assert_eq!(evicted, stats.evicted_memcap, "each eviction is reported");
+}
+
+#[test]
+fn emergency_mode_times_out_half_open_flows_early() {
+    let config = TrackerConfig {
+        memcap: 2 << 20,
+        ..TrackerConfig::default()
+    };
+    // 4,500 SYNs fill 80% of the budget but not all of it; a packet 6 s later finds them past
+    // the emergency timeout (5 s), not the normal one (30 s).
+    let mut frames = mail_under_syn_flood(0, 4_500);
+    let mut late = Session::new("192.0.2.200:40000", "198.51.100.1:25")
+        .starting_at(EPOCH.saturating_add_secs(6));
+    late.syn();
+    frames.extend(late.into_frames());
+    let mut in_emergency = false;
+    let (events, stats) = run_watching(&frames, config, |t| {
+        in_emergency |= t.stats().emergency == 1;
+    });
+    assert!(in_emergency);
+    assert_eq!(stats.evicted_memcap, 0, "{stats:?}");
+    assert_eq!(stats.emergency_timeouts, 4_500, "{stats:?}");
+    assert_eq!(stats.timed_out, 4_500);
+    assert_eq!(stats.emergency, 0, "back under 70% once they went");
+    assert_eq!(of_type(&events, "flow").len(), 4_501);
 }

@@ -31,8 +31,9 @@ use detect::Detectors;
 use inventory::Inventory;
 use population::Population;
 
-/// Observations held between ticks (about 250 bytes each); beyond this they are dropped and
-/// counted (a second of packet time with more SMTP sessions and failed port-25 connections).
+/// Observations held between ticks at most (about 200 bytes each, and fewer when the memory
+/// budget is smaller, see [`Analyzer::with_memory`]); beyond this they are dropped and counted
+/// (a second of packet time with more SMTP sessions and failed port-25 connections).
 const MAX_PENDING: usize = 500_000;
 
 /// Counters of the analysis stage, in the `stats` event.
@@ -91,6 +92,7 @@ pub struct Analyzer {
     rules: std::sync::Arc<Rules>,
     /// Observations with the tick they came before.
     pending: Vec<(u64, Observation)>,
+    pending_cap: usize,
     detectors: Detectors,
     inventory: Inventory,
     population: Population,
@@ -115,12 +117,20 @@ impl Analyzer {
             population: Population::new(&rules),
             rules,
             pending: Vec::new(),
+            pending_cap: MAX_PENDING,
             observations: 0,
             observation_drops: 0,
             origin: 0,
             processed: None,
             shard: None,
         }
+    }
+
+    /// Holds no more pending observations than fit in `bytes` (the analysis' share of the
+    /// memory budget), and never fewer than 1,024.
+    pub fn with_memory(mut self, bytes: usize) -> Self {
+        self.pending_cap = (bytes / size_of::<(u64, Observation)>()).clamp(1024, MAX_PENDING);
+        self
     }
 
     /// Shard `index` of `count` (see [`Analyzer::shard`]).
@@ -152,7 +162,7 @@ impl Analyzer {
     /// Holds a worker's observations, sent before tick `epoch`, until that tick.
     pub fn receive(&mut self, observations: Vec<Observation>, epoch: u64) {
         for obs in observations {
-            if self.pending.len() < MAX_PENDING {
+            if self.pending.len() < self.pending_cap {
                 self.pending.push((epoch, obs));
             } else {
                 self.observation_drops += 1;

@@ -206,11 +206,23 @@ pub struct FlowStats {
     pub total: u64,
     pub closed: u64,
     pub timed_out: u64,
+    /// Evicted because the table was full (`--max-flows`), and because the memory budget was
+    /// spent (`--memcap`).
     pub evicted: u64,
+    pub evicted_memcap: u64,
     pub reused: u64,
     pub shutdown: u64,
     /// Out-of-order buffer bytes held right now.
     pub reassembly_memory: u64,
+    /// Bytes of the memory budget in use now (flows, streams, parsers, out-of-order buffers),
+    /// and the budget.
+    pub memory: u64,
+    pub memcap: u64,
+    /// Workers in emergency mode now, times one was entered, and flows ended by an emergency
+    /// timeout that the normal one would have kept.
+    pub emergency: u64,
+    pub emergencies: u64,
+    pub emergency_timeouts: u64,
 }
 
 impl FlowStats {
@@ -220,9 +232,15 @@ impl FlowStats {
         self.closed += o.closed;
         self.timed_out += o.timed_out;
         self.evicted += o.evicted;
+        self.evicted_memcap += o.evicted_memcap;
         self.reused += o.reused;
         self.shutdown += o.shutdown;
         self.reassembly_memory += o.reassembly_memory;
+        self.memory += o.memory;
+        self.memcap += o.memcap;
+        self.emergency += o.emergency;
+        self.emergencies += o.emergencies;
+        self.emergency_timeouts += o.emergency_timeouts;
     }
 }
 
@@ -255,9 +273,14 @@ mod tests {
             serde_json::to_string(&id.community_id).unwrap(),
             r#""1:LQU9qZlK+B5F3KDmev6m5PMibrg=""#
         );
-        let back: CommunityId = serde_json::from_str(r#""1:LQU9qZlK+B5F3KDmev6m5PMibrg=""#).unwrap();
+        let back: CommunityId =
+            serde_json::from_str(r#""1:LQU9qZlK+B5F3KDmev6m5PMibrg=""#).unwrap();
         assert_eq!(back, id.community_id);
-        assert_eq!(CommunityId::new(&"x".repeat(31)).as_str(), "", "too long for one");
+        assert_eq!(
+            CommunityId::new(&"x".repeat(31)).as_str(),
+            "",
+            "too long for one"
+        );
         assert!(id.flow_id < 1 << 53);
         assert_eq!(id, FlowIdentity::new(&key, Timestamp(1), client, server));
     }

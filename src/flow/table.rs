@@ -38,6 +38,12 @@ pub struct FlowTable<V> {
 }
 
 impl<V> FlowTable<V> {
+    /// What one flow costs the table beyond `V`'s own heap: its boxed entry, its bucket (with
+    /// the room a hash table keeps after growing), and its timer.
+    pub const BYTES_PER_FLOW: usize = size_of::<Entry<V>>()
+        + 2 * (size_of::<Box<Entry<V>>>() + 1)
+        + size_of::<Reverse<(Timestamp, u64, FlowKey)>>();
+
     pub fn new(capacity: usize) -> Self {
         FlowTable {
             map: HashTable::new(),
@@ -121,9 +127,8 @@ impl<V> FlowTable<V> {
             value,
         });
         let hasher = &self.hasher;
-        self.map.insert_unique(hasher.hash_one(key), entry, |e| {
-            hasher.hash_one(e.key)
-        });
+        self.map
+            .insert_unique(hasher.hash_one(key), entry, |e| hasher.hash_one(e.key));
         self.compact_timers();
         evicted
     }
@@ -172,7 +177,22 @@ impl<V> FlowTable<V> {
         self.timers = BinaryHeap::new();
     }
 
-    fn evict_one(&mut self) -> Option<(FlowKey, V)> {
+    /// Brings every deadline forward to what `f` says, where that is earlier (the tracker's
+    /// emergency mode): O(flows), once per emergency. The timers are rebuilt in the heap's own
+    /// memory, as memory is what an emergency is short of.
+    pub fn tighten(&mut self, mut f: impl FnMut(&V) -> Timestamp) {
+        let mut timers = std::mem::take(&mut self.timers).into_vec();
+        timers.clear();
+        for entry in self.map.iter_mut() {
+            entry.deadline = entry.deadline.min(f(&entry.value));
+            entry.scheduled = entry.deadline;
+            timers.push(Reverse((entry.deadline, entry.id, entry.key)));
+        }
+        self.timers = BinaryHeap::from(timers);
+    }
+
+    /// Removes the flow due soonest, to make room.
+    pub fn evict_one(&mut self) -> Option<(FlowKey, V)> {
         // Skip stale timers; re-arm at most a few flows that were active since they were
         // scheduled, then take whatever is due first.
         let mut rearmed = 0;

@@ -114,6 +114,9 @@ pub trait StreamParser {
     fn on_handback(&mut self, _handback: Handback) {}
     /// The flow ended at `ts`: report whatever is still open.
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>);
+    /// About how many heap bytes this parser holds, itself included: the sizes of its parts
+    /// and the capacities of its buffers, for the worker's memory budget.
+    fn heap_bytes(&self) -> usize;
 }
 
 /// An event a parser writes: its `event_type` and its own top-level objects, laid out in the
@@ -178,6 +181,12 @@ macro_rules! parsers {
             fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
                 match self {
                     $(AppParser::$variant(p) => p.finish(ts, out),)+
+                }
+            }
+
+            fn heap_bytes(&self) -> usize {
+                match self {
+                    $(AppParser::$variant(p) => p.heap_bytes(),)+
                 }
             }
         }
@@ -329,6 +338,24 @@ impl AppLayer {
             AppLayer::Off
         } else {
             AppLayer::Waiting(origin)
+        }
+    }
+
+    /// About how many heap bytes this stream's detection or parsers hold (see
+    /// [`StreamParser::heap_bytes`]).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            AppLayer::Waiting(_) | AppLayer::Off => 0,
+            AppLayer::Detecting(d) => {
+                size_of::<Detection>()
+                    + d.ctos.capacity()
+                    + d.stoc.capacity()
+                    + d.order.capacity() * size_of::<(Direction, usize)>()
+            }
+            AppLayer::Parsing { parser, .. } => parser.heap_bytes(),
+            AppLayer::Upgraded { from, to } => {
+                from.heap_bytes() + size_of::<AppLayer>() + to.heap_bytes()
+            }
         }
     }
 

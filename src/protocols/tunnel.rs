@@ -57,6 +57,11 @@ impl InnerStream {
         self.inner.on_gap(dir, len);
     }
 
+    /// Heap bytes of the inner session (see [`crate::protocols::StreamParser::heap_bytes`]).
+    pub fn heap_bytes(&self) -> usize {
+        size_of::<AppLayer>() + self.inner.heap_bytes()
+    }
+
     /// Ends the inner session; returns what it was, if any byte went through.
     pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) -> Option<&'static str> {
         let proto = self.inner.app_proto();

@@ -3,7 +3,7 @@
 //! In-order data is handed on straight from the packet, without a copy. Only segments that arrive
 //! ahead of a hole are copied, into a per-stream ring buffer whose filled ranges are tracked by
 //! smoltcp's [`Assembler`]; the ring is allocated when the first hole appears, charged to the
-//! worker's [`MemoryBudget`], and freed when the hole closes.
+//! worker's [`MemoryBudget`] (refused when the budget is spent), and freed when the hole closes.
 //!
 //! A hole becomes a [`Chunk::Gap`] of its exact size when it can no longer be filled: the peer
 //! acknowledged past it, the held data would overflow the window, or the stream ends. Bytes
@@ -71,10 +71,13 @@ impl ReassemblyStats {
     }
 }
 
-/// Bytes of out-of-order buffers a worker may hold at once.
+/// The bytes one worker's state may take: its flows, their streams and parsers (accounted by
+/// the tracker, which evicts when they pass the cap), and out-of-order buffers (charged here,
+/// and refused past the cap).
 #[derive(Clone)]
 pub struct MemoryBudget {
     used: Rc<Cell<usize>>,
+    held: Rc<Cell<usize>>,
     cap: usize,
 }
 
@@ -82,22 +85,42 @@ impl MemoryBudget {
     pub fn new(cap: usize) -> Self {
         MemoryBudget {
             used: Rc::new(Cell::new(0)),
+            held: Rc::new(Cell::new(0)),
             cap,
         }
     }
 
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Everything accounted, out-of-order buffers included.
     pub fn used(&self) -> usize {
         self.used.get()
     }
 
+    /// Out-of-order buffers alone.
+    pub fn held(&self) -> usize {
+        self.held.get()
+    }
+
+    /// Accounts `bytes` more, cap or not: the caller makes room.
+    pub fn add(&self, bytes: usize) {
+        self.used.set(self.used.get().saturating_add(bytes));
+    }
+
+    pub fn sub(&self, bytes: usize) {
+        self.used.set(self.used.get().saturating_sub(bytes));
+    }
+
     fn charge(&self, bytes: usize) -> Option<Charge> {
-        let used = self.used.get();
-        if used.saturating_add(bytes) > self.cap {
+        if self.used().saturating_add(bytes) > self.cap {
             return None;
         }
-        self.used.set(used + bytes);
+        self.add(bytes);
+        self.held.set(self.held.get() + bytes);
         Some(Charge {
-            used: Rc::clone(&self.used),
+            budget: self.clone(),
             bytes,
         })
     }
@@ -105,13 +128,15 @@ impl MemoryBudget {
 
 /// Returns its bytes to the budget when dropped, whichever way the stream ends.
 struct Charge {
-    used: Rc<Cell<usize>>,
+    budget: MemoryBudget,
     bytes: usize,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.used.set(self.used.get().saturating_sub(self.bytes));
+        self.budget.sub(self.bytes);
+        let held = &self.budget.held;
+        held.set(held.get().saturating_sub(self.bytes));
     }
 }
 
@@ -265,6 +290,12 @@ impl Stream {
     /// Whether a retransmission or overlap ever carried other bytes than the first copy.
     pub fn conflicted(&self) -> bool {
         self.conflicted
+    }
+
+    /// Heap bytes of this stream beyond itself, out-of-order buffers aside (they are charged
+    /// to the budget on their own).
+    pub fn heap_bytes(&self) -> usize {
+        self.recent.as_ref().map_or(0, |_| size_of::<Recent>())
     }
 
     /// Bytes handed on as data so far.

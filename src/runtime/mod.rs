@@ -340,6 +340,9 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         let _ = free_tx.send(Box::default());
     }
     let (out_tx, out_rx) = bounded::<ToOutput>(pool_size * 2);
+    // The analysis' pending observations get an eighth of the memory budget, the workers'
+    // flows the rest.
+    let analysis_memory = config.tracker.memcap / 8;
 
     let events_written = Arc::new(AtomicU64::new(0));
     let output = {
@@ -353,6 +356,7 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
                     outputs,
                     publisher,
                     local_alerts,
+                    analysis_memory,
                 };
                 output_thread(out_rx, spare_tx, sinks, workers, &names, &stop, &written)
             })
@@ -361,7 +365,7 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
 
     let per_worker = TrackerConfig {
         max_flows: (config.tracker.max_flows / workers).max(1),
-        reassembly_memcap: config.tracker.reassembly_memcap / workers,
+        memcap: (config.tracker.memcap - analysis_memory) / workers,
         ..config.tracker.clone()
     };
     let mut worker_txs = Vec::with_capacity(workers);
@@ -766,6 +770,8 @@ struct Sinks {
     outputs: Outputs,
     publisher: Option<Publisher>,
     local_alerts: bool,
+    /// The analysis' share of the memory budget.
+    analysis_memory: usize,
 }
 
 fn output_thread(
@@ -789,6 +795,7 @@ fn output_thread(
         mut outputs,
         mut publisher,
         local_alerts,
+        analysis_memory,
     } = sinks;
     if let Some(p) = &mut publisher {
         p.hello();
@@ -805,7 +812,7 @@ fn output_thread(
             stop.store(true, Ordering::Relaxed);
         }
     };
-    let mut analyzer = Analyzer::new(Arc::clone(&names.rules));
+    let mut analyzer = Analyzer::new(Arc::clone(&names.rules)).with_memory(analysis_memory);
     if publisher.is_some() {
         analyzer = analyzer.keep_processed();
     }

@@ -5,6 +5,13 @@
 //! and gaps to the flow's application layer (protocols), lets the rules add to what was found
 //! (enrich), and writes the events (output): the parsers' as they come, the `flow` event when the
 //! flow ends, closed, timed out, evicted, reused or drained.
+//!
+//! It keeps the worker within its memory budget: every flow is accounted (table entry, streams,
+//! parser state, measured again as its data grows), out-of-order buffers are charged by
+//! reassembly, and past the budget the flows due first are evicted. Past 80% of it the tracker
+//! is in emergency mode until it is back under 70%: every flow's deadline is brought forward to
+//! the emergency timeouts, so idle and half-open flows (a SYN flood's) go first and the busy
+//! sessions stay.
 
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::direction::Direction;
@@ -20,22 +27,38 @@ use crate::timestamp::Timestamp;
 pub struct TrackerConfig {
     pub max_flows: usize,
     pub timeouts: Timeouts,
+    /// The timeouts while memory is short (see the module documentation).
+    pub emergency_timeouts: Timeouts,
     /// Out-of-order bytes one stream may hold ahead of a hole.
     pub stream_window: usize,
-    /// Out-of-order bytes all streams of the worker may hold together.
-    pub reassembly_memcap: usize,
+    /// Bytes of flow state, streams, parsers and out-of-order buffers the worker may hold.
+    pub memcap: usize,
 }
+
+/// The default memory budget of a run (all workers), in MiB.
+pub const DEFAULT_MEMCAP_MIB: usize = 1024;
 
 impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
             max_flows: 1_000_000,
             timeouts: Timeouts::default(),
+            emergency_timeouts: Timeouts {
+                half_open: 5,
+                established: 60,
+                closed: 1,
+            },
             stream_window: 256 * 1024,
-            reassembly_memcap: 512 * 1024 * 1024,
+            memcap: DEFAULT_MEMCAP_MIB << 20,
         }
     }
 }
+
+/// What a flow costs the budget before its streams and parsers.
+const FLOW_BYTES: usize = FlowTable::<Flow>::BYTES_PER_FLOW;
+
+/// Stream bytes after which a flow's parser memory is measured again.
+const REMEASURE_BYTES: u64 = 2048;
 
 /// Names that events carry but the tracker does not own, and the rules it applies.
 pub struct EventContext<'a> {
@@ -57,6 +80,38 @@ struct Flow {
 struct FlowData {
     streams: [Stream; 2],
     app: AppLayer,
+    /// What this part was last accounted at, and the stream bytes it had then.
+    charged: usize,
+    measured_at: u64,
+}
+
+impl FlowData {
+    fn heap_bytes(&self) -> usize {
+        size_of::<FlowData>()
+            + self.streams.iter().map(Stream::heap_bytes).sum::<usize>()
+            + self.app.heap_bytes()
+    }
+
+    fn stream_bytes(&self) -> u64 {
+        self.streams
+            .iter()
+            .map(|s| s.delivered() + s.gap_bytes())
+            .sum()
+    }
+
+    /// Accounts what the streams and parsers hold now, if they grew by enough to matter (or
+    /// `always`); the first time counts the whole part.
+    fn measure(&mut self, memory: &MemoryBudget, always: bool) {
+        let seen = self.stream_bytes();
+        if !always && self.charged > 0 && seen < self.measured_at + REMEASURE_BYTES {
+            return;
+        }
+        let now = self.heap_bytes();
+        memory.add(now);
+        memory.sub(self.charged);
+        self.charged = now;
+        self.measured_at = seen;
+    }
 }
 
 impl Flow {
@@ -86,8 +141,15 @@ impl Flow {
                     server_port: conn.id.dest_port,
                     ..StreamOrigin::default()
                 }),
+                charged: 0,
+                measured_at: 0,
             })
         })
+    }
+
+    /// Everything this flow is accounted at.
+    fn charged(&self) -> usize {
+        FLOW_BYTES + self.data.as_ref().map_or(0, |d| d.charged)
     }
 }
 
@@ -100,25 +162,30 @@ pub struct Tracker {
     reassembly: ReassemblyStats,
     app_out: Vec<AppOutput>,
     now: Timestamp,
+    emergency: bool,
 }
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Tracker {
             table: FlowTable::new(config.max_flows),
-            memory: MemoryBudget::new(config.reassembly_memcap),
+            memory: MemoryBudget::new(config.memcap),
             config,
             stats: FlowStats::default(),
             reassembly: ReassemblyStats::default(),
             app_out: Vec::new(),
             now: Timestamp::default(),
+            emergency: false,
         }
     }
 
     pub fn stats(&self) -> FlowStats {
         FlowStats {
             active: self.table.len() as u64,
-            reassembly_memory: self.memory.used() as u64,
+            reassembly_memory: self.memory.held() as u64,
+            memory: self.memory.used() as u64,
+            memcap: self.memory.cap() as u64,
+            emergency: u64::from(self.emergency),
             ..self.stats.clone()
         }
     }
@@ -155,11 +222,15 @@ impl Tracker {
             }
         };
         if let Some(reason) = ended {
-            self.end(&key, reason, ctx, out);
+            self.end(&key, reason, ts, ctx, out);
             self.create(key, seg, sender, ts, origin, ctx, out);
         }
 
-        let timeouts = self.config.timeouts;
+        let timeouts = if self.emergency {
+            self.config.emergency_timeouts
+        } else {
+            self.config.timeouts
+        };
         let window = self.config.stream_window;
         let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
         self.table.update(&key, |flow| {
@@ -182,7 +253,7 @@ impl Tracker {
             if seg.flags.rst() {
                 // Ends the connection; the streams take nothing from it.
             } else if carries_data || flow.data.is_some() {
-                let FlowData { streams, app } = flow.data(window);
+                let FlowData { streams, app, .. } = flow.data(window);
                 let [ctos, stoc] = streams;
                 let (this, other) = match dir {
                     Direction::Ctos => (ctos, stoc),
@@ -209,15 +280,54 @@ impl Tracker {
                 flow.starts[dir.index()].on_empty_segment(seg.seq, seg.flags.syn());
             }
             emit_app_events(app_out, &flow.conn, ctx, out);
-            if !was_closed
-                && flow.conn.is_closed()
-                && let Some(data) = &mut flow.data
-            {
-                // Its record waits out the close delay; what only parsing needed can go now.
-                data.app.on_close();
+            let closed_now = !was_closed && flow.conn.is_closed();
+            if let Some(data) = &mut flow.data {
+                if closed_now {
+                    // Its record waits out the close delay; what only parsing needed can go.
+                    data.app.on_close();
+                }
+                data.measure(memory, closed_now);
             }
             ts.saturating_add_secs(flow.conn.timeout(&timeouts, flow.has_data()))
         });
+        self.relieve(ctx, out);
+    }
+
+    /// Evicts the flows due first while the budget is spent (a few per packet, so one packet
+    /// never stalls the worker), and enters or leaves emergency mode.
+    fn relieve(&mut self, ctx: &EventContext<'_>, out: &mut impl EventSink) {
+        for _ in 0..8 {
+            if self.memory.used() <= self.memory.cap() {
+                break;
+            }
+            let Some((_, flow)) = self.table.evict_one() else {
+                break;
+            };
+            self.stats.evicted_memcap += 1;
+            self.finish(flow, EndReason::Evicted, ctx, out);
+        }
+        let (used, cap) = (self.memory.used(), self.memory.cap());
+        if !self.emergency && used >= cap / 10 * 8 {
+            self.emergency = true;
+            self.stats.emergencies += 1;
+            let t = self.config.emergency_timeouts;
+            self.table.tighten(|flow| {
+                flow.conn
+                    .last
+                    .saturating_add_secs(flow.conn.timeout(&t, flow.has_data()))
+            });
+        } else if self.emergency && used < cap / 10 * 7 {
+            self.emergency = false;
+        }
+    }
+
+    /// Counts a flow that ends at `now` by its deadline, if only the emergency timeouts ended
+    /// it.
+    fn count_expiry(&mut self, flow: &Flow, now: Timestamp) {
+        let normal = flow.conn.timeout(&self.config.timeouts, flow.has_data());
+        if flow.conn.last.saturating_add_secs(normal) > now {
+            self.stats.emergency_timeouts += 1;
+        }
     }
 
     /// Moves packet time forward to `now`, ending every flow whose deadline passed.
@@ -228,8 +338,10 @@ impl Tracker {
             .expire(self.now, |key, flow| expired.push((key, flow)));
         for (_, flow) in expired {
             let reason = flow.conn.expiry_reason();
+            self.count_expiry(&flow, self.now);
             self.finish(flow, reason, ctx, out);
         }
+        self.relieve(ctx, out);
     }
 
     /// Ends every flow: end of input or shutdown.
@@ -266,8 +378,25 @@ impl Tracker {
             data: None,
         };
         self.stats.total += 1;
-        let deadline = ts.saturating_add_secs(self.config.timeouts.half_open);
+        for _ in 0..8 {
+            if self.memory.used() + FLOW_BYTES <= self.memory.cap() {
+                break;
+            }
+            let Some((_, evicted)) = self.table.evict_one() else {
+                break;
+            };
+            self.stats.evicted_memcap += 1;
+            self.finish(evicted, EndReason::Evicted, ctx, out);
+        }
+        let timeouts = if self.emergency {
+            &self.config.emergency_timeouts
+        } else {
+            &self.config.timeouts
+        };
+        let deadline = ts.saturating_add_secs(timeouts.half_open);
+        self.memory.add(FLOW_BYTES);
         if let Some((_, evicted)) = self.table.insert(key, flow, deadline) {
+            self.stats.evicted += 1;
             self.finish(evicted, EndReason::Evicted, ctx, out);
         }
     }
@@ -276,10 +405,14 @@ impl Tracker {
         &mut self,
         key: &FlowKey,
         reason: EndReason,
+        now: Timestamp,
         ctx: &EventContext<'_>,
         out: &mut impl EventSink,
     ) {
         if let Some(flow) = self.table.remove(key) {
+            if reason != EndReason::Reused {
+                self.count_expiry(&flow, now);
+            }
             self.finish(flow, reason, ctx, out);
         }
     }
@@ -296,14 +429,17 @@ impl Tracker {
         match reason {
             EndReason::Closed => self.stats.closed += 1,
             EndReason::Timeout => self.stats.timed_out += 1,
-            EndReason::Evicted => self.stats.evicted += 1,
+            // Counted by why: the flow cap, or the memory budget.
+            EndReason::Evicted => {}
             EndReason::Reused => self.stats.reused += 1,
             EndReason::Shutdown => self.stats.shutdown += 1,
         }
+        self.memory.sub(flow.charged());
         let ts = flow.conn.last;
-        let (mut data_bytes, mut missed_bytes, mut conflict, mut app_proto) = ([0; 2], 0, false, None);
+        let (mut data_bytes, mut missed_bytes, mut conflict, mut app_proto) =
+            ([0; 2], 0, false, None);
         if let Some(data) = &mut flow.data {
-            let FlowData { streams, app } = &mut **data;
+            let FlowData { streams, app, .. } = &mut **data;
             for dir in [Direction::Ctos, Direction::Stoc] {
                 let app_out = &mut self.app_out;
                 streams[dir.index()].flush(&mut self.reassembly, &mut |chunk| {

@@ -149,6 +149,14 @@ impl StreamParser for HttpConnectParser {
         }
         self.stage = Stage::Done;
     }
+
+    fn heap_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.client.capacity()
+            + self.server.capacity()
+            + self.target.as_ref().map_or(0, |(host, _)| host.capacity())
+            + self.tunnel.as_ref().map_or(0, InnerStream::heap_bytes)
+    }
 }
 
 impl HttpConnectParser {

@@ -199,6 +199,36 @@ pub struct EmailFields {
     pub header_names: Vec<String>,
 }
 
+impl EmailFields {
+    /// Heap bytes of the fields' text (see `StreamParser::heap_bytes`).
+    pub fn heap_bytes(&self) -> usize {
+        let one = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let all = |v: &Vec<String>| {
+            v.capacity() * size_of::<String>() + v.iter().map(String::capacity).sum::<usize>()
+        };
+        [
+            &self.from,
+            &self.reply_to,
+            &self.subject,
+            &self.date,
+            &self.message_id,
+            &self.x_mailer,
+            &self.user_agent,
+            &self.x_priority,
+            &self.x_originating_ip,
+            &self.content_type,
+            &self.boundary,
+        ]
+        .into_iter()
+        .map(one)
+        .sum::<usize>()
+            + [&self.to, &self.cc, &self.received, &self.header_names]
+                .into_iter()
+                .map(all)
+                .sum::<usize>()
+    }
+}
+
 /// One `smtp` event: the `smtp` object, and the `email` object when a message was seen.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SmtpRecord {

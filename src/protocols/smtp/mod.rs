@@ -237,6 +237,13 @@ struct MessageReader {
 }
 
 impl MessageReader {
+    fn heap_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.line.buf.capacity()
+            + self.header.capacity()
+            + self.email.heap_bytes()
+    }
+
     fn new() -> Self {
         MessageReader {
             headers_done: false,
@@ -488,6 +495,24 @@ struct Transaction {
 }
 
 impl Transaction {
+    /// See [`StreamParser::heap_bytes`]; the message's header fields are counted by what the
+    /// reader holds for them.
+    fn heap_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        size_of::<Self>()
+            + text(&self.mail_from)
+            + text(&self.last_reply)
+            + text(&self.queue_id)
+            + self
+                .rcpt_to
+                .iter()
+                .map(|r| size_of::<String>() + r.capacity())
+                .sum::<usize>()
+            + self.rcpt_verdicts.capacity()
+            + self.rcpt_commands.capacity()
+            + self.message.as_ref().map_or(0, MessageReader::heap_bytes)
+    }
+
     /// A transaction, boxed: a session holds one only while it is open, so a finished
     /// session waiting out its close delay costs little.
     fn new(start: Timestamp, depth: u32) -> Box<Self> {
@@ -793,6 +818,22 @@ impl StreamParser for SmtpParser {
             let record = self.record(None, status, self.start.unwrap_or(ts));
             out.push(record);
         }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        size_of::<Self>()
+            + self.client_line.buf.capacity()
+            + self.server_line.buf.capacity()
+            + self.reply_lines.text.capacity()
+            + self.reply_lines.ends.capacity() * size_of::<usize>()
+            + self.pending.capacity() * size_of::<(Pending, u32)>()
+            + self.commands.capacity()
+            + text(&self.banner)
+            + text(&self.helo)
+            + text(&self.last_reply)
+            + self.current.as_ref().map_or(0, |t| t.heap_bytes())
+            + self.awaiting.as_ref().map_or(0, |t| t.heap_bytes())
     }
 }
 

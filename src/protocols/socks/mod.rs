@@ -168,6 +168,13 @@ impl StreamParser for SocksParser {
         }
         self.emit(out);
     }
+
+    fn heap_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.client.capacity()
+            + self.server.capacity()
+            + self.tunnel.as_ref().map_or(0, InnerStream::heap_bytes)
+    }
 }
 
 impl SocksParser {

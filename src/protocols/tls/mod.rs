@@ -267,6 +267,24 @@ impl StreamParser for TlsParser {
         };
         out.push(AppOutput::new(start, AppEvent::Tls(Box::new(record))));
     }
+
+    /// The hellos and certificate are counted by their own sizes, not their lists.
+    fn heap_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self
+                .client_hello
+                .as_ref()
+                .map_or(0, |_| size_of::<ClientHello>())
+            + self
+                .server_hello
+                .as_ref()
+                .map_or(0, |_| size_of::<ServerHello>())
+            + self
+                .certificate
+                .as_ref()
+                .map_or(0, |_| size_of::<parser::Certificate>())
+            + self.transcript.flights.capacity() * size_of::<Flight>()
+    }
 }
 
 impl TlsParser {
