@@ -231,7 +231,7 @@ pub struct CommonArgs {
     /// Memory budget in MiB for flow state, streams, parsers and out-of-order buffers, shared
     /// by the workers. Past 80% of it flows time out sooner (emergency mode); past all of it
     /// the flows due first are evicted [default: 1024].
-    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(i64::from(crate::config::MIN_MEMCAP_MIB)..=i64::from(crate::config::MAX_MEMCAP_MIB)))]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(i64::from(crate::tracker::MIN_MEMCAP_MIB)..=i64::from(crate::tracker::MAX_MEMCAP_MIB)))]
     pub memcap: Option<u32>,
     /// No progress bar and no summary on stderr; errors and warnings still go there.
     #[arg(short, long)]

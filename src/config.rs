@@ -30,10 +30,7 @@ use toml::Spanned;
 
 use crate::output::{OutputSpec, publish_spec};
 use crate::rules::{RuleError, RuleFile};
-
-/// The memory budget's range, in MiB (`--memcap`).
-pub const MIN_MEMCAP_MIB: u32 = 16;
-pub const MAX_MEMCAP_MIB: u32 = 1 << 20;
+use crate::tracker::{MAX_MEMCAP_MIB, MIN_MEMCAP_MIB};
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]

@@ -10,7 +10,7 @@ mod scenarios;
 mod seeds;
 pub mod tls;
 
-pub use scenarios::{Scenario, bench_mix, mail_mix, scenarios, starttls_mix, syn_flood};
+pub use scenarios::{Flood, Scenario, bench_mix, flood, mail_mix, scenarios, starttls_mix};
 pub use seeds::write_seeds;
 
 use std::net::{IpAddr, SocketAddr};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use spamtap_gen::{
-    Link, PcapWriter, bench_mix, mail_mix, scenarios, starttls_mix, syn_flood, write_pcap,
+    Flood, Link, PcapWriter, bench_mix, flood, mail_mix, scenarios, starttls_mix, write_pcap,
     write_seeds,
 };
 
@@ -29,6 +29,13 @@ enum Mix {
     Starttls,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FloodKind {
+    Syn,
+    Short,
+    StuckInData,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write every named scenario as DIR/<name>.pcap.
@@ -38,11 +45,15 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// Write a SYN flood: one unanswered SYN from each of N source address and port pairs, to
-    /// measure the flow table at its cap.
+    /// Write a flood: one connection from each of N source address and port pairs, to measure
+    /// the flow table and the memory budget at their caps.
     Flood {
         #[arg(long, default_value_t = 1_000_000)]
         flows: u32,
+        /// `syn`: unanswered SYNs; `short`: whole short SMTP sessions; `stuck-in-data`: SMTP
+        /// sessions stuck in DATA, never closed.
+        #[arg(long, value_enum, default_value_t = FloodKind::Syn)]
+        kind: FloodKind,
         output: PathBuf,
     },
     /// Write the fuzz targets' seed inputs, made from the scenarios, as DIR/<target>/<name>.
@@ -85,14 +96,23 @@ fn main() -> ExitCode {
         Command::FuzzSeeds { dir } => write_seeds(&dir, &scenarios())
             .map(|n| println!("{}: {n} seeds", dir.display()))
             .map_err(|e| format!("{}: {e}", dir.display())),
-        Command::Flood { flows, output } => PcapWriter::create(&output, &Link::ethernet())
+        Command::Flood {
+            flows,
+            kind,
+            output,
+        } => PcapWriter::create(&output, &Link::ethernet())
             .map_err(|e| format!("{}: {e}", output.display()))
             .and_then(|mut writer| {
-                syn_flood(&mut writer, flows);
+                let (kind, what) = match kind {
+                    FloodKind::Syn => (Flood::Syn, "SYNs"),
+                    FloodKind::Short => (Flood::Short, "short SMTP sessions"),
+                    FloodKind::StuckInData => (Flood::StuckInData, "SMTP sessions stuck in DATA"),
+                };
+                flood(&mut writer, kind, flows);
                 writer
                     .finish()
                     .map_err(|e| format!("{}: {e}", output.display()))?;
-                println!("{}: {flows} SYNs", output.display());
+                println!("{}: {flows} {what}", output.display());
                 Ok(())
             }),
         Command::Bench {

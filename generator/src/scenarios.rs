@@ -1079,8 +1079,26 @@ fn noise() -> Scenario {
     }
 }
 
-/// One SYN from each of `flows` distinct client addresses and ports, a microsecond apart.
-pub fn syn_flood(writer: &mut PcapWriter, flows: u32) {
+/// What a flood's every connection is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flood {
+    /// An unanswered SYN.
+    Syn,
+    /// A whole, short SMTP session: handshake, banner, QUIT, close.
+    Short,
+    /// An SMTP session stuck in DATA: the envelope, then the headers and 2 KB of a message
+    /// that never ends, and no close.
+    StuckInData,
+}
+
+/// One connection of `kind` from each of `flows` client address and port pairs to one
+/// server, started 10 microseconds apart, each written whole before the next.
+pub fn flood(writer: &mut PcapWriter, kind: Flood, flows: u32) {
+    let partial = {
+        let mut m = message("Never ends", 2048, 7);
+        m.truncate(m.len() - 5);
+        m
+    };
     for n in 0..flows {
         let client = format!(
             "10.{}.{}.{}:{}",
@@ -1090,8 +1108,30 @@ pub fn syn_flood(writer: &mut PcapWriter, flows: u32) {
             1024 + n % 50_000
         );
         let mut s = Session::new(&client, "198.51.100.25:25")
-            .starting_at(Timestamp(EPOCH.0 + u64::from(n)));
-        s.syn();
+            .starting_at(Timestamp(EPOCH.0 + u64::from(n) * 10));
+        match kind {
+            Flood::Syn => {
+                s.syn();
+            }
+            Flood::Short => {
+                s.handshake()
+                    .send(Stoc, b"220 mx.example.net ESMTP\r\n")
+                    .send(Ctos, b"QUIT\r\n")
+                    .send(Stoc, b"221 Bye\r\n")
+                    .close();
+            }
+            Flood::StuckInData => {
+                s.handshake();
+                greet(&mut s);
+                s.send(Ctos, b"MAIL FROM:<alice@example.org>\r\n")
+                    .send(Stoc, b"250 2.1.0 Ok\r\n")
+                    .send(Ctos, b"RCPT TO:<bob@example.net>\r\n")
+                    .send(Stoc, b"250 2.1.5 Ok\r\n")
+                    .send(Ctos, b"DATA\r\n")
+                    .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .send(Ctos, &partial);
+            }
+        }
         for frame in s.frames() {
             writer.write(frame);
         }

@@ -35,8 +35,10 @@ pub struct TrackerConfig {
     pub memcap: usize,
 }
 
-/// The default memory budget of a run (all workers), in MiB.
+/// The default memory budget of a run (all workers), and the range it may be set in, in MiB.
 pub const DEFAULT_MEMCAP_MIB: usize = 1024;
+pub const MIN_MEMCAP_MIB: u32 = 16;
+pub const MAX_MEMCAP_MIB: u32 = 1 << 20;
 
 impl Default for TrackerConfig {
     fn default() -> Self {
