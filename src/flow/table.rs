@@ -18,6 +18,10 @@ use hashbrown::HashTable;
 use super::FlowKey;
 use crate::timestamp::Timestamp;
 
+/// A key's hash in one table (see [`FlowTable::hash`]).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyHash(u64);
+
 struct Entry<V> {
     key: FlowKey,
     /// Distinguishes this flow from an earlier one with the same key.
@@ -62,33 +66,44 @@ impl<V> FlowTable<V> {
         self.map.is_empty()
     }
 
+    /// The hash of `key` in this table, for the calls that take one: a packet's key is
+    /// hashed once, whatever it takes to handle the packet.
+    pub fn hash(&self, key: &FlowKey) -> KeyHash {
+        KeyHash(self.hasher.hash_one(key))
+    }
+
     fn entry(&self, key: &FlowKey) -> Option<&Entry<V>> {
-        let hash = self.hasher.hash_one(key);
-        self.map.find(hash, |e| e.key == *key).map(|e| &**e)
+        self.entry_hashed(key, self.hash(key))
+    }
+
+    fn entry_hashed(&self, key: &FlowKey, hash: KeyHash) -> Option<&Entry<V>> {
+        self.map.find(hash.0, |e| e.key == *key).map(|e| &**e)
     }
 
     fn entry_mut(&mut self, key: &FlowKey) -> Option<&mut Entry<V>> {
-        let hash = self.hasher.hash_one(key);
-        self.map.find_mut(hash, |e| e.key == *key).map(|e| &mut **e)
+        self.entry_mut_hashed(key, self.hash(key))
     }
 
-    pub fn get(&self, key: &FlowKey) -> Option<&V> {
-        self.entry(key).map(|e| &e.value)
-    }
-
-    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut V> {
-        self.entry_mut(key).map(|e| &mut e.value)
+    fn entry_mut_hashed(&mut self, key: &FlowKey, hash: KeyHash) -> Option<&mut Entry<V>> {
+        self.map
+            .find_mut(hash.0, |e| e.key == *key)
+            .map(|e| &mut **e)
     }
 
     /// A flow and its deadline, in one lookup.
-    pub fn get_with_deadline(&self, key: &FlowKey) -> Option<(&V, Timestamp)> {
-        self.entry(key).map(|e| (&e.value, e.deadline))
+    pub fn get_with_deadline(&self, key: &FlowKey, hash: KeyHash) -> Option<(&V, Timestamp)> {
+        self.entry_hashed(key, hash).map(|e| (&e.value, e.deadline))
     }
 
     /// Runs `f` on a flow and moves its deadline to what `f` returns, in one lookup; `false`
     /// when there is no such flow. Later deadlines cost nothing now; earlier ones push a timer.
-    pub fn update(&mut self, key: &FlowKey, f: impl FnOnce(&mut V) -> Timestamp) -> bool {
-        let Some(entry) = self.entry_mut(key) else {
+    pub fn update(
+        &mut self,
+        key: &FlowKey,
+        hash: KeyHash,
+        f: impl FnOnce(&mut V) -> Timestamp,
+    ) -> bool {
+        let Some(entry) = self.entry_mut_hashed(key, hash) else {
             return false;
         };
         let deadline = f(&mut entry.value);
@@ -107,11 +122,17 @@ impl<V> FlowTable<V> {
         Some(entry.value)
     }
 
-    /// Inserts a new flow (there is none with `key`). If the table is full, first evicts the
-    /// flow due soonest and returns it so the caller can report it.
-    pub fn insert(&mut self, key: FlowKey, value: V, deadline: Timestamp) -> Option<(FlowKey, V)> {
-        let replaced = self.remove(&key);
-        let evicted = if replaced.is_none() && self.map.len() >= self.capacity {
+    /// Inserts a new flow; the caller knows there is none with `key`. If the table is full,
+    /// first evicts the flow due soonest and returns it so the caller can report it.
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        hash: KeyHash,
+        value: V,
+        deadline: Timestamp,
+    ) -> Option<(FlowKey, V)> {
+        debug_assert!(self.entry_hashed(&key, hash).is_none(), "{key:?} is there");
+        let evicted = if self.map.len() >= self.capacity {
             self.evict_one()
         } else {
             None
@@ -128,7 +149,7 @@ impl<V> FlowTable<V> {
         });
         let hasher = &self.hasher;
         self.map
-            .insert_unique(hasher.hash_one(key), entry, |e| hasher.hash_one(e.key));
+            .insert_unique(hash.0, entry, |e| hasher.hash_one(e.key));
         self.compact_timers();
         evicted
     }
@@ -252,6 +273,16 @@ mod tests {
         FlowKey::of(&seg).0
     }
 
+    fn ins<V>(table: &mut FlowTable<V>, k: FlowKey, v: V, due: Timestamp) -> Option<(FlowKey, V)> {
+        let h = table.hash(&k);
+        table.insert(k, h, v, due)
+    }
+
+    fn upd<V>(table: &mut FlowTable<V>, k: &FlowKey, f: impl FnOnce(&mut V) -> Timestamp) -> bool {
+        let h = table.hash(k);
+        table.update(k, h, f)
+    }
+
     fn t(s: u64) -> Timestamp {
         Timestamp::from_secs(s)
     }
@@ -266,7 +297,7 @@ mod tests {
     #[test]
     fn expires_at_deadline_not_before() {
         let mut table = FlowTable::new(10);
-        table.insert(key(1), 1, t(30));
+        ins(&mut table, key(1), 1, t(30));
         assert!(expired(&mut table, 29).is_empty());
         assert_eq!(expired(&mut table, 30), vec![1]);
         assert!(table.is_empty());
@@ -275,8 +306,8 @@ mod tests {
     #[test]
     fn later_deadline_postpones_expiry() {
         let mut table = FlowTable::new(10);
-        table.insert(key(1), 1, t(30));
-        assert!(table.update(&key(1), |_| t(100)));
+        ins(&mut table, key(1), 1, t(30));
+        assert!(upd(&mut table, &key(1), |_| t(100)));
         assert!(expired(&mut table, 50).is_empty());
         assert_eq!(expired(&mut table, 100), vec![1]);
     }
@@ -284,8 +315,8 @@ mod tests {
     #[test]
     fn earlier_deadline_expires_early() {
         let mut table = FlowTable::new(10);
-        table.insert(key(1), 1, t(300));
-        assert!(table.update(&key(1), |_| t(10)));
+        ins(&mut table, key(1), 1, t(300));
+        assert!(upd(&mut table, &key(1), |_| t(10)));
         assert_eq!(expired(&mut table, 10), vec![1]);
         // The stale timer at 300 finds nothing.
         assert!(expired(&mut table, 300).is_empty());
@@ -294,9 +325,9 @@ mod tests {
     #[test]
     fn reinserted_key_ignores_old_timer() {
         let mut table = FlowTable::new(10);
-        table.insert(key(1), 1, t(10));
+        ins(&mut table, key(1), 1, t(10));
         table.remove(&key(1));
-        table.insert(key(1), 2, t(50));
+        ins(&mut table, key(1), 2, t(50));
         assert!(expired(&mut table, 20).is_empty());
         assert_eq!(expired(&mut table, 50), vec![2]);
     }
@@ -304,9 +335,9 @@ mod tests {
     #[test]
     fn full_table_evicts_the_flow_due_first() {
         let mut table = FlowTable::new(2);
-        assert!(table.insert(key(1), 1, t(50)).is_none());
-        assert!(table.insert(key(2), 2, t(20)).is_none());
-        let (_, evicted) = table.insert(key(3), 3, t(60)).unwrap();
+        assert!(ins(&mut table, key(1), 1, t(50)).is_none());
+        assert!(ins(&mut table, key(2), 2, t(20)).is_none());
+        let (_, evicted) = ins(&mut table, key(3), 3, t(60)).unwrap();
         assert_eq!(evicted, 2);
         assert_eq!(table.len(), 2);
     }
@@ -316,7 +347,7 @@ mod tests {
         let mut table = FlowTable::new(4);
         for i in 0..100_000u32 {
             let k = key((i % 50_000) as u16);
-            table.insert(k, i, t(1_000 + u64::from(i)));
+            ins(&mut table, k, i, t(1_000 + u64::from(i)));
             table.remove(&k);
         }
         assert!(table.timers.len() <= 1024 + 8);
@@ -326,10 +357,10 @@ mod tests {
     fn drain_is_in_timer_order() {
         let mut table = FlowTable::new(10);
         for (p, due) in [(5, 7), (3, 9), (9, 7)] {
-            table.insert(key(p), u32::from(p), t(due));
+            ins(&mut table, key(p), u32::from(p), t(due));
         }
         // A postponed deadline keeps its earlier timer until that comes due.
-        table.update(&key(5), |_| t(20));
+        upd(&mut table, &key(5), |_| t(20));
         let mut order = Vec::new();
         table.drain(|_, v| order.push(v));
         assert_eq!(order, vec![5, 9, 3]);

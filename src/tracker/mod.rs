@@ -16,7 +16,9 @@
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::direction::Direction;
 use crate::enrich::Enricher;
-use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, Side, Timeouts};
+use crate::flow::{
+    Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, Side, Timeouts,
+};
 use crate::output::{Event, EventBody, EventSink, Origin};
 use crate::protocols::{AppLayer, AppOutput, StreamOrigin};
 use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream, StreamStart};
@@ -212,20 +214,21 @@ impl Tracker {
         // A flow past its deadline ends before this packet is looked at, whether or not the
         // timer sweep got to it yet: the result cannot depend on when sweeps run. A new SYN on
         // a closed connection starts another one.
-        let ended = match self.table.get_with_deadline(&key) {
+        let hash = self.table.hash(&key);
+        let ended = match self.table.get_with_deadline(&key, hash) {
             Some((flow, deadline)) if deadline <= ts => Some(flow.conn.expiry_reason()),
             Some((flow, _)) if seg.flags.syn() && !seg.flags.ack() && flow.conn.is_closed() => {
                 Some(EndReason::Reused)
             }
             Some(_) => None,
             None => {
-                self.create(key, seg, sender, ts, origin, ctx, out);
+                self.create(key, hash, seg, sender, ts, origin, ctx, out);
                 None
             }
         };
         if let Some(reason) = ended {
             self.end(&key, reason, ts, ctx, out);
-            self.create(key, seg, sender, ts, origin, ctx, out);
+            self.create(key, hash, seg, sender, ts, origin, ctx, out);
         }
 
         let timeouts = if self.emergency {
@@ -235,7 +238,7 @@ impl Tracker {
         };
         let window = self.config.stream_window;
         let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
-        self.table.update(&key, |flow| {
+        self.table.update(&key, hash, |flow| {
             let was_closed = flow.conn.is_closed();
             // A RST or FIN far outside the sender's stream is injected (or stale): counted,
             // and it does not end the connection.
@@ -297,7 +300,16 @@ impl Tracker {
 
     /// Evicts the flows due first while the budget is spent (a few per packet, so one packet
     /// never stalls the worker), and enters or leaves emergency mode.
+    #[inline]
     fn relieve(&mut self, ctx: &EventContext<'_>, out: &mut impl EventSink) {
+        if !self.emergency && self.memory.used() < self.memory.cap() / 10 * 8 {
+            return;
+        }
+        self.relieve_under_pressure(ctx, out);
+    }
+
+    #[cold]
+    fn relieve_under_pressure(&mut self, ctx: &EventContext<'_>, out: &mut impl EventSink) {
         for _ in 0..8 {
             if self.memory.used() <= self.memory.cap() {
                 break;
@@ -365,6 +377,7 @@ impl Tracker {
     fn create(
         &mut self,
         key: FlowKey,
+        hash: KeyHash,
         seg: &TcpSegment<'_>,
         sender: Side,
         ts: Timestamp,
@@ -397,7 +410,7 @@ impl Tracker {
         };
         let deadline = ts.saturating_add_secs(timeouts.half_open);
         self.memory.add(FLOW_BYTES);
-        if let Some((_, evicted)) = self.table.insert(key, flow, deadline) {
+        if let Some((_, evicted)) = self.table.insert(key, hash, flow, deadline) {
             self.stats.evicted += 1;
             self.finish(evicted, EndReason::Evicted, ctx, out);
         }
