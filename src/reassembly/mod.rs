@@ -10,8 +10,8 @@
 //! already delivered are never delivered again: retransmissions are dropped, overlaps trimmed,
 //! and the first copy always wins. A copy that disagrees with the first is a conflict, whether
 //! the first is still held or already delivered: for the latter each stream keeps a keyed
-//! hash of the last [`RECENT_PIECES`] segments whose bytes it took, and a retransmission that
-//! covers one of them whole is checked against it.
+//! hash of the last [`RECENT_PIECES`] segments whose bytes it took, until the connection
+//! closes, and a retransmission that covers one of them whole is checked against it.
 //!
 //! Sequence numbers are compared by wrapping difference; smoltcp's `TcpSeqNumber` arithmetic
 //! panics on values a hostile peer can send, so it is not used for that.
@@ -159,7 +159,7 @@ pub struct Segment<'a> {
 }
 
 /// Segments a stream remembers the bytes of, to check retransmissions of them.
-pub const RECENT_PIECES: usize = 16;
+pub const RECENT_PIECES: usize = 8;
 
 /// The hash of delivered pieces: keyed per process, so a peer cannot craft a rewritten
 /// retransmission with the hash of the first copy.
@@ -296,6 +296,12 @@ impl Stream {
     /// to the budget on their own).
     pub fn heap_bytes(&self) -> usize {
         self.recent.as_ref().map_or(0, |_| size_of::<Recent>())
+    }
+
+    /// The connection closed: the remembered segments go (a closed session waiting out its
+    /// close delay holds no more than it must); retransmissions are no longer checked.
+    pub fn on_close(&mut self) {
+        self.recent = None;
     }
 
     /// Bytes handed on as data so far.

@@ -420,3 +420,13 @@ fn the_window_of_a_stream_judges_rst_and_fin() {
     assert!(!h.stream.in_window(next.wrapping_sub(2000)));
     assert!(!h.stream.in_window(next.wrapping_add(3_000_000)));
 }
+
+#[test]
+fn a_closed_stream_no_longer_checks_retransmissions() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"hello");
+    h.stream.on_close();
+    h.data(1, b"HELLO");
+    assert_eq!((h.stats.retransmissions, h.stats.conflicts), (1, 0));
+    assert_eq!(h.stream.heap_bytes(), 0);
+}

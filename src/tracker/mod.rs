@@ -16,9 +16,7 @@
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::direction::Direction;
 use crate::enrich::Enricher;
-use crate::flow::{
-    Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, Side, Timeouts,
-};
+use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, Side, Timeouts};
 use crate::output::{Event, EventBody, EventSink, Origin};
 use crate::protocols::{AppLayer, AppOutput, StreamOrigin};
 use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream, StreamStart};
@@ -290,6 +288,7 @@ impl Tracker {
                 if closed_now {
                     // Its record waits out the close delay; what only parsing needed can go.
                     data.app.on_close();
+                    data.streams.iter_mut().for_each(Stream::on_close);
                 }
                 data.measure(memory, closed_now);
             }
