@@ -801,6 +801,10 @@ impl StreamParser for SmtpParser {
     }
 
     fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        if self.client_line.overlong {
+            // A command line past the cap that never ended: as overlong as one that did.
+            self.anomaly("overlong_command_line");
+        }
         if let Some(txn) = self.awaiting.take() {
             self.emit(txn, out);
         }

@@ -735,6 +735,25 @@ fn hostile_client_is_capped_and_valid_json() {
 }
 
 #[test]
+fn an_overlong_line_that_never_ends_is_reported() {
+    let endless: &'static [u8] = Box::leak(
+        [b"MAIL FROM:<".as_slice(), &vec![b'a'; 1 << 20]]
+            .concat()
+            .into_boxed_slice(),
+    );
+    let r = run(&[
+        (S, b"220 mx ESMTP\r\n"),
+        (C, b"EHLO client.example\r\n"),
+        (S, b"250 mx\r\n"),
+        (C, endless),
+    ]);
+    assert_eq!(r.len(), 1, "the session is reported");
+    let s = &r[0].smtp;
+    assert_eq!(s.helo.as_deref(), Some("client.example"));
+    assert!(s.anomalies.contains(&"overlong_command_line"), "{:?}", s.anomalies);
+}
+
+#[test]
 fn pipelining_flood_is_capped() {
     let flood: &'static [u8] = Box::leak(
         "NOOP\r\nRSET\r\n"
