@@ -284,6 +284,30 @@ fn golden_scenarios_show_their_behaviour() {
         r#"[["tiny_fragment"],["frag_overlap"],["tiny_fragment"]]"#
     );
     assert!(of_type(&frag, "flow").iter().all(|e| e["dest_port"] == 25));
+    // Where the rules say the server keeps the last copy, the rewriting fragment wins: its
+    // TCP header takes carol's RCPT to port 2525, and it is a QUIT.
+    let last = common::Scratch::new("frag-policy-last");
+    fs::write(
+        last.path("assets.toml"),
+        "[[group]]\nname = \"legacy\"\ncidrs = [\"198.51.100.25/32\"]\nfragments = \"last\"\n",
+    )
+    .expect("assets.toml");
+    let rules = last.dir.to_str().expect("path");
+    let frag_last = common::replay(&["--rules", rules], &[&root().join("pcaps/frag-smtp.pcap")]);
+    let rcpts: Vec<&serde_json::Value> = of_type(&frag_last, "smtp")
+        .iter()
+        .filter(|e| e["dest_port"] == 25)
+        .map(|e| &e["smtp"]["rcpt_to"][0])
+        .collect();
+    assert!(
+        !rcpts.contains(&&serde_json::json!("carol@example.net")),
+        "{rcpts:?}"
+    );
+    assert!(
+        of_type(&frag_last, "flow")
+            .iter()
+            .any(|e| e["dest_port"] == 2525)
+    );
     assert_eq!(estimate("smtp-starttls"), [(1, 3, "high".to_string())]);
     assert_eq!(estimate("tls-implicit"), [(2, 6, "medium".to_string())]);
     let starttls = run("smtp-starttls");

@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use spamtap::analysis::{Analyzer, Observation};
 use spamtap::capture::LinkType;
-use spamtap::decode::{DecodeStats, Decoded, Defragmenter, decode, reassembled_tcp};
+use spamtap::decode::{
+    DecodeStats, Decoded, Defragmenter, OverlapPolicy, decode, reassembled_tcp,
+};
 use spamtap::enrich::Enricher;
 use spamtap::flow::Timeouts;
 use spamtap::output::{Event, EventSink, EventWriter, Origin};
@@ -103,7 +105,7 @@ impl Harness {
             Decoded::Tcp(seg) => seg,
             // Fragments through reassembly, as the capture thread does.
             Decoded::Fragment(fragment) => {
-                datagram = self.defrag.add(&fragment, ts);
+                datagram = self.defrag.add(&fragment, ts, OverlapPolicy::default());
                 match datagram.as_ref().and_then(|d| reassembled_tcp(d, &mut self.stats)) {
                     Some(seg) => seg,
                     None => return,

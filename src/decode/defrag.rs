@@ -2,9 +2,11 @@
 //! datagram a complete set of fragments makes goes down the normal path as if it had arrived
 //! whole, so an envelope sent in 16-byte fragments is parsed like any other.
 //!
-//! Overlaps are resolved as Linux does: the first copy of a byte wins, later fragments only
-//! fill what is still missing, and the datagram is flagged `frag_overlap` (a fragment that
-//! rewrites the TCP header of the first is the classic evasion). A first fragment too short to
+//! Overlaps are resolved as the receiving host would, by the [`OverlapPolicy`] of its network
+//! (asset groups' `fragments` in the rules): by default as Linux does, the first copy of a byte
+//! wins and later fragments only fill what is still missing; or the last copy wins. Either way
+//! the datagram is flagged `frag_overlap` (a fragment that rewrites the TCP header of the
+//! first is the classic evasion). A first fragment too short to
 //! hold a TCP header is flagged `tiny_fragment`; one that reaches past 65,535 bytes drops its
 //! datagram (`frag_too_large`). Datagrams wait at most [`TIMEOUT_SECS`] of packet time; the
 //! table holds at most [`MAX_DATAGRAMS`] datagrams and [`MAX_BYTES`] bytes, the oldest going
@@ -30,6 +32,17 @@ const MAX_DATAGRAM: usize = 65_535;
 const MAX_FRAGMENTS: u32 = 256;
 /// A first fragment shorter than this cannot hold a TCP header.
 const TINY: usize = 20;
+
+/// Whose bytes a datagram keeps where its fragments overlap: what the receiving host's
+/// operating system does (Suricata's host-os-policy), so the sensor sees what it saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OverlapPolicy {
+    /// The first copy of a byte wins (Linux, and most stacks).
+    #[default]
+    First,
+    /// Each fragment overwrites what it overlaps.
+    Last,
+}
 
 /// One fragment, as the decoder found it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,9 +137,10 @@ impl Datagram {
             .is_some_and(|total| self.have.first() == Some(&(0, total)))
     }
 
-    /// Copies the parts of `data` at `offset` that no earlier fragment covered; returns whether
-    /// any byte was already there.
-    fn fill(&mut self, offset: usize, data: &[u8]) -> bool {
+    /// Copies `data` at `offset`: under [`OverlapPolicy::First`] only the parts no earlier
+    /// fragment covered, under [`OverlapPolicy::Last`] all of it; returns whether any byte was
+    /// already there.
+    fn fill(&mut self, offset: usize, data: &[u8], policy: OverlapPolicy) -> bool {
         let end = offset + data.len();
         if self.data.len() < end {
             self.data.resize(end, 0);
@@ -146,6 +160,9 @@ impl Datagram {
         }
         if at < end {
             gaps.push((at, end));
+        }
+        if policy == OverlapPolicy::Last {
+            gaps = vec![(offset, end)];
         }
         for (from, to) in gaps {
             self.data[from..to].copy_from_slice(&data[from - offset..to - offset]);
@@ -188,8 +205,14 @@ pub struct Defragmenter {
 }
 
 impl Defragmenter {
-    /// Takes one fragment seen at `ts`; returns the datagram when it completes one.
-    pub fn add(&mut self, frag: &Fragment<'_>, ts: Timestamp) -> Option<Reassembled> {
+    /// Takes one fragment seen at `ts`, whose overlaps `policy` resolves; returns the datagram
+    /// when it completes one.
+    pub fn add(
+        &mut self,
+        frag: &Fragment<'_>,
+        ts: Timestamp,
+        policy: OverlapPolicy,
+    ) -> Option<Reassembled> {
         self.expire(ts);
         let key = Key {
             src: frag.src,
@@ -254,7 +277,7 @@ impl Defragmenter {
             datagram.total.get_or_insert(end);
         }
         let before = datagram.data.len();
-        if datagram.fill(frag.offset, frag.data) {
+        if datagram.fill(frag.offset, frag.data, policy) {
             datagram.anomalies.0 |= FragAnomalies::OVERLAP;
             self.stats.overlaps += 1;
         }
@@ -355,10 +378,30 @@ mod tests {
     fn fragments_in_any_order_make_the_datagram() {
         let mut d = Defragmenter::default();
         let payload: Vec<u8> = (0..40u8).collect();
-        assert_eq!(d.add(&frag(1, 32, false, &payload[32..]), at(0)), None);
-        assert_eq!(d.add(&frag(1, 0, true, &payload[..24]), at(0)), None);
+        assert_eq!(
+            d.add(
+                &frag(1, 32, false, &payload[32..]),
+                at(0),
+                OverlapPolicy::First
+            ),
+            None
+        );
+        assert_eq!(
+            d.add(
+                &frag(1, 0, true, &payload[..24]),
+                at(0),
+                OverlapPolicy::First
+            ),
+            None
+        );
         assert_eq!(d.stats.memory, 40);
-        let whole = d.add(&frag(1, 24, true, &payload[24..32]), at(1)).unwrap();
+        let whole = d
+            .add(
+                &frag(1, 24, true, &payload[24..32]),
+                at(1),
+                OverlapPolicy::First,
+            )
+            .unwrap();
         assert_eq!(whole.payload, payload);
         assert_eq!(whole.anomalies, FragAnomalies::default());
         assert_eq!((d.stats.reassembled, d.stats.memory), (1, 0));
@@ -368,9 +411,21 @@ mod tests {
     fn the_first_copy_of_a_byte_wins_and_the_overlap_is_flagged() {
         // The classic evasion: a second fragment at offset 0 rewrites the TCP header.
         let mut d = Defragmenter::default();
-        assert_eq!(d.add(&frag(2, 0, true, b"HEADER--"), at(0)), None);
-        assert_eq!(d.add(&frag(2, 0, true, b"EVIL----EVIL"), at(0)), None);
-        let whole = d.add(&frag(2, 12, false, b"tail"), at(0)).unwrap();
+        assert_eq!(
+            d.add(&frag(2, 0, true, b"HEADER--"), at(0), OverlapPolicy::First),
+            None
+        );
+        assert_eq!(
+            d.add(
+                &frag(2, 0, true, b"EVIL----EVIL"),
+                at(0),
+                OverlapPolicy::First
+            ),
+            None
+        );
+        let whole = d
+            .add(&frag(2, 12, false, b"tail"), at(0), OverlapPolicy::First)
+            .unwrap();
         assert_eq!(whole.payload, b"HEADER--EVILtail");
         assert_eq!(
             whole.anomalies.names().collect::<Vec<_>>(),
@@ -380,10 +435,21 @@ mod tests {
     }
 
     #[test]
+    fn under_the_last_policy_the_rewriting_fragment_wins() {
+        let mut d = Defragmenter::default();
+        let last = OverlapPolicy::Last;
+        assert_eq!(d.add(&frag(2, 0, true, b"HEADER--"), at(0), last), None);
+        assert_eq!(d.add(&frag(2, 0, true, b"EVIL----EVIL"), at(0), last), None);
+        let whole = d.add(&frag(2, 12, false, b"tail"), at(0), last).unwrap();
+        assert_eq!(whole.payload, b"EVIL----EVILtail");
+        assert!(whole.anomalies.names().any(|a| a == "frag_overlap"));
+    }
+
+    #[test]
     fn incomplete_datagrams_expire_by_packet_time() {
         let mut d = Defragmenter::default();
-        d.add(&frag(3, 0, true, &[0; 24]), at(0));
-        d.add(&frag(3, 32, false, &[0; 8]), at(1));
+        d.add(&frag(3, 0, true, &[0; 24]), at(0), OverlapPolicy::First);
+        d.add(&frag(3, 32, false, &[0; 8]), at(1), OverlapPolicy::First);
         d.expire(at(29));
         assert_eq!(d.stats.expired, 0);
         d.expire(at(30));
@@ -394,8 +460,15 @@ mod tests {
     #[test]
     fn past_65535_bytes_the_datagram_is_dropped() {
         let mut d = Defragmenter::default();
-        d.add(&frag(4, 0, true, &[0; 64]), at(0));
-        assert_eq!(d.add(&frag(4, 65_528, false, &[0; 16]), at(0)), None);
+        d.add(&frag(4, 0, true, &[0; 64]), at(0), OverlapPolicy::First);
+        assert_eq!(
+            d.add(
+                &frag(4, 65_528, false, &[0; 16]),
+                at(0),
+                OverlapPolicy::First
+            ),
+            None
+        );
         assert_eq!(d.stats.too_large, 2);
         assert!(d.datagrams.is_empty());
         assert_eq!(d.stats.memory, 0);
@@ -405,7 +478,7 @@ mod tests {
     fn a_full_table_drops_the_oldest_datagram() {
         let mut d = Defragmenter::default();
         for id in 0..(MAX_DATAGRAMS as u32 + 5) {
-            d.add(&frag(id, 0, true, &[0; 24]), at(0));
+            d.add(&frag(id, 0, true, &[0; 24]), at(0), OverlapPolicy::First);
         }
         assert_eq!(d.datagrams.len(), MAX_DATAGRAMS);
         assert_eq!(d.stats.evicted, 5);
@@ -420,7 +493,11 @@ mod tests {
         // Datagrams growing to 64 KiB each: the oldest make room for the newest.
         for id in 0..200u32 {
             for i in 0..8usize {
-                d.add(&frag(id, i * 8000, true, &[0; 8000]), at(0));
+                d.add(
+                    &frag(id, i * 8000, true, &[0; 8000]),
+                    at(0),
+                    OverlapPolicy::First,
+                );
             }
         }
         assert!(d.stats.memory <= MAX_BYTES as u64, "{}", d.stats.memory);
@@ -431,7 +508,7 @@ mod tests {
     fn a_datagram_takes_at_most_256_fragments() {
         let mut d = Defragmenter::default();
         for i in 0..300usize {
-            d.add(&frag(5, i * 8, true, &[1; 8]), at(0));
+            d.add(&frag(5, i * 8, true, &[1; 8]), at(0), OverlapPolicy::First);
         }
         assert_eq!(d.stats.too_large, 300 - 256);
         assert!(d.stats.memory <= 256 * 8);

@@ -8,7 +8,7 @@
 mod defrag;
 mod link;
 
-pub use defrag::{Defragmenter, FragAnomalies, FragStats, Fragment, Reassembled};
+pub use defrag::{Defragmenter, FragAnomalies, FragStats, Fragment, OverlapPolicy, Reassembled};
 
 use crate::capture::LinkType;
 

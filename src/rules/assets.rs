@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{RuleError, RuleFile};
+use crate::decode::OverlapPolicy;
 
 /// Reserved for hosts in no group, in `asset_summary` events.
 pub const UNGROUPED: &str = "ungrouped";
@@ -36,6 +37,8 @@ pub struct AssetGroup {
     pub name: Arc<str>,
     pub networks: Vec<IpNetwork>,
     pub smtp: SmtpPolicy,
+    /// How the group's hosts resolve overlapping IP fragments, when the rules say.
+    pub fragments: Option<OverlapPolicy>,
 }
 
 /// The asset configuration of a run.
@@ -65,6 +68,7 @@ struct GroupFile {
     name: Spanned<String>,
     cidrs: Spanned<Vec<Spanned<String>>>,
     smtp: Option<Spanned<String>>,
+    fragments: Option<Spanned<String>>,
 }
 
 impl Assets {
@@ -147,10 +151,26 @@ impl Assets {
                     ));
                 }
             };
+            let fragments = match group
+                .fragments
+                .as_ref()
+                .map(|s| (s.get_ref().as_str(), s.span()))
+            {
+                None => None,
+                Some(("first", _)) => Some(OverlapPolicy::First),
+                Some(("last", _)) => Some(OverlapPolicy::Last),
+                Some((other, span)) => {
+                    return Err(at(
+                        span,
+                        format!("unknown fragments policy {other:?}: use first or last"),
+                    ));
+                }
+            };
             assets.groups.push(AssetGroup {
                 name: Arc::from(name),
                 networks,
                 smtp,
+                fragments,
             });
         }
         assets.index = assets
@@ -171,6 +191,16 @@ impl Assets {
             .iter()
             .find(|(network, _)| network.contains(ip))
             .and_then(|(_, g)| self.groups.get(*g))
+    }
+
+    /// How `ip` resolves overlapping IP fragments: the policy of its most specific group that
+    /// names one; first-wins otherwise.
+    pub fn overlap_policy(&self, ip: IpAddr) -> OverlapPolicy {
+        self.index
+            .iter()
+            .filter(|(network, _)| network.contains(ip))
+            .find_map(|(_, g)| self.groups.get(*g).and_then(|g| g.fragments))
+            .unwrap_or_default()
     }
 
     /// Whether a host is on the organisation's side: in an asset group, or at a private-use
@@ -305,6 +335,37 @@ cidrs = ["10.20.5.0/24"]
         );
         assert_eq!(names("2001:db8:30::9"), vec!["web_servers"]);
         assert!(names("192.0.2.1").is_empty());
+    }
+
+    #[test]
+    fn fragment_overlap_policy_is_the_most_specific_groups_that_names_one() {
+        let a = parse(
+            r#"
+[[group]]
+name = "legacy"
+cidrs = ["10.0.0.0/8"]
+fragments = "last"
+[[group]]
+name = "lab"
+cidrs = ["10.1.0.0/16"]
+[[group]]
+name = "linux"
+cidrs = ["10.1.2.0/24"]
+fragments = "first"
+"#,
+        )
+        .unwrap();
+        let policy = |ip: &str| a.overlap_policy(ip.parse().unwrap());
+        assert_eq!(policy("10.9.9.9"), OverlapPolicy::Last);
+        assert_eq!(policy("10.1.9.9"), OverlapPolicy::Last, "lab names none");
+        assert_eq!(policy("10.1.2.3"), OverlapPolicy::First);
+        assert_eq!(policy("192.0.2.1"), OverlapPolicy::First, "in no group");
+        assert!(
+            err("[[group]]\nname = \"x\"\ncidrs = [\"10.0.0.0/8\"]\nfragments = \"bsd\"\n")
+                .starts_with(
+                    "assets.toml:4:13: unknown fragments policy \"bsd\": use first or last"
+                )
+        );
     }
 
     #[test]

@@ -404,6 +404,7 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         last_flush: Instant::now(),
         since_flush_check: 0,
         reloads: control.reloads,
+        rules: Arc::clone(&config.rules),
         first_second: None,
         last_tick: None,
         progress: match &config.input {
@@ -478,6 +479,8 @@ struct Dispatcher {
     since_flush_check: u32,
     /// Rule reloads waiting for the next tick.
     reloads: Receiver<Result<Arc<Rules>, String>>,
+    /// The rules in force, for the fragment overlap policies of the asset groups.
+    rules: Arc<Rules>,
     /// The second of the first packet, and the latest tick: published with each tick.
     first_second: Option<Timestamp>,
     last_tick: Option<Timestamp>,
@@ -574,6 +577,9 @@ impl Dispatcher {
         // Every reload since the last tick; the workers need only the latest good one.
         let reloads: Vec<_> = self.reloads.try_iter().collect();
         let latest = reloads.iter().rev().find_map(|r| r.as_ref().ok());
+        if let Some(rules) = latest {
+            self.rules = Arc::clone(rules);
+        }
         for tx in &self.workers {
             if let Some(rules) = latest {
                 let _ = tx.send(ToWorker::Rules(Arc::clone(rules)));
@@ -631,7 +637,8 @@ impl PacketHandler for Dispatcher {
         let seg = match decode(link, data, &mut self.decoder) {
             Decoded::Tcp(seg) => seg,
             Decoded::Fragment(fragment) => {
-                datagram = self.defrag.add(&fragment, ts);
+                let policy = self.rules.assets.overlap_policy(fragment.dst);
+                datagram = self.defrag.add(&fragment, ts, policy);
                 match datagram
                     .as_ref()
                     .and_then(|d| reassembled_tcp(d, &mut self.decoder))

@@ -750,7 +750,11 @@ fn an_overlong_line_that_never_ends_is_reported() {
     assert_eq!(r.len(), 1, "the session is reported");
     let s = &r[0].smtp;
     assert_eq!(s.helo.as_deref(), Some("client.example"));
-    assert!(s.anomalies.contains(&"overlong_command_line"), "{:?}", s.anomalies);
+    assert!(
+        s.anomalies.contains(&"overlong_command_line"),
+        "{:?}",
+        s.anomalies
+    );
 }
 
 #[test]
