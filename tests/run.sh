@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 bash tests/deps.sh --test
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The fuzz targets are a workspace of their own (cargo fuzz runs them, see fuzz/run.sh): they
+# must keep compiling against the library.
+cargo check --locked --quiet --manifest-path fuzz/Cargo.toml --bins
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

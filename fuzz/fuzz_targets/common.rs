@@ -87,8 +87,14 @@ impl Harness {
                     established: 5,
                     closed: 1,
                 },
+                emergency_timeouts: Timeouts {
+                    half_open: 1,
+                    established: 2,
+                    closed: 1,
+                },
                 stream_window: 2048,
-                reassembly_memcap: 16 * 1024,
+                // A few flows' worth: inputs reach emergency mode and eviction by memory.
+                memcap: 64 * 1024,
             }),
             sink: Sink::default(),
             analyzer: Analyzer::new(Arc::clone(rules())),
