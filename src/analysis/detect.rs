@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::alert::{Alert, Details, MessageSummary, Signature};
 use super::observation::{Observation, Observed, SmtpSighting};
-use super::state::{Capped, Cooldowns, Window};
+use super::state::{Capped, Cooldowns, KeyBudget, Window};
 use crate::protocols::TunnelKind;
 use crate::rules::{Rules, SenderKey, SmtpPolicy};
 use crate::timestamp::Timestamp;
@@ -53,17 +53,24 @@ pub struct Detectors {
 }
 
 impl Detectors {
+    #[cfg(test)]
     pub fn new(rules: &Rules) -> Self {
+        Detectors::sharing(rules, KeyBudget::unlimited())
+    }
+
+    /// Each table holds at most `limits.max_tracked` keys, and all of them together no more
+    /// than `budget`.
+    pub fn sharing(rules: &Rules, budget: KeyBudget) -> Self {
         let d = &rules.detections;
         let cap = d.limits.max_tracked;
         Detectors {
-            excessive: Capped::new(cap),
-            policy: Cooldowns::new(cap, d.smtp_policy_violation.cooldown),
-            direct: Capped::new(cap),
-            blocklisted: Cooldowns::new(cap, d.blocklisted_peer.cooldown),
-            bruteforce: Capped::new(cap),
-            auth_counted: Capped::new(cap),
-            over_proxy: Cooldowns::new(cap, d.smtp_over_socks.cooldown),
+            excessive: Capped::sharing(cap, budget.clone()),
+            policy: Cooldowns::new(cap, d.smtp_policy_violation.cooldown, budget.clone()),
+            direct: Capped::sharing(cap, budget.clone()),
+            blocklisted: Cooldowns::new(cap, d.blocklisted_peer.cooldown, budget.clone()),
+            bruteforce: Capped::sharing(cap, budget.clone()),
+            auth_counted: Capped::sharing(cap, budget.clone()),
+            over_proxy: Cooldowns::new(cap, d.smtp_over_socks.cooldown, budget),
             merged: 0,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::alert::{Alert, software_alert};
-use super::state::Capped;
+use super::state::{Capped, KeyBudget};
 use crate::software::{Software, SoftwareType};
 
 /// Body of a `software` event: the host and what runs on it.
@@ -36,9 +36,15 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    #[cfg(test)]
     pub fn new(cap: usize) -> Self {
+        Inventory::sharing(cap, KeyBudget::unlimited())
+    }
+
+    /// At most `cap` hosts' software, counted against `budget` too.
+    pub fn sharing(cap: usize, budget: KeyBudget) -> Self {
         Inventory {
-            seen: Capped::new(cap),
+            seen: Capped::sharing(cap, budget),
             socks_rule: Arc::from("socks_reply"),
         }
     }

@@ -30,6 +30,7 @@ use crate::timestamp::Timestamp;
 use detect::Detectors;
 use inventory::Inventory;
 use population::Population;
+use state::KeyBudget;
 
 /// Observations held between ticks at most (about 200 bytes each, and fewer when the memory
 /// budget is smaller, see [`Analyzer::with_memory`]); beyond this they are dropped and counted
@@ -112,8 +113,11 @@ pub struct Analyzer {
 impl Analyzer {
     pub fn new(rules: std::sync::Arc<Rules>) -> Self {
         Analyzer {
-            detectors: Detectors::new(&rules),
-            inventory: Inventory::new(rules.detections.limits.max_tracked),
+            detectors: Detectors::sharing(&rules, KeyBudget::unlimited()),
+            inventory: Inventory::sharing(
+                rules.detections.limits.max_tracked,
+                KeyBudget::unlimited(),
+            ),
             population: Population::new(&rules),
             rules,
             pending: Vec::new(),
@@ -126,10 +130,14 @@ impl Analyzer {
         }
     }
 
-    /// Holds no more pending observations than fit in `bytes` (the analysis' share of the
-    /// memory budget), and never fewer than 1,024.
+    /// Holds what fits in `bytes`, the analysis' share of the memory budget: half for the
+    /// observations pending between ticks (never fewer than 1,024), half for the keys of the
+    /// detection tables and the software inventory, together. Called before any observation.
     pub fn with_memory(mut self, bytes: usize) -> Self {
-        self.pending_cap = (bytes / size_of::<(u64, Observation)>()).clamp(1024, MAX_PENDING);
+        self.pending_cap = (bytes / 2 / size_of::<(u64, Observation)>()).clamp(1024, MAX_PENDING);
+        let keys = KeyBudget::of_bytes(bytes / 2);
+        self.detectors = Detectors::sharing(&self.rules, keys.clone());
+        self.inventory = Inventory::sharing(self.rules.detections.limits.max_tracked, keys);
         self
     }
 

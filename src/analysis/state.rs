@@ -1,42 +1,113 @@
 //! Bounded detection state: keyed tables with a cap, sliding windows of packet time, and
 //! cool-downs. What a cap refuses is counted, never silently lost.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::rc::Rc;
 
 use crate::timestamp::Timestamp;
 
-/// A table with at most `cap` keys; a new key beyond that is refused and counted.
+/// About what one key of a detection table costs, its window or cool-down included (measured:
+/// a client's window of one direct-to-MX attempt, about 260 bytes).
+pub const KEY_BYTES: usize = 256;
+
+/// Keys all the tables of one analysis may hold together: its share of the memory budget.
+#[derive(Clone, Debug)]
+pub struct KeyBudget {
+    used: Rc<Cell<usize>>,
+    cap: usize,
+}
+
+impl KeyBudget {
+    /// As many keys as `bytes` hold at [`KEY_BYTES`] each.
+    pub fn of_bytes(bytes: usize) -> Self {
+        KeyBudget {
+            used: Rc::default(),
+            cap: bytes / KEY_BYTES,
+        }
+    }
+
+    /// No limit beyond each table's own.
+    pub fn unlimited() -> Self {
+        KeyBudget {
+            used: Rc::default(),
+            cap: usize::MAX,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.used.get() >= self.cap
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn tables_share_one_key_budget() {
+        let budget = KeyBudget::of_bytes(3 * KEY_BYTES);
+        let mut a: Capped<u32, ()> = Capped::sharing(10, budget.clone());
+        let mut b: Capped<u32, ()> = Capped::sharing(10, budget.clone());
+        assert!(a.get_or_insert_with(1, || ()).is_some());
+        assert!(a.get_or_insert_with(2, || ()).is_some());
+        assert!(b.get_or_insert_with(1, || ()).is_some());
+        assert!(
+            b.get_or_insert_with(2, || ()).is_none(),
+            "the budget is spent"
+        );
+        assert!(
+            a.get_or_insert_with(1, || ()).is_some(),
+            "known keys still found"
+        );
+        assert_eq!((a.refused, b.refused), (0, 1));
+        a.retain(|k, _| *k == 1);
+        assert!(b.get_or_insert_with(2, || ()).is_some(), "room given back");
+    }
+}
+
+/// A table with at most `cap` keys, and no more than its [`KeyBudget`] allows; a new key
+/// beyond either is refused and counted.
 #[derive(Debug)]
 pub struct Capped<K, V> {
     map: HashMap<K, V>,
     cap: usize,
+    budget: KeyBudget,
     pub refused: u64,
 }
 
 impl<K: Hash + Eq, V> Capped<K, V> {
-    pub fn new(cap: usize) -> Self {
+    /// A table whose keys also count against `budget`, shared with other tables.
+    pub fn sharing(cap: usize, budget: KeyBudget) -> Self {
         Capped {
             map: HashMap::new(),
             cap,
+            budget,
             refused: 0,
         }
     }
 
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Option<&mut V> {
-        let full = self.map.len() >= self.cap;
+        let full = self.map.len() >= self.cap || self.budget.full();
         match self.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.refused += 1;
                 None
             }
-            std::collections::hash_map::Entry::Vacant(e) => Some(e.insert(make())),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.budget.used.set(self.budget.used.get() + 1);
+                Some(e.insert(make()))
+            }
         }
     }
 
     pub fn retain(&mut self, keep: impl FnMut(&K, &mut V) -> bool) {
+        let before = self.map.len();
         self.map.retain(keep);
+        let used = &self.budget.used;
+        used.set(used.get().saturating_sub(before - self.map.len()));
     }
 
     pub fn len(&self) -> usize {
@@ -124,9 +195,9 @@ pub struct Cooldowns<K> {
 }
 
 impl<K: Hash + Eq> Cooldowns<K> {
-    pub fn new(cap: usize, cooldown: u64) -> Self {
+    pub fn new(cap: usize, cooldown: u64, budget: KeyBudget) -> Self {
         Cooldowns {
-            last: Capped::new(cap),
+            last: Capped::sharing(cap, budget),
             cooldown,
         }
     }
@@ -185,7 +256,7 @@ mod tests {
 
     #[test]
     fn cooldowns_fire_once_per_period_and_count_overflow() {
-        let mut c = Cooldowns::new(1, 10);
+        let mut c = Cooldowns::new(1, 10, KeyBudget::unlimited());
         assert!(c.fire("a", at(5)));
         assert!(!c.fire("a", at(14)));
         assert!(c.fire("a", at(15)));

@@ -340,9 +340,9 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         let _ = free_tx.send(Box::default());
     }
     let (out_tx, out_rx) = bounded::<ToOutput>(pool_size * 2);
-    // The analysis' pending observations get an eighth of the memory budget, the workers'
-    // flows the rest.
-    let analysis_memory = config.tracker.memcap / 8;
+    // The analysis (its pending observations and its tables' keys) gets a quarter of the
+    // memory budget, the workers' flows the rest.
+    let analysis_memory = config.tracker.memcap / 4;
 
     let events_written = Arc::new(AtomicU64::new(0));
     let output = {
