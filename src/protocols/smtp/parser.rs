@@ -235,16 +235,136 @@ pub fn split_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((name, trim_ascii(&line[colon + 1..])))
 }
 
-/// Decodes RFC 2047 encoded words (`=?utf-8?B?...?=`), tolerating over-long words as mail
-/// clients write them; text that does not decode is kept as it was, lossily as UTF-8.
+/// Header text as a mail reader shows it. RFC 2047 encoded-words (`=?utf-8?B?...?=`) are
+/// decoded: `_` in Q is a space, whitespace between two encoded-words is dropped (section 6.2),
+/// and adjacent words in one charset are joined before decoding, so a character split across
+/// them survives. Raw 8-bit text that is not UTF-8 is read as windows-1252, which such mail
+/// nearly always is. A word that does not decode (unknown charset, bad base64) stays as it was.
+///
+/// Hand-written on `encoding_rs` and `base64`: the `rfc2047-decoder` crate dropped a `_` at the
+/// end of a Q word ("Re:_" then "hi" came out "Re:hi").
 pub fn decode_words(value: &[u8]) -> String {
-    if memchr::memmem::find(value, b"=?").is_none() {
-        return String::from_utf8_lossy(value).into_owned();
+    let mut out = String::with_capacity(value.len());
+    // Bytes of the last encoded-words, not yet decoded, and their charset.
+    let mut pending: Option<(&'static encoding_rs::Encoding, Vec<u8>)> = None;
+    let mut rest = value;
+    loop {
+        let Some((before, word, after)) = next_word(rest) else {
+            flush_words(&mut pending, &mut out);
+            out.push_str(&raw_text(rest));
+            return out;
+        };
+        let between_words = pending.is_some() && before.iter().all(u8::is_ascii_whitespace);
+        if !between_words {
+            flush_words(&mut pending, &mut out);
+            out.push_str(&raw_text(before));
+        }
+        match &mut pending {
+            Some((charset, bytes)) if *charset == word.charset => bytes.extend(word.bytes),
+            _ => {
+                flush_words(&mut pending, &mut out);
+                pending = Some((word.charset, word.bytes));
+            }
+        }
+        rest = after;
     }
-    rfc2047_decoder::Decoder::new()
-        .too_long_encoded_word_strategy(rfc2047_decoder::RecoverStrategy::Decode)
-        .decode(value)
-        .unwrap_or_else(|_| String::from_utf8_lossy(value).into_owned())
+}
+
+/// One encoded-word, decoded to its charset's bytes.
+struct EncodedWord {
+    charset: &'static encoding_rs::Encoding,
+    bytes: Vec<u8>,
+}
+
+/// The text before the next encoded-word that decodes, the word, and the text after it.
+fn next_word(text: &[u8]) -> Option<(&[u8], EncodedWord, &[u8])> {
+    let mut from = 0;
+    while let Some(at) = memchr::memmem::find(&text[from..], b"=?").map(|i| from + i) {
+        if let Some((word, len)) = encoded_word(&text[at..]) {
+            return Some((&text[..at], word, &text[at + len..]));
+        }
+        from = at + 2;
+    }
+    None
+}
+
+/// `=?charset?Q|B?text?=` at the start of `text`: the word and its length.
+fn encoded_word(text: &[u8]) -> Option<(EncodedWord, usize)> {
+    let body = text.strip_prefix(b"=?")?;
+    let mut parts = body.splitn(3, |&b| b == b'?');
+    let (label, kind, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let end = memchr::memmem::find(rest, b"?=")?;
+    let encoded = &rest[..end];
+    if encoded.iter().any(u8::is_ascii_whitespace) || label.is_empty() {
+        return None;
+    }
+    // RFC 2231 adds a language after '*'.
+    let label = label.split(|&b| b == b'*').next().unwrap_or(label);
+    let charset = encoding_rs::Encoding::for_label(label)?;
+    let bytes = match kind {
+        b"Q" | b"q" => q_decode(encoded),
+        b"B" | b"b" => {
+            use base64::Engine as _;
+            let lenient = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+                    .with_decode_allow_trailing_bits(true),
+            );
+            lenient.decode(encoded).ok()?
+        }
+        _ => return None,
+    };
+    let len = 2 + label_len(body) + kind.len() + 1 + end + 2;
+    Some((EncodedWord { charset, bytes }, len))
+}
+
+/// The length of the charset field at the start of an encoded-word's body, with its '?'.
+fn label_len(body: &[u8]) -> usize {
+    memchr::memchr(b'?', body).map_or(body.len(), |i| i + 1)
+}
+
+/// RFC 2047's Q encoding: `_` is a space, `=XX` a byte, anything else itself.
+fn q_decode(text: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'_' => out.push(b' '),
+            b'=' => match (
+                text.get(i + 1).and_then(|&h| hex(h)),
+                text.get(i + 2).and_then(|&l| hex(l)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'='),
+            },
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn flush_words(pending: &mut Option<(&'static encoding_rs::Encoding, Vec<u8>)>, out: &mut String) {
+    if let Some((charset, bytes)) = pending.take() {
+        out.push_str(&charset.decode_without_bom_handling(&bytes).0);
+    }
+}
+
+/// Header bytes outside encoded-words: UTF-8 if they are, windows-1252 if not.
+fn raw_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.into(),
+        Err(_) => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+        }
+    }
 }
 
 /// Splits an address list (`To`, `Cc`) at commas outside quotes and angle brackets.
@@ -408,8 +528,85 @@ mod tests {
             decode_words(b"=?iso-8859-1?Q?Caf=E9_cr=E8me?="),
             "Café crème"
         );
-        assert_eq!(decode_words(b"plain \xff text"), "plain \u{fffd} text");
         assert_eq!(decode_words(b"=?bogus"), "=?bogus");
+    }
+
+    #[test]
+    fn encoded_words_as_rfc_2047_section_8_shows_them() {
+        // The RFC's own examples of how encoded-words and the space between them display.
+        for (text, shown) in [
+            (&b"(=?ISO-8859-1?Q?a?=)"[..], "(a)"),
+            (b"(=?ISO-8859-1?Q?a?= b)", "(a b)"),
+            (b"(=?ISO-8859-1?Q?a?= =?ISO-8859-1?Q?b?=)", "(ab)"),
+            (b"(=?ISO-8859-1?Q?a?=  =?ISO-8859-1?Q?b?=)", "(ab)"),
+            (b"(=?ISO-8859-1?Q?a?=\r\n    =?ISO-8859-1?Q?b?=)", "(ab)"),
+            (b"(=?ISO-8859-1?Q?a_b?=)", "(a b)"),
+            (b"(=?ISO-8859-1?Q?a?= =?ISO-8859-2?Q?_b?=)", "(a b)"),
+            // Section 8's header examples.
+            (b"=?US-ASCII?Q?Keith_Moore?= <moore@cs.utk.edu>", "Keith Moore <moore@cs.utk.edu>"),
+            (b"=?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>", "Andr\u{e9} Pirard <PIRARD@vm1.ulg.ac.be>"),
+            (
+                b"=?ISO-8859-1?B?SWYgeW91IGNhbiByZWFkIHRoaXMgeW8=?=\r\n =?ISO-8859-2?B?dSB1bmRlcnN0YW5kIHRoZSBleGFtcGxlLg==?=",
+                "If you can read this you understand the example.",
+            ),
+        ] {
+            assert_eq!(decode_words(text), shown, "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn spaces_inside_encoded_words_are_kept() {
+        // A space at the end of a word, as `_` or `=20` (the rfc2047-decoder crate dropped
+        // the `_` one), and at the start of one.
+        assert_eq!(decode_words(b"=?UTF-8?Q?Re=3A_?= =?UTF-8?Q?hi?="), "Re: hi");
+        assert_eq!(
+            decode_words(b"=?UTF-8?Q?Re=3A=20?= =?UTF-8?Q?hi?="),
+            "Re: hi"
+        );
+        assert_eq!(decode_words(b"=?UTF-8?Q?a_?="), "a ");
+        assert_eq!(decode_words(b"=?UTF-8?B?IGxlYWQg?= x"), " lead  x");
+    }
+
+    #[test]
+    fn a_character_split_across_two_words_survives() {
+        // "é" is C3 A9 in UTF-8; mail clients that cut words by length split it.
+        assert_eq!(
+            decode_words(b"=?UTF-8?Q?caf=C3?= =?UTF-8?Q?=A9?="),
+            "caf\u{e9}"
+        );
+        assert_eq!(
+            decode_words(b"=?UTF-8?B?w6lsw6g=?= =?UTF-8?B?dmU=?="),
+            "\u{e9}l\u{e8}ve"
+        );
+    }
+
+    #[test]
+    fn raw_8bit_text_that_is_not_utf8_is_windows_1252() {
+        assert_eq!(
+            decode_words(b"\xe9t\xe9 chaud \x80 5"),
+            "\u{e9}t\u{e9} chaud \u{20ac} 5"
+        );
+        assert_eq!(
+            decode_words("déjà vu".as_bytes()),
+            "déjà vu",
+            "UTF-8 stays UTF-8"
+        );
+        assert_eq!(decode_words(b"plain \xff text"), "plain \u{ff} text");
+    }
+
+    #[test]
+    fn words_that_do_not_decode_stay_as_they_were() {
+        for text in [
+            &b"=?utf-8?q?broken"[..],
+            b"=?no-such-charset?Q?x?=",
+            b"=?utf-8?X?x?=",
+            b"=?utf-8?B?***?=",
+            b"=?utf-8?Q?two words?=",
+            b"=??Q?x?=",
+        ] {
+            assert_eq!(decode_words(text), String::from_utf8_lossy(text));
+        }
+        assert_eq!(decode_words(b"=?bad?= =?UTF-8?Q?ok?="), "=?bad?= ok");
     }
 
     #[test]

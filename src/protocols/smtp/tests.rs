@@ -729,8 +729,8 @@ fn hostile_client_is_capped_and_valid_json() {
     serde_json::from_str::<serde_json::Value>(&serde_json::to_string(&r[0].smtp).unwrap()).unwrap();
     let subject = r[0].email.as_ref().unwrap().subject.clone().unwrap();
     assert_eq!(
-        subject, "\u{fffd}\u{fffd}\u{0} bad",
-        "invalid UTF-8 replaced, NUL kept (escaped in JSON)"
+        subject, "\u{ff}\u{fe}\u{0} bad",
+        "bytes that are not UTF-8 read as windows-1252, NUL kept (escaped in JSON)"
     );
 }
 
