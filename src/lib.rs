@@ -5,7 +5,7 @@
 //! [`capture`] -> [`decode`] -> [`flow`] -> [`reassembly`] -> [`protocols`] -> [`rules`] ->
 //! [`enrich`] -> [`analysis`] -> [`output`]. [`tracker`] runs one worker's segments through
 //! them; [`runtime`] wires capture, workers and output together. Below every stage is the
-//! shared vocabulary: [`timestamp`], [`direction`], [`text`] and [`software`].
+//! shared vocabulary: [`timestamp`], [`direction`], [`text`], [`software`] and [`memory`].
 //! `tests/architecture.rs` keeps it so.
 
 pub mod analysis;
@@ -17,6 +17,7 @@ pub mod direction;
 pub mod enrich;
 pub mod fleet;
 pub mod flow;
+pub mod memory;
 pub mod output;
 pub mod protocols;
 pub mod reassembly;

@@ -12,7 +12,14 @@ use std::path::{Path, PathBuf};
 /// layer; the vocabulary layer imports nothing of the crate.
 const LAYERS: &[&[&str]] = &[
     // Shared vocabulary (and the unit tests' helpers).
-    &["timestamp", "direction", "text", "software", "testing"],
+    &[
+        "timestamp",
+        "direction",
+        "text",
+        "software",
+        "memory",
+        "testing",
+    ],
     &["capture"],
     &["decode"],
     &["flow"],

@@ -16,6 +16,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use super::FlowKey;
+use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 /// A key's hash in one table (see [`FlowTable::hash`]).
@@ -44,7 +45,7 @@ pub struct FlowTable<V> {
 impl<V> FlowTable<V> {
     /// What one flow costs the table beyond `V`'s own heap: its boxed entry, its bucket (with
     /// the room a hash table keeps after growing), and its timer.
-    pub const BYTES_PER_FLOW: usize = size_of::<Entry<V>>()
+    pub const BYTES_PER_FLOW: usize = allocation(size_of::<Entry<V>>())
         + 2 * (size_of::<Box<Entry<V>>>() + 1)
         + size_of::<Reverse<(Timestamp, u64, FlowKey)>>();
 

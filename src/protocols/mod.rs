@@ -27,6 +27,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use crate::direction::Direction;
+use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 /// A protocol's verdict on the first bytes of a flow.
@@ -347,14 +348,14 @@ impl AppLayer {
         match self {
             AppLayer::Waiting(_) | AppLayer::Off => 0,
             AppLayer::Detecting(d) => {
-                size_of::<Detection>()
-                    + d.ctos.capacity()
-                    + d.stoc.capacity()
-                    + d.order.capacity() * size_of::<(Direction, usize)>()
+                allocation(size_of::<Detection>())
+                    + allocation(d.ctos.capacity())
+                    + allocation(d.stoc.capacity())
+                    + allocation(d.order.capacity() * size_of::<(Direction, usize)>())
             }
             AppLayer::Parsing { parser, .. } => parser.heap_bytes(),
             AppLayer::Upgraded { from, to } => {
-                from.heap_bytes() + size_of::<AppLayer>() + to.heap_bytes()
+                from.heap_bytes() + allocation(size_of::<AppLayer>()) + to.heap_bytes()
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use super::{AppLayer, AppOutput, StreamOrigin, Tunnel, TunnelKind};
 use crate::direction::Direction;
+use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 /// Buffers handshake bytes of one side of a proxy, up to `cap` bytes in all; `false` when
@@ -59,7 +60,7 @@ impl InnerStream {
 
     /// Heap bytes of the inner session (see [`crate::protocols::StreamParser::heap_bytes`]).
     pub fn heap_bytes(&self) -> usize {
-        size_of::<AppLayer>() + self.inner.heap_bytes()
+        allocation(size_of::<AppLayer>()) + self.inner.heap_bytes()
     }
 
     /// Ends the inner session; returns what it was, if any byte went through.

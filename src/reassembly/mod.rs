@@ -24,6 +24,8 @@ use std::sync::LazyLock;
 use serde::Serialize;
 use smoltcp::storage::{Assembler, RingBuffer};
 
+use crate::memory::allocation;
+
 /// What a stream hands to the application layer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Chunk<'a> {
@@ -295,7 +297,9 @@ impl Stream {
     /// Heap bytes of this stream beyond itself, out-of-order buffers aside (they are charged
     /// to the budget on their own).
     pub fn heap_bytes(&self) -> usize {
-        self.recent.as_ref().map_or(0, |_| size_of::<Recent>())
+        self.recent
+            .as_ref()
+            .map_or(0, |_| allocation(size_of::<Recent>()))
     }
 
     /// The connection closed: the remembered segments go (a closed session waiting out its

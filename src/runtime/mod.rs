@@ -340,9 +340,11 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         let _ = free_tx.send(Box::default());
     }
     let (out_tx, out_rx) = bounded::<ToOutput>(pool_size * 2);
-    // The analysis (its pending observations and its tables' keys) gets a quarter of the
-    // memory budget, the workers' flows the rest.
-    let analysis_memory = config.tracker.memcap / 4;
+    // What no stage accounts (the program, batches, event buffers, output queues) is set
+    // aside; of the rest, the analysis (its pending observations and its tables' keys) gets a
+    // quarter, the workers' flows the other three.
+    let accounted = config.tracker.memcap - UNACCOUNTED.min(config.tracker.memcap / 4);
+    let analysis_memory = accounted / 4;
 
     let events_written = Arc::new(AtomicU64::new(0));
     let output = {
@@ -365,7 +367,7 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
 
     let per_worker = TrackerConfig {
         max_flows: (config.tracker.max_flows / workers).max(1),
-        memcap: (config.tracker.memcap - analysis_memory) / workers,
+        memcap: (accounted - analysis_memory) / workers,
         ..config.tracker.clone()
     };
     let mut worker_txs = Vec::with_capacity(workers);
@@ -486,6 +488,10 @@ struct Dispatcher {
     last_tick: Option<Timestamp>,
     progress: Option<Progress>,
 }
+
+/// The part of the memory budget kept for what no stage accounts: the program itself, the
+/// batches in flight, event buffers and output queues (about 20 MiB measured on floods).
+const UNACCOUNTED: usize = 24 << 20;
 
 /// Longest a live packet waits in a partial batch.
 const LIVE_FLUSH_EVERY: Duration = Duration::from_millis(100);

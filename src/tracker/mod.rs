@@ -17,6 +17,7 @@ use crate::decode::{TcpFlags, TcpSegment};
 use crate::direction::Direction;
 use crate::enrich::Enricher;
 use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, Side, Timeouts};
+use crate::memory::allocation;
 use crate::output::{Event, EventBody, EventSink, Origin};
 use crate::protocols::{AppLayer, AppOutput, StreamOrigin};
 use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream, StreamStart};
@@ -89,7 +90,7 @@ struct FlowData {
 
 impl FlowData {
     fn heap_bytes(&self) -> usize {
-        size_of::<FlowData>()
+        allocation(size_of::<FlowData>())
             + self.streams.iter().map(Stream::heap_bytes).sum::<usize>()
             + self.app.heap_bytes()
     }

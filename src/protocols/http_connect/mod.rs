@@ -9,6 +9,7 @@
 use super::tunnel::{InnerStream, buffer_handshake};
 use super::{AppOutput, Parsed, Probe, StreamOrigin, StreamParser, TunnelKind};
 use crate::direction::Direction;
+use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 const METHOD: &[u8] = b"CONNECT ";
@@ -151,10 +152,13 @@ impl StreamParser for HttpConnectParser {
     }
 
     fn heap_bytes(&self) -> usize {
-        size_of::<Self>()
-            + self.client.capacity()
-            + self.server.capacity()
-            + self.target.as_ref().map_or(0, |(host, _)| host.capacity())
+        allocation(size_of::<Self>())
+            + allocation(self.client.capacity())
+            + allocation(self.server.capacity())
+            + self
+                .target
+                .as_ref()
+                .map_or(0, |(host, _)| allocation(host.capacity()))
             + self.tunnel.as_ref().map_or(0, InnerStream::heap_bytes)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
+use crate::memory::allocation;
 use crate::protocols::AppRecord;
 use crate::protocols::tls::TlsSession;
 use crate::software::Software;
@@ -202,9 +203,10 @@ pub struct EmailFields {
 impl EmailFields {
     /// Heap bytes of the fields' text (see `StreamParser::heap_bytes`).
     pub fn heap_bytes(&self) -> usize {
-        let one = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let one = |s: &Option<String>| s.as_ref().map_or(0, |s| allocation(s.capacity()));
         let all = |v: &Vec<String>| {
-            v.capacity() * size_of::<String>() + v.iter().map(String::capacity).sum::<usize>()
+            allocation(v.capacity() * size_of::<String>())
+                + v.iter().map(|s| allocation(s.capacity())).sum::<usize>()
         };
         [
             &self.from,

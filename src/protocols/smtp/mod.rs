@@ -26,6 +26,7 @@ use self::parser::{Command, Verb};
 use super::tls::TlsSession;
 use super::{AppEvent, AppOutput, Handback, Parsed, Probe, StreamOrigin, StreamParser};
 use crate::direction::Direction;
+use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 /// Longest command or reply line kept; longer lines are cut and noted.
@@ -237,10 +238,10 @@ struct MessageReader {
 }
 
 impl MessageReader {
+    /// Its buffers' heap; the reader itself is part of its transaction.
     fn heap_bytes(&self) -> usize {
-        size_of::<Self>()
-            + self.line.buf.capacity()
-            + self.header.capacity()
+        allocation(self.line.buf.capacity())
+            + allocation(self.header.capacity())
             + self.email.heap_bytes()
     }
 
@@ -498,18 +499,19 @@ impl Transaction {
     /// See [`StreamParser::heap_bytes`]; the message's header fields are counted by what the
     /// reader holds for them.
     fn heap_bytes(&self) -> usize {
-        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        size_of::<Self>()
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| allocation(s.capacity()));
+        allocation(size_of::<Self>())
             + text(&self.mail_from)
             + text(&self.last_reply)
             + text(&self.queue_id)
+            + allocation(self.rcpt_to.capacity() * size_of::<String>())
             + self
                 .rcpt_to
                 .iter()
-                .map(|r| size_of::<String>() + r.capacity())
+                .map(|r| allocation(r.capacity()))
                 .sum::<usize>()
-            + self.rcpt_verdicts.capacity()
-            + self.rcpt_commands.capacity()
+            + allocation(self.rcpt_verdicts.capacity())
+            + allocation(self.rcpt_commands.capacity())
             + self.message.as_ref().map_or(0, MessageReader::heap_bytes)
     }
 
@@ -825,14 +827,14 @@ impl StreamParser for SmtpParser {
     }
 
     fn heap_bytes(&self) -> usize {
-        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        size_of::<Self>()
-            + self.client_line.buf.capacity()
-            + self.server_line.buf.capacity()
-            + self.reply_lines.text.capacity()
-            + self.reply_lines.ends.capacity() * size_of::<usize>()
-            + self.pending.capacity() * size_of::<(Pending, u32)>()
-            + self.commands.capacity()
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| allocation(s.capacity()));
+        allocation(size_of::<Self>())
+            + allocation(self.client_line.buf.capacity())
+            + allocation(self.server_line.buf.capacity())
+            + allocation(self.reply_lines.text.capacity())
+            + allocation(self.reply_lines.ends.capacity() * size_of::<usize>())
+            + allocation(self.pending.capacity() * size_of::<(Pending, u32)>())
+            + allocation(self.commands.capacity())
             + text(&self.banner)
             + text(&self.helo)
             + text(&self.last_reply)

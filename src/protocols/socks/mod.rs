@@ -18,6 +18,7 @@ use self::parser::Error;
 use super::tunnel::{InnerStream, buffer_handshake};
 use super::{AppEvent, AppOutput, Parsed, Probe, StreamOrigin, StreamParser, TunnelKind};
 use crate::direction::Direction;
+use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 /// Handshake bytes buffered per direction; a handshake is a few hundred bytes at most.
@@ -170,9 +171,9 @@ impl StreamParser for SocksParser {
     }
 
     fn heap_bytes(&self) -> usize {
-        size_of::<Self>()
-            + self.client.capacity()
-            + self.server.capacity()
+        allocation(size_of::<Self>())
+            + allocation(self.client.capacity())
+            + allocation(self.server.capacity())
             + self.tunnel.as_ref().map_or(0, InnerStream::heap_bytes)
     }
 }

@@ -21,6 +21,7 @@ pub use logger::{Fingerprint, TlsFields, TlsRecord};
 use self::parser::{ClientHello, Framing, HEADER_LEN, ServerHello};
 use super::{AppEvent, AppOutput, Parsed, Probe, StreamOrigin, StreamParser};
 use crate::direction::Direction;
+use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 /// Mail submission over implicit TLS (RFC 8314): a TLS session to it is an SMTP session too.
@@ -270,20 +271,12 @@ impl StreamParser for TlsParser {
 
     /// The hellos and certificate are counted by their own sizes, not their lists.
     fn heap_bytes(&self) -> usize {
-        size_of::<Self>()
-            + self
-                .client_hello
-                .as_ref()
-                .map_or(0, |_| size_of::<ClientHello>())
-            + self
-                .server_hello
-                .as_ref()
-                .map_or(0, |_| size_of::<ServerHello>())
-            + self
-                .certificate
-                .as_ref()
-                .map_or(0, |_| size_of::<parser::Certificate>())
-            + self.transcript.flights.capacity() * size_of::<Flight>()
+        let boxed = |present: bool, bytes: usize| if present { allocation(bytes) } else { 0 };
+        allocation(size_of::<Self>())
+            + boxed(self.client_hello.is_some(), size_of::<ClientHello>())
+            + boxed(self.server_hello.is_some(), size_of::<ServerHello>())
+            + boxed(self.certificate.is_some(), size_of::<parser::Certificate>())
+            + allocation(self.transcript.flights.capacity() * size_of::<Flight>())
     }
 }
 
