@@ -236,6 +236,20 @@ fn bot_dialects_and_near_misses() {
         ],
         "10.20.11.5 (bare IP to the internal relay), .6 (MARKETING) and .7 (address literal) are not bots"
     );
+    // The same random name between two of the organisation's mail servers is not a bot: the
+    // rule does not say it holds there.
+    let events = run("fingerprint-bots");
+    let between_servers: Vec<&Value> = of_type(&events, "smtp")
+        .into_iter()
+        .filter(|e| e["src_ip"] == "10.0.0.26")
+        .collect();
+    assert_eq!(between_servers.len(), 1);
+    assert_eq!(between_servers[0]["smtp"]["helo"], "XKQZTRWP");
+    assert!(
+        between_servers[0]["smtp"]["client_software"].is_null(),
+        "the mail server's session names no bot: {}",
+        between_servers[0]
+    );
 }
 
 /// Third-party captures: every X-Mailer Zeek's smtp.log records for a known client names it,

@@ -270,6 +270,16 @@ fn bots() -> Scenario {
             "EHLO [10.20.11.7]",
             &[],
         ),
+        // The random name between two of the organisation's mail servers (an Exchange
+        // server's NetBIOS name can look like it): not a bot, the rule does not say so.
+        session(
+            "10.0.0.26:50009",
+            "10.0.0.25:25",
+            at(8),
+            POSTFIX,
+            "HELO XKQZTRWP",
+            &[],
+        ),
     ];
     // Talks before the banner.
     let mut pregreet = Session::new("10.20.11.8:50008", &outside(8)).starting_at(at(7));
@@ -284,7 +294,7 @@ fn bots() -> Scenario {
     sessions.push(pregreet.into_frames());
     Scenario {
         name: "fingerprint-bots",
-        about: "spam-bot dialects: ylmf-pc, a random upper-case HELO, bare-IP and dotless HELO to outside MXs, pre-greeting; near misses to the relay, a pronounceable name, an address literal",
+        about: "spam-bot dialects: ylmf-pc, a random upper-case HELO, bare-IP and dotless HELO to outside MXs, pre-greeting; near misses to the relay, a pronounceable name, an address literal, and the random name between two of the organisation's mail servers",
         link: Link::ethernet(),
         frames: merge(sessions),
     }

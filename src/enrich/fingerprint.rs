@@ -33,17 +33,25 @@ fn tls_features<'a>(tls: &'a TlsFields, features: &mut Features<'a>) {
     features.tls_issuer = tls.issuerdn.as_deref();
 }
 
+/// Where a session's mail server is, for the rules' conditions on it.
+#[derive(Clone, Copy, Debug)]
+pub struct Server {
+    /// The flow's server port, or the destination port of the tunnel the session went through.
+    pub port: u16,
+    /// Whether that server is internal.
+    pub internal: bool,
+    /// Mail between the organisation's own servers: the client is a sanctioned relay or in a
+    /// group that may send anywhere (`smtp = "allow"`), and the server is internal.
+    pub between_mail_servers: bool,
+}
+
 /// Identifies the software of a TLS session from its handshake and fills its
 /// `client_software`, `server_software` and `software`.
-pub fn identify_tls(
-    fingerprints: &Fingerprints,
-    record: &mut TlsRecord,
-    dest_port: u16,
-    server_internal: bool,
-) {
+pub fn identify_tls(fingerprints: &Fingerprints, record: &mut TlsRecord, server: Server) {
     let mut features = Features {
-        dest_port,
-        server_internal,
+        dest_port: server.port,
+        server_internal: server.internal,
+        between_mail_servers: server.between_mail_servers,
         ..Features::default()
     };
     tls_features(&record.tls, &mut features);
@@ -53,15 +61,9 @@ pub fn identify_tls(
 }
 
 /// Identifies the software of an SMTP session and fills its `client_software`,
-/// `server_software` and `software`. `dest_port` and `server_internal` describe the mail
-/// server: the flow's server, or the destination of the tunnel the session went through.
-pub fn identify_smtp(
-    fingerprints: &Fingerprints,
-    record: &mut SmtpRecord,
-    dest_port: u16,
-    server_internal: bool,
-) {
-    let found = fingerprints.identify(&features_of(record, dest_port, server_internal));
+/// `server_software` and `software`.
+pub fn identify_smtp(fingerprints: &Fingerprints, record: &mut SmtpRecord, server: Server) {
+    let found = fingerprints.identify(&features_of(record, server));
     // The client as the cleartext rules name it, and as the rules on its TLS hello do.
     let client = |by_tls: bool| {
         found.iter().find(|s| {
@@ -76,9 +78,7 @@ pub fn identify_smtp(
     }
 }
 
-/// `dest_port` and `server_internal` describe the mail server: the flow's server, or the
-/// destination of the tunnel the session went through.
-fn features_of(record: &SmtpRecord, dest_port: u16, server_internal: bool) -> Features<'_> {
+fn features_of(record: &SmtpRecord, server: Server) -> Features<'_> {
     let smtp = &record.smtp;
     let email = record.email.as_ref();
     let charset = email
@@ -115,8 +115,9 @@ fn features_of(record: &SmtpRecord, dest_port: u16, server_internal: bool) -> Fe
         header_order: email
             .filter(|e| !e.header_names.is_empty())
             .map(|e| e.header_names.join(",")),
-        dest_port,
-        server_internal,
+        dest_port: server.port,
+        server_internal: server.internal,
+        between_mail_servers: server.between_mail_servers,
         ..Features::default()
     };
     if let Some(tls) = &record.tls {
@@ -128,6 +129,14 @@ fn features_of(record: &SmtpRecord, dest_port: u16, server_internal: bool) -> Fe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server(port: u16, internal: bool) -> Server {
+        Server {
+            port,
+            internal,
+            between_mail_servers: false,
+        }
+    }
     use crate::protocols::smtp::{AuthRecord, EmailFields, Status};
     use crate::protocols::tls::TlsRecord;
     use crate::rules::{MAX_CAPTURE, MAX_EVIDENCE, Rules};
@@ -168,7 +177,7 @@ mod tests {
         port: u16,
         internal: bool,
     ) -> Vec<(String, Option<String>, Option<String>, bool)> {
-        identify_smtp(&shipped(), r, port, internal);
+        identify_smtp(&shipped(), r, server(port, internal));
         r.software
             .iter()
             .map(|s| {
@@ -302,7 +311,7 @@ mod tests {
                 _ => email.user_agent = Some(value.into()),
             }
             let mut r = record("pc.example.org", "220 x", Some(email));
-            identify_smtp(&shipped(), &mut r, 587, false);
+            identify_smtp(&shipped(), &mut r, server(587, false));
             r.smtp.client_software.map(|s| (s.name, s.version))
         };
         let named = |n: &str, v: Option<&str>| Some((n.to_string(), v.map(str::to_string)));
@@ -348,7 +357,7 @@ mod tests {
 
         let server = |banner: &str| -> Option<(String, Option<String>)> {
             let mut r = record("pc.example.org", banner, None);
-            identify_smtp(&shipped(), &mut r, 25, false);
+            identify_smtp(&shipped(), &mut r, server(25, false));
             r.smtp.server_software.map(|s| (s.name, s.version))
         };
         assert_eq!(
@@ -383,7 +392,7 @@ mod tests {
         let bots = |helo: &str, pregreet: bool, port: u16, internal: bool| -> Vec<String> {
             let mut r = record(helo, "220 mx ESMTP", None);
             r.smtp.pregreet = pregreet;
-            identify_smtp(&shipped(), &mut r, port, internal);
+            identify_smtp(&shipped(), &mut r, server(port, internal));
             r.software
                 .iter()
                 .filter(|s| s.kind == SoftwareType::SpamBot)
@@ -418,7 +427,7 @@ mod tests {
         let huge = format!("The Bat! (v9.5.2) {}", "\u{fffd}".repeat(5000));
         let email = bat(&huge, "<\u{0}\u{fffd}>", "x", "text/plain");
         let mut r = record(&"A".repeat(3000), "220 \u{fffd}", Some(email));
-        identify_smtp(&shipped(), &mut r, 25, false);
+        identify_smtp(&shipped(), &mut r, server(25, false));
         for s in &r.software {
             assert!(s.evidence.len() <= MAX_EVIDENCE);
             assert!(s.edition.as_ref().is_none_or(|e| e.len() <= MAX_CAPTURE));
@@ -448,14 +457,14 @@ match.auth_mechanism = '^LOGIN$'
         let mut r = record("pc", "220 x", None);
         r.smtp.commands = "helo;mail from: <;rcpt to: <;data".into();
         r.smtp.helo_verb = Some(smtp::HeloVerb::Helo);
-        identify_smtp(&rules, &mut r, 25, false);
+        identify_smtp(&rules, &mut r, server(25, false));
         assert_eq!(r.software.len(), 1);
         assert_eq!(
             r.software[0].evidence,
             "commands=helo;mail from: <;rcpt to: <;data"
         );
         r.smtp.commands = "HELO;MAIL FROM:<".into();
-        identify_smtp(&rules, &mut r, 25, false);
+        identify_smtp(&rules, &mut r, server(25, false));
         assert!(r.software.is_empty(), "spelling differs");
 
         let email = EmailFields {
@@ -463,7 +472,7 @@ match.auth_mechanism = '^LOGIN$'
             ..EmailFields::default()
         };
         let mut r = record("pc", "220 x", Some(email));
-        identify_smtp(&rules, &mut r, 587, false);
+        identify_smtp(&rules, &mut r, server(587, false));
         assert!(
             r.software.is_empty(),
             "no AUTH: a match condition on it fails"
@@ -472,7 +481,7 @@ match.auth_mechanism = '^LOGIN$'
             mechanism: "LOGIN".into(),
             ..Default::default()
         });
-        identify_smtp(&rules, &mut r, 587, false);
+        identify_smtp(&rules, &mut r, server(587, false));
         assert_eq!(
             r.smtp.client_software.map(|s| s.name),
             Some("Ordered".into())
@@ -496,7 +505,7 @@ match.auth_mechanism = '^LOGIN$'
                 tls: hello(ja4),
                 software: Vec::new(),
             };
-            identify_tls(&shipped(), &mut record, 587, true);
+            identify_tls(&shipped(), &mut record, server(587, true));
             record.tls.client_software.map(|s| s.name)
         };
         // With and without SNI: the same library.
@@ -536,7 +545,7 @@ match.sni = '^mx\.'
             tls: hello("t13i181000_85036bcba153_d41ae481755e"),
             software: Vec::new(),
         };
-        identify_tls(&rules, &mut record, 25, false);
+        identify_tls(&rules, &mut record, server(25, false));
         let server = record
             .tls
             .server_software
@@ -559,7 +568,7 @@ match.sni = '^mx\.'
             fields: hello("t13i181000_85036bcba153_d41ae481755e"),
             transcript: Default::default(),
         }));
-        identify_smtp(&shipped(), &mut r, 25, false);
+        identify_smtp(&shipped(), &mut r, server(25, false));
         assert_eq!(r.smtp.anomalies, ["tls_client_mismatch"]);
         let names: Vec<&str> = r.software.iter().map(|s| s.name.as_str()).collect();
         assert!(
@@ -569,7 +578,7 @@ match.sni = '^mx\.'
         // The same hello after a greeting that names no client is no mismatch.
         let mut plain = record("client.example.org", "220 mx ESMTP Postfix", None);
         plain.tls = r.tls.clone();
-        identify_smtp(&shipped(), &mut plain, 25, false);
+        identify_smtp(&shipped(), &mut plain, server(25, false));
         assert!(plain.smtp.anomalies.is_empty());
         assert_eq!(
             plain.smtp.client_software.map(|s| s.name).as_deref(),

@@ -7,11 +7,11 @@
 mod encrypted;
 mod fingerprint;
 
-pub use fingerprint::{identify_smtp, identify_tls};
+pub use fingerprint::{Server, identify_smtp, identify_tls};
 
 use crate::flow::FlowIdentity;
 use crate::protocols::{AppEvent, AppOutput};
-use crate::rules::{Assets, Fingerprints, ReplyProfiles};
+use crate::rules::{Assets, Fingerprints, ReplyProfiles, SmtpPolicy};
 
 /// The rules enrichment applies, borrowed for a worker's lifetime.
 #[derive(Clone, Copy)]
@@ -52,9 +52,21 @@ impl<'a> Enricher<'a> {
             ),
             None => (flow.dest_port, self.assets.is_internal(flow.dest_ip)),
         };
+        // Mail between the organisation's own servers: from a sanctioned relay or a host of a
+        // group that may send anywhere, to an internal server.
+        let client_is_mail_server = self.assets.is_relay(flow.src_ip)
+            || self
+                .assets
+                .primary_group(flow.src_ip)
+                .is_some_and(|g| g.smtp == SmtpPolicy::Allow);
+        let server = Server {
+            port,
+            internal,
+            between_mail_servers: internal && client_is_mail_server,
+        };
         match &mut output.event {
             AppEvent::Smtp(record) => {
-                identify_smtp(self.fingerprints, record, port, internal);
+                identify_smtp(self.fingerprints, record, server);
                 if let Some(tls) = &record.tls {
                     let server = record
                         .smtp
@@ -65,7 +77,7 @@ impl<'a> Enricher<'a> {
                         encrypted::estimate(&tls.transcript, self.replies, server);
                 }
             }
-            AppEvent::Tls(record) => identify_tls(self.fingerprints, record, port, internal),
+            AppEvent::Tls(record) => identify_tls(self.fingerprints, record, server),
             AppEvent::Socks(_) => {}
         }
     }

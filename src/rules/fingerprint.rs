@@ -205,6 +205,10 @@ struct Conditions {
     /// Any of these server ports (the tunnel's destination for a proxied session).
     dest_port: Option<Vec<u16>>,
     server: Option<ServerSide>,
+    /// Whether the session is mail between the organisation's own servers (see
+    /// `Features::between_mail_servers`). Spam-bot rules that do not say are `false`: an
+    /// Exchange server greeting another with its NetBIOS name is not a bot.
+    between_mail_servers: Option<bool>,
 }
 
 impl Conditions {
@@ -240,6 +244,7 @@ impl Conditions {
             || self.charset.is_some()
             || self.dest_port.is_some()
             || self.server.is_some()
+            || self.between_mail_servers.is_some()
     }
 
     /// The conditions that are not regexes. `strict`: a condition on something the session
@@ -292,6 +297,11 @@ impl Conditions {
         }
         if let Some(side) = self.server
             && f.server_internal != (side == ServerSide::Internal)
+        {
+            return false;
+        }
+        if let Some(between) = self.between_mail_servers
+            && f.between_mail_servers != between
         {
             return false;
         }
@@ -387,6 +397,9 @@ pub struct Features<'a> {
     /// destination of the tunnel the session went through.
     pub dest_port: u16,
     pub server_internal: bool,
+    /// Mail between the organisation's own servers: the client is a sanctioned relay or in an
+    /// asset group that may send anywhere, and the server is internal.
+    pub between_mail_servers: bool,
 }
 
 impl<'a> Features<'a> {
@@ -509,11 +522,13 @@ impl Fingerprints {
                 return Err(file.error(r.name.span(), why));
             }
             let span = r.conditions.span();
-            let conditions = r.conditions.into_inner();
+            let mut conditions = r.conditions.into_inner();
             let patterns = conditions.patterns();
             if patterns.is_empty() && !conditions.has_other() {
                 return Err(file.error(span, format!("rule {name:?} has no conditions in `match`")));
             }
+            let regex_count = patterns.len();
+            let tls = patterns.iter().any(|(f, _)| f.is_tls());
             let names_group = |p: &Pattern| p.regex.capture_names().flatten().any(|n| n == "name");
             if r.software.is_none() && !patterns.iter().any(|(_, p)| names_group(p)) {
                 return Err(file.error(
@@ -532,12 +547,16 @@ impl Fingerprints {
                     ),
                 ));
             }
+            drop(patterns);
+            if r.kind == SoftwareType::SpamBot {
+                conditions.between_mail_servers.get_or_insert(false);
+            }
             rules.push(Rule {
                 name: Arc::from(name),
                 kind: r.kind,
                 software: r.software,
-                regex_count: patterns.len(),
-                tls: patterns.iter().any(|(f, _)| f.is_tls()),
+                regex_count,
+                tls,
                 conditions,
                 genuine: r.genuine,
                 alert: r.alert.map(|a| Arc::new(a.into_inner())),
