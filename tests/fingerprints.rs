@@ -210,6 +210,9 @@ fn servers_by_banner() {
             row("198.51.100.104", "qmail", ""),
             row("198.51.100.105", "OpenSMTPD", ""),
             row("198.51.100.106", "Haraka", "3.0.2"),
+            row("198.51.100.108", "Gmail", ""),
+            row("198.51.100.109", "Microsoft 365", ""),
+            row("198.51.100.109", "Microsoft Exchange", ""),
         ],
         "the nameless banner of .107 gives nothing"
     );

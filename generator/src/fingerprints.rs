@@ -182,6 +182,9 @@ fn servers() -> Scenario {
         "220 mx2.example.net ESMTP Haraka/3.0.2 ready",
         // Says nothing: no software.
         "220 mx3.example.net ESMTP",
+        // Large providers, as real transcripts show them (sources in rules/fingerprints.toml).
+        "220 mx.google.com ESMTP h6si2778348nfh.21",
+        "220 TYAP286CA0019.outlook.office365.com Microsoft ESMTP MAIL Service ready at Mon, 1 Nov 2021 14:02:29 +0000",
     ];
     let sessions = banners
         .iter()
@@ -199,7 +202,7 @@ fn servers() -> Scenario {
         .collect::<Vec<_>>();
     Scenario {
         name: "fingerprint-servers",
-        about: "the relay delivering to Postfix, Exim, Sendmail, Exchange, qmail, OpenSMTPD, Haraka, and a banner without a name",
+        about: "the relay delivering to Postfix, Exim, Sendmail, Exchange, qmail, OpenSMTPD, Haraka, a banner without a name, Gmail and Microsoft 365",
         link: Link::ethernet(),
         frames: merge(sessions),
     }
