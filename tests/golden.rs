@@ -236,6 +236,34 @@ fn golden_scenarios_show_their_behaviour() {
         ),
         (Some(1), Some(1))
     );
+    // Reverse SOCKS: the controller, the TCP responder, is the SOCKS client; its socks and
+    // smtp events name it as the client, the flow keeps the TCP roles.
+    let reverse = run("socks-reverse");
+    let socks = of_type(&reverse, "socks");
+    assert_eq!(socks.len(), 1);
+    assert_eq!(socks[0]["socks"]["reverse"], true);
+    assert_eq!(
+        (&socks[0]["src_ip"], &socks[0]["dest_ip"]),
+        (
+            &serde_json::json!("198.51.100.77"),
+            &serde_json::json!("10.20.12.5")
+        )
+    );
+    let smtp = of_type(&reverse, "smtp");
+    assert_eq!(
+        smtp[0]["smtp"]["rcpt_to"],
+        serde_json::json!(["victim4@example.net"])
+    );
+    assert_eq!(smtp[0]["src_ip"], "198.51.100.77");
+    assert_eq!(smtp[0]["tunnel"]["proxy_ip"], "10.20.12.5");
+    let flow = of_type(&reverse, "flow");
+    assert_eq!(
+        (&flow[0]["src_ip"], &flow[0]["app_proto"]),
+        (
+            &serde_json::json!("10.20.12.5"),
+            &serde_json::json!("socks5")
+        )
+    );
     // A delivered RCPT sent again rewritten is a conflict; the first copy stands. The same
     // sent again faithfully is a plain retransmission.
     let conflict = run("tcp-conflict");

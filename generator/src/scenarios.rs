@@ -142,6 +142,7 @@ pub fn scenarios() -> Vec<Scenario> {
         socks4(),
         socks5(),
         socks_smtp(),
+        socks_reverse(),
         http_connect(),
     ]
     .into_iter()
@@ -324,6 +325,37 @@ fn socks_smtp() -> Scenario {
         about: "SMTP through SOCKS5 (with a login) and SOCKS4, and through SOCKS4 inside SOCKS5",
         link: Link::ethernet(),
         frames: merge([five.into_frames(), four.into_frames(), nested.into_frames()]),
+    }
+}
+
+fn socks_reverse() -> Scenario {
+    // A bot behind NAT connects out to its controller and offers it a SOCKS5 proxy: the TCP
+    // responder (the controller) is the SOCKS client, and sends mail through the bot.
+    let mut s = Session::new("10.20.12.5:49200", "198.51.100.77:443");
+    s.handshake()
+        .send(Stoc, &[5, 1, 0])
+        .send(Ctos, &[5, 0])
+        .send(Stoc, &socks5_connect([203, 0, 113, 25], 25))
+        .send(Ctos, SOCKS5_OK)
+        .send(Ctos, b"220 mx.example.net ESMTP Postfix\r\n")
+        .send(Stoc, b"HELO ylmf-pc\r\n")
+        .send(Ctos, b"250 mx.example.net\r\n")
+        .send(Stoc, b"MAIL FROM:<promo@example.com>\r\n")
+        .send(Ctos, b"250 2.1.0 Ok\r\n")
+        .send(Stoc, b"RCPT TO:<victim4@example.net>\r\n")
+        .send(Ctos, b"250 2.1.5 Ok\r\n")
+        .send(Stoc, b"DATA\r\n")
+        .send(Ctos, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .send(Stoc, &message("Cheap meds", 300, 21))
+        .send(Ctos, b"250 2.0.0 Ok: queued as 4ReV1\r\n")
+        .send(Stoc, b"QUIT\r\n")
+        .send(Ctos, b"221 Bye\r\n")
+        .close();
+    Scenario {
+        name: "socks-reverse",
+        about: "reverse SOCKS5: a host behind NAT connects out and its controller, the TCP responder, speaks as the SOCKS client and sends mail through it",
+        link: Link::ethernet(),
+        frames: s.into_frames(),
     }
 }
 

@@ -112,6 +112,22 @@ impl FlowIdentity {
     }
 }
 
+impl FlowIdentity {
+    /// The same flow named from its other end: for events whose protocol's client is the
+    /// flow's TCP responder (reverse SOCKS). `flow_id` and `community_id` stay.
+    pub fn reversed(&self) -> FlowIdentity {
+        FlowIdentity {
+            src_ip: self.dest_ip,
+            src_port: self.dest_port,
+            dest_ip: self.src_ip,
+            dest_port: self.src_port,
+            src_groups: self.dest_groups.clone(),
+            dest_groups: self.src_groups.clone(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The TCP state a flow ended in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -233,6 +233,7 @@ macro_rules! events {
 parsers! {
     Smtp => smtp::SmtpParser,
     Socks => socks::SocksParser,
+    ReverseSocks => socks::ReverseSocksParser,
     HttpConnect => http_connect::HttpConnectParser,
     Tls => tls::TlsParser,
 }
@@ -249,6 +250,9 @@ pub struct AppOutput {
     pub ts: Timestamp,
     pub event: AppEvent,
     pub tunnel: Option<Tunnel>,
+    /// The protocol's client is the flow's TCP responder (reverse SOCKS): the event names
+    /// the endpoints as the protocol has them, the other way round from the flow.
+    pub reverse: bool,
 }
 
 impl AppOutput {
@@ -257,6 +261,7 @@ impl AppOutput {
             ts,
             event,
             tunnel: None,
+            reverse: false,
         }
     }
 }

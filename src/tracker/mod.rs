@@ -517,12 +517,19 @@ fn emit_app_events(
     out: &mut impl EventSink,
 ) {
     for mut output in pending.drain(..) {
-        ctx.enrich.app(&mut output, &conn.id);
+        let reversed;
+        let id = if output.reverse {
+            reversed = conn.id.reversed();
+            &reversed
+        } else {
+            &conn.id
+        };
+        ctx.enrich.app(&mut output, id);
         out.emit(&Event {
             timestamp: output.ts,
             sensor: ctx.sensor,
             origin: origin(ctx, conn.origin as usize),
-            flow: Some(&conn.id),
+            flow: Some(id),
             body: EventBody::App {
                 event: &output.event,
                 tunnel: output.tunnel.as_ref(),

@@ -68,6 +68,10 @@ pub struct SocksRecord {
     pub tunnel_proto: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<&'static str>,
+    /// The TCP responder spoke as the SOCKS client (a proxy offered back over a connection
+    /// the proxy host opened); the event's endpoints are the SOCKS roles.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
 }
 
 impl AppRecord for SocksRecord {

@@ -71,6 +71,65 @@ fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
     }
 }
 
+/// SOCKS with the roles turned round: the TCP initiator is the proxy and the TCP responder the
+/// SOCKS client, as when a host behind NAT connects out to its controller and offers it a
+/// proxy (proxy botnets do). Detected by content, the greeting coming from the responder; what
+/// it reports, the tunnel's sessions included, names the endpoints as SOCKS has them.
+pub struct ReverseSocksParser(SocksParser);
+
+impl StreamParser for ReverseSocksParser {
+    fn probe(ctos: &[u8], stoc: &[u8]) -> Probe {
+        probe(stoc, ctos)
+    }
+
+    fn new(origin: StreamOrigin) -> Self {
+        let mut parser = SocksParser::new(origin);
+        parser.record.reverse = true;
+        ReverseSocksParser(parser)
+    }
+
+    fn app_proto(&self) -> &'static str {
+        self.0.app_proto()
+    }
+
+    fn parse(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        out: &mut Vec<AppOutput>,
+    ) -> Parsed {
+        let from = out.len();
+        let parsed = self.0.parse(dir.reverse(), data, ts, out);
+        reversed(&mut out[from..]);
+        parsed
+    }
+
+    fn on_gap(&mut self, dir: Direction, len: u64) {
+        self.0.on_gap(dir.reverse(), len);
+    }
+
+    fn on_close(&mut self) {
+        self.0.on_close();
+    }
+
+    fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        let from = out.len();
+        self.0.finish(ts, out);
+        reversed(&mut out[from..]);
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
+}
+
+fn reversed(outputs: &mut [AppOutput]) {
+    for output in outputs {
+        output.reverse = true;
+    }
+}
+
 /// Strings from the wire: invalid UTF-8 replaced, capped.
 fn field(bytes: &[u8]) -> String {
     crate::text::cap_string(String::from_utf8_lossy(bytes).into_owned(), MAX_FIELD)

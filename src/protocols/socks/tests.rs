@@ -414,3 +414,36 @@ fn random_handshakes_never_panic() {
         assert!(socks_events <= 1);
     }
 }
+
+#[test]
+fn reverse_socks_is_told_by_who_greets() {
+    let reverse = <ReverseSocksParser as StreamParser>::probe;
+    // The responder greets, the initiator chooses a method.
+    assert_eq!(reverse(&[], &[5, 1, 0]), Probe::NeedMore);
+    assert_eq!(reverse(&[5, 0], &[5, 1, 0]), Probe::Match);
+    assert_eq!(
+        probe(&[5, 0], &[5, 1, 0]),
+        Probe::NoMatch,
+        "not the forward way"
+    );
+    // A forward handshake is not a reverse one.
+    assert_eq!(reverse(&[5, 1, 0], &[5, 0]), Probe::NoMatch);
+    // Its parser takes each side as the other, and says so in the record.
+    let mut parser = ReverseSocksParser::new(StreamOrigin::default());
+    let mut out = Vec::new();
+    let ts = Timestamp::from_secs(1);
+    parser.parse(Stoc, &[5, 1, 0], ts, &mut out);
+    parser.parse(Ctos, &[5, 0], ts, &mut out);
+    parser.parse(Stoc, &[5, 1, 0, 1, 203, 0, 113, 25, 0, 25], ts, &mut out);
+    parser.parse(Ctos, &[5, 1, 0, 1, 0, 0, 0, 0, 0, 0], ts, &mut out);
+    parser.finish(ts, &mut out);
+    let AppEvent::Socks(record) = &out[0].event else {
+        panic!("a socks event");
+    };
+    assert!(record.reverse && out.iter().all(|o| o.reverse));
+    assert_eq!(
+        record.status,
+        Some("general SOCKS server failure"),
+        "the reply, code 1"
+    );
+}
