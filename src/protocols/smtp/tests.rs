@@ -917,3 +917,32 @@ fn a_client_hello_to_a_cleartext_greeting_hands_over_with_an_anomaly() {
     assert!(!r[0].smtp.starttls);
     assert_eq!(r[0].smtp.anomalies, ["tls_without_starttls"]);
 }
+
+#[test]
+fn the_first_line_of_an_ehlo_reply_is_the_greeting_not_an_extension() {
+    for (reply, extensions) in [
+        (&b"250 OK\r\n"[..], &[][..]),
+        (
+            b"250-mx.example.net Hello\r\n250 8BITMIME\r\n",
+            &["8BITMIME"][..],
+        ),
+        (
+            b"250-OK\r\n250-SIZE 1000\r\n250 STARTTLS\r\n",
+            &["SIZE", "STARTTLS"][..],
+        ),
+    ] {
+        let r = run(&[
+            (S, b"220 mx ESMTP\r\n"),
+            (C, b"EHLO client.example\r\n"),
+            (S, reply),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ]);
+        assert_eq!(
+            r[0].smtp.extensions.iter().collect::<Vec<_>>(),
+            extensions,
+            "{}",
+            String::from_utf8_lossy(reply)
+        );
+    }
+}
