@@ -43,11 +43,12 @@ pub struct FlowTable<V> {
 }
 
 impl<V> FlowTable<V> {
-    /// What one flow costs the table beyond `V`'s own heap: its boxed entry, its bucket (with
-    /// the room a hash table keeps after growing), and its timer.
+    /// What one flow costs the table beyond `V`'s own heap: its boxed entry, its bucket and
+    /// its timer, the last two twice (the room a hash table keeps after growing, and the old
+    /// and new arrays a heap holds while it grows).
     pub const BYTES_PER_FLOW: usize = allocation(size_of::<Entry<V>>())
         + 2 * (size_of::<Box<Entry<V>>>() + 1)
-        + size_of::<Reverse<(Timestamp, u64, FlowKey)>>();
+        + 2 * size_of::<Reverse<(Timestamp, u64, FlowKey)>>();
 
     pub fn new(capacity: usize) -> Self {
         FlowTable {
