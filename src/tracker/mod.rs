@@ -230,11 +230,7 @@ impl Tracker {
             self.create(key, hash, seg, sender, ts, origin, ctx, out);
         }
 
-        let timeouts = if self.emergency {
-            self.config.emergency_timeouts
-        } else {
-            self.config.timeouts
-        };
+        let timeouts = self.timeouts();
         let window = self.config.stream_window;
         let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
         self.table.update(&key, hash, |flow| {
@@ -310,16 +306,7 @@ impl Tracker {
 
     #[cold]
     fn relieve_under_pressure(&mut self, ctx: &EventContext<'_>, out: &mut impl EventSink) {
-        for _ in 0..8 {
-            if self.memory.used() <= self.memory.cap() {
-                break;
-            }
-            let Some((_, flow)) = self.table.evict_one() else {
-                break;
-            };
-            self.stats.evicted_memcap += 1;
-            self.finish(flow, EndReason::Evicted, ctx, out);
-        }
+        self.make_room(0, ctx, out);
         let (used, cap) = (self.memory.used(), self.memory.cap());
         if !self.emergency && used >= cap / 10 * 8 {
             self.emergency = true;
@@ -332,6 +319,30 @@ impl Tracker {
             });
         } else if self.emergency && used < cap / 10 * 7 {
             self.emergency = false;
+        }
+    }
+
+    /// The timeouts in force: the emergency ones while memory is short.
+    fn timeouts(&self) -> Timeouts {
+        if self.emergency {
+            self.config.emergency_timeouts
+        } else {
+            self.config.timeouts
+        }
+    }
+
+    /// Evicts the flows due first until `extra` more bytes fit in the budget, at most a few
+    /// per call (so one packet never stalls the worker).
+    fn make_room(&mut self, extra: usize, ctx: &EventContext<'_>, out: &mut impl EventSink) {
+        for _ in 0..8 {
+            if self.memory.used() + extra <= self.memory.cap() {
+                break;
+            }
+            let Some((_, flow)) = self.table.evict_one() else {
+                break;
+            };
+            self.stats.evicted_memcap += 1;
+            self.finish(flow, EndReason::Evicted, ctx, out);
         }
     }
 
@@ -393,22 +404,8 @@ impl Tracker {
             data: None,
         };
         self.stats.total += 1;
-        for _ in 0..8 {
-            if self.memory.used() + FLOW_BYTES <= self.memory.cap() {
-                break;
-            }
-            let Some((_, evicted)) = self.table.evict_one() else {
-                break;
-            };
-            self.stats.evicted_memcap += 1;
-            self.finish(evicted, EndReason::Evicted, ctx, out);
-        }
-        let timeouts = if self.emergency {
-            &self.config.emergency_timeouts
-        } else {
-            &self.config.timeouts
-        };
-        let deadline = ts.saturating_add_secs(timeouts.half_open);
+        self.make_room(FLOW_BYTES, ctx, out);
+        let deadline = ts.saturating_add_secs(self.timeouts().half_open);
         self.memory.add(FLOW_BYTES);
         if let Some((_, evicted)) = self.table.insert(key, hash, flow, deadline) {
             self.stats.evicted += 1;
