@@ -9,11 +9,15 @@ use spamtap::timestamp::Timestamp;
 
 const POSTFIX: &str = "220 relay.corp.example.org ESMTP Postfix";
 
-/// A message with these headers (after From, To, Subject) and a short body.
+/// A message with these headers and a short body. Headers without a From come after From, To
+/// and Subject; with one, they are the whole header block, in their order.
 fn message(headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut m = String::from(
-        "From: Sender <sender@corp.example.org>\r\nTo: <friend@example.net>\r\nSubject: Hello\r\n",
-    );
+    let mut m = String::new();
+    if !headers.iter().any(|(name, _)| *name == "From") {
+        m.push_str(
+            "From: Sender <sender@corp.example.org>\r\nTo: <friend@example.net>\r\nSubject: Hello\r\n",
+        );
+    }
     for (name, value) in headers {
         m.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -53,13 +57,18 @@ pub fn scenarios() -> Vec<Scenario> {
     vec![the_bat(), clients(), servers(), bots()]
 }
 
-/// A genuine The Bat! message's headers, for a given X-Mailer.
+/// A genuine The Bat! message's headers, in its order (tests/mail/the-bat.txt has real ones),
+/// for a given X-Mailer.
 fn bat_headers(x_mailer: &str) -> Vec<(&str, &str)> {
     vec![
         ("Date", "Thu, 1 Jan 2026 12:00:00 +0300"),
-        ("Message-ID", "<1743021987.20260101120000@corp.example.org>"),
+        ("From", "Sender <sender@corp.example.org>"),
         ("X-Mailer", x_mailer),
+        ("Reply-To", "Sender <sender@corp.example.org>"),
         ("X-Priority", "3 (Normal)"),
+        ("Message-ID", "<1743021987.20260101120000@corp.example.org>"),
+        ("To", "Friend <friend@example.net>"),
+        ("Subject", "Hello"),
         ("MIME-Version", "1.0"),
         (
             "Content-Type",
@@ -71,14 +80,21 @@ fn bat_headers(x_mailer: &str) -> Vec<(&str, &str)> {
 fn the_bat() -> Scenario {
     let relay = "10.0.0.25:587";
     let mut sessions = Vec::new();
-    // Genuine, old and new versions and editions, each from its own workstation with a bare
-    // Windows machine name.
-    for (i, x_mailer) in [
-        "The Bat! (v3.99.3) Professional",
-        "The Bat! (v4.0.24) Home",
-        "The Bat! (v2.00.6) UNREG / CD5BF9353B3B7091",
-        "The Bat! (v9.5.2) Professional",
-        "The Bat! (v10.5.4) Home",
+    // Genuine, old and new versions and editions as real messages write them, each from its
+    // own workstation; real clients greet with a machine name, an FQDN or an address literal.
+    for (i, (x_mailer, greeting)) in [
+        ("The Bat! (v3.99.3) Professional", "EHLO WORKPC-0"),
+        ("The Bat! (v4.0.24) Home", "EHLO WORKPC-1"),
+        (
+            "The Bat! (v2.00.6) UNREG / CD5BF9353B3B7091",
+            "EHLO [10.20.8.3]",
+        ),
+        (
+            "The Bat! (v9.2.2.1 (BETA)) Professional",
+            "EHLO ws4.corp.example.org",
+        ),
+        ("The Bat! (v10.5.4) Home", "EHLO WORKPC-4"),
+        ("The Bat! (v1.60q)", "EHLO WORKPC-5"),
     ]
     .into_iter()
     .enumerate()
@@ -88,39 +104,53 @@ fn the_bat() -> Scenario {
             relay,
             at(i as u64),
             POSTFIX,
-            &format!("EHLO WORKPC-{i}"),
+            greeting,
             &bat_headers(x_mailer),
         ));
     }
-    // Forged: the X-Mailer of The Bat!, but a habit broken.
-    let forged = |i: u64, headers: Vec<(&'static str, &'static str)>, greeting: &str| {
+    // Forged: the X-Mailer spam tools most often borrow, but a habit broken.
+    let forged = |i: u64, headers: Vec<(&'static str, &'static str)>| {
         session(
             &format!("10.20.9.{}:47{i:03}", i + 1),
             relay,
             at(10 + i),
             POSTFIX,
-            greeting,
+            "EHLO WORKPC",
             &headers,
         )
     };
-    let mut wrong_boundary = bat_headers("The Bat! (v8.8.9) Professional");
-    wrong_boundary[5].1 =
-        "multipart/alternative; boundary=\"=_NextPart_000_0012_01DA\"; charset=windows-1251";
-    let mut wrong_id = bat_headers("The Bat! (v8.8.9) Professional");
-    wrong_id[1].1 = "<5f1c2e9a-4b7d-4e0b-9a63-2c1f@mailer.example.com>";
-    let mut quoted = bat_headers("The Bat! (v8.8.9) Professional");
-    quoted[5].1 = "text/plain; charset=\"windows-1251\"";
-    sessions.push(forged(0, wrong_boundary, "EHLO WORKPC"));
-    sessions.push(forged(1, wrong_id, "EHLO WORKPC"));
-    sessions.push(forged(2, quoted, "EHLO WORKPC"));
-    sessions.push(forged(
-        3,
-        bat_headers("The Bat! (v8.8.9) Professional"),
-        "EHLO bulk7.mailer.example.com",
-    ));
+    let claimed = "The Bat! (v3.99.3) Professional";
+    let set = |headers: &mut Vec<(&'static str, &'static str)>, name, value| {
+        if let Some(h) = headers.iter_mut().find(|(n, _)| *n == name) {
+            h.1 = value;
+        }
+    };
+    let mut wrong_boundary = bat_headers(claimed);
+    set(
+        &mut wrong_boundary,
+        "Content-Type",
+        "multipart/alternative; boundary=\"=_NextPart_000_0012_01DA\"; charset=windows-1251",
+    );
+    let mut wrong_id = bat_headers(claimed);
+    set(&mut wrong_id, "Message-ID", "<172562218.2026011120000>");
+    let mut quoted = bat_headers(claimed);
+    set(
+        &mut quoted,
+        "Content-Type",
+        "text/plain; charset=\"windows-1251\"",
+    );
+    // The order a script writes when it adds the X-Mailer after its own From, To and Subject.
+    let reordered: Vec<_> = bat_headers(claimed)
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "From" | "To" | "Subject"))
+        .collect();
+    sessions.push(forged(0, wrong_boundary));
+    sessions.push(forged(1, wrong_id));
+    sessions.push(forged(2, quoted));
+    sessions.push(forged(3, reordered));
     Scenario {
         name: "fingerprint-the-bat",
-        about: "The Bat! 2.00.6 UNREG to 10.5.4 with every habit (genuine), and four forgeries that break one habit each (boundary, Message-ID, quoted charset, EHLO name)",
+        about: "The Bat! 1.60q to 10.5.4 with every habit and the EHLO names real clients use (genuine), and four forgeries claiming 3.99.3 that break one habit each (boundary, Message-ID, quoted charset, header order)",
         link: Link::ethernet(),
         frames: merge(sessions),
     }

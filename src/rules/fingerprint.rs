@@ -209,6 +209,9 @@ struct Conditions {
     /// `Features::between_mail_servers`). Spam-bot rules that do not say are `false`: an
     /// Exchange server greeting another with its NetBIOS name is not a bot.
     between_mail_servers: Option<bool>,
+    /// Only in `genuine`: the versions (as the rule's `version` group captured them) the
+    /// habits hold for.
+    versions: Option<Versions>,
 }
 
 impl Conditions {
@@ -309,6 +312,83 @@ impl Conditions {
     }
 }
 
+/// The versions a set of `genuine` habits holds for: from `since` (included) to `until` (left
+/// out), either open.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Versions {
+    since: Option<Version>,
+    until: Option<Version>,
+}
+
+impl Versions {
+    /// Whether `version` (a captured version, `None` when the rule captured none) is in range.
+    /// A range holds for no unknown version.
+    fn hold_for(&self, version: Option<&str>) -> bool {
+        let Some(v) = version.and_then(Version::parse) else {
+            return false;
+        };
+        self.since.as_ref().is_none_or(|s| v >= *s) && self.until.as_ref().is_none_or(|u| v < *u)
+    }
+}
+
+/// A version's leading dotted numbers (`9.2.2.1`, `1.60q` is 1.60); missing parts are 0, so
+/// `5` = `5.0.0`.
+#[derive(Clone, Debug)]
+struct Version(Vec<u32>);
+
+impl Version {
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = Vec::new();
+        for part in text.split('.') {
+            let digits = part.len() - part.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let number = part.get(..digits)?.parse().ok()?;
+            parts.push(number);
+            if digits < part.len() {
+                break;
+            }
+        }
+        Some(Version(parts))
+    }
+
+    fn part(&self, i: usize) -> u32 {
+        self.0.get(i).copied().unwrap_or(0)
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Version {}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let len = self.0.len().max(other.0.len());
+        (0..len)
+            .map(|i| self.part(i).cmp(&other.part(i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Version::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not a version (dotted numbers)"))
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleFileRaw {
@@ -326,7 +406,9 @@ struct RuleRaw {
     software: Option<String>,
     #[serde(rename = "match")]
     conditions: Spanned<Conditions>,
-    genuine: Option<Conditions>,
+    /// `[[rule.genuine]]` tables, each a set of habits and the versions they hold for.
+    #[serde(default)]
+    genuine: Vec<Conditions>,
     alert: Option<Spanned<RuleAlert>>,
 }
 
@@ -339,7 +421,7 @@ struct Rule {
     regex_count: usize,
     /// Whether one of its conditions is on the TLS handshake.
     tls: bool,
-    genuine: Option<Conditions>,
+    genuine: Vec<Conditions>,
     alert: Option<Arc<RuleAlert>>,
 }
 
@@ -527,6 +609,12 @@ impl Fingerprints {
             if patterns.is_empty() && !conditions.has_other() {
                 return Err(file.error(span, format!("rule {name:?} has no conditions in `match`")));
             }
+            if conditions.versions.is_some() {
+                return Err(file.error(
+                    span,
+                    format!("rule {name:?}: `versions` belongs in a [[rule.genuine]] table"),
+                ));
+            }
             let regex_count = patterns.len();
             let tls = patterns.iter().any(|(f, _)| f.is_tls());
             let names_group = |p: &Pattern| p.regex.capture_names().flatten().any(|n| n == "name");
@@ -670,10 +758,16 @@ impl Rule {
         if !self.conditions.others_hold(f, true, &mut evidence) {
             return None;
         }
-        let forged = self
-            .genuine
-            .as_ref()
-            .is_some_and(|g| !habits_hold(g, f, &mut evidence));
+        let mut forged = false;
+        for habits in &self.genuine {
+            if habits
+                .versions
+                .as_ref()
+                .is_none_or(|v| v.hold_for(version.as_deref()))
+            {
+                forged |= !habits_hold(habits, f, &mut evidence);
+            }
+        }
         Some(Software {
             kind: self.kind,
             name: name.or_else(|| self.software.clone()).unwrap_or_default(),
@@ -748,6 +842,79 @@ mod tests {
         assert!(
             err(&ok.replace("match.x_mailer = '^A'", "match.pregreet = \"yes\""))
                 .contains("invalid type")
+        );
+    }
+
+    #[test]
+    fn versions_order_by_their_numbers() {
+        let v = |t: &str| Version::parse(t).unwrap();
+        assert!(v("1.38e") < v("1.44"));
+        assert!(v("1.60q") > v("1.44"));
+        assert!(v("4.0.24") < v("5"));
+        assert!(v("10.5.4") > v("9.2.2.1"));
+        assert_eq!(v("5"), v("5.0.0"));
+        assert!(Version::parse("x1").is_none());
+        let range = Versions {
+            since: Some(v("1.44")),
+            until: Some(v("5")),
+        };
+        assert!(range.hold_for(Some("1.44")));
+        assert!(range.hold_for(Some("4.0.24")));
+        assert!(!range.hold_for(Some("5.0")));
+        assert!(!range.hold_for(Some("1.38e")));
+        assert!(
+            !range.hold_for(None),
+            "no captured version: no scoped habit"
+        );
+    }
+
+    #[test]
+    fn genuine_habits_hold_for_their_versions() {
+        let rules = parse(
+            "[[rule]]\nname = \"m\"\ntype = \"mail_client\"\nsoftware = \"M\"\n\
+             match.x_mailer = '^M v(?P<version>[0-9.]+)'\n\
+             [[rule.genuine]]\nmessage_id = '@m>$'\n\
+             [[rule.genuine]]\nversions = { until = \"2\" }\nx_priority = '^3$'\n",
+        )
+        .unwrap();
+        let forged = |x_mailer: &str, message_id: &str, x_priority: &str| {
+            let f = Features {
+                x_mailer: Some(x_mailer),
+                message_id: Some(message_id),
+                x_priority: Some(x_priority),
+                ..Features::default()
+            };
+            let found = rules.identify(&f);
+            (found[0].forged, found[0].evidence.clone())
+        };
+        assert!(!forged("M v1.5", "<1@m>", "3").0);
+        let (broken, evidence) = forged("M v1.5", "<1@m>", "1");
+        assert!(
+            broken && evidence.contains("not genuine: x_priority=1"),
+            "{evidence}"
+        );
+        assert!(!forged("M v2.0", "<1@m>", "1").0, "the habit ends at 2");
+        assert!(
+            forged("M v2.0", "<1@x>", "3").0,
+            "an unscoped habit holds for all"
+        );
+        // `versions` is for habits only; a bad version names its line.
+        let err = parse(
+            "[[rule]]\nname = \"m\"\ntype = \"mail_client\"\nsoftware = \"M\"\n\
+             match.x_mailer = '^M'\nmatch.versions = { since = \"1\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("belongs in a [[rule.genuine]] table"), "{err}");
+        let err = parse(
+            "[[rule]]\nname = \"m\"\ntype = \"mail_client\"\nsoftware = \"M\"\n\
+             match.x_mailer = '^M'\n[[rule.genuine]]\nversions = { since = \"new\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("fingerprints.toml:7:") && err.contains("is not a version"),
+            "{err}"
         );
     }
 
