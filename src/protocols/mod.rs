@@ -30,6 +30,9 @@ use crate::direction::Direction;
 use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
+/// Mail submission over implicit TLS (RFC 8314): SMTP inside TLS from the first byte.
+pub const SUBMISSIONS_PORT: u16 = 465;
+
 /// A protocol's verdict on the first bytes of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {

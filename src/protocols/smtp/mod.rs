@@ -24,7 +24,9 @@ use std::sync::Arc;
 
 use self::parser::{Command, Verb};
 use super::tls::TlsSession;
-use super::{AppEvent, AppOutput, Handback, Parsed, Probe, StreamOrigin, StreamParser};
+use super::{
+    AppEvent, AppOutput, Handback, Parsed, Probe, SUBMISSIONS_PORT, StreamOrigin, StreamParser,
+};
 use crate::direction::Direction;
 use crate::memory::allocation;
 use crate::timestamp::Timestamp;
@@ -619,6 +621,10 @@ impl ReplyLines {
         self.lines().next()
     }
 
+    fn last(&self) -> Option<&str> {
+        self.lines().last()
+    }
+
     fn clear(&mut self) {
         self.text.clear();
         self.ends.clear();
@@ -672,6 +678,9 @@ pub struct SmtpParser {
     anomalies: Anomalies,
     /// The TLS session after STARTTLS, once the TLS parser reported it.
     tls_session: Option<Arc<TlsSession>>,
+    /// The server's port is 465, where SMTP is spoken inside TLS (RFC 8314): cleartext there
+    /// is an anomaly.
+    on_submissions_port: bool,
 }
 
 impl Default for SmtpParser {
@@ -706,6 +715,7 @@ impl Default for SmtpParser {
             emitted: 0,
             anomalies: Anomalies::default(),
             tls_session: None,
+            on_submissions_port: false,
         }
     }
 }
@@ -715,8 +725,12 @@ impl StreamParser for SmtpParser {
         probe(ctos, stoc)
     }
 
-    fn new(_origin: StreamOrigin) -> Self {
-        SmtpParser::default()
+    fn new(origin: StreamOrigin) -> Self {
+        SmtpParser {
+            on_submissions_port: origin.from_proto.is_none()
+                && origin.server_port == SUBMISSIONS_PORT,
+            ..SmtpParser::default()
+        }
     }
 
     fn app_proto(&self) -> &'static str {
@@ -914,6 +928,14 @@ impl SmtpParser {
         total
     }
 
+    /// SMTP in cleartext: on 465 it should have been inside TLS (a server or client that does
+    /// not do what the port says, or a tool pretending to be a mail server there).
+    fn cleartext(&mut self) {
+        if self.on_submissions_port {
+            self.anomaly("cleartext_on_implicit_tls_port");
+        }
+    }
+
     /// STARTTLS was accepted, yet the session goes on in cleartext: parse it, and say so.
     fn cleartext_after_starttls(&mut self) {
         self.mode = ClientMode::Command;
@@ -964,6 +986,7 @@ impl SmtpParser {
         ts: Timestamp,
         out: &mut Vec<AppOutput>,
     ) {
+        self.cleartext();
         if self.client_line.overlong {
             self.anomaly("overlong_command_line");
         }
@@ -1302,11 +1325,17 @@ impl SmtpParser {
     fn reply(&mut self, code: u16, lines: &ReplyLines, out: &mut Vec<AppOutput>) {
         use std::fmt::Write;
         self.replies_seen = true;
-        let first = lines.first().unwrap_or("");
-        let mut text = String::with_capacity(4 + first.len());
-        let _ = write!(text, "{code} {first}");
-        text.truncate(text.trim_end().len());
-        let text = capped(text);
+        // A reply is told by its code and last line, a multi-line reply's conclusion (Exim
+        // ends a BDAT LAST reply with the queue id), as Zeek tells it; a greeting by its first,
+        // which names the server.
+        let line = |l: Option<&str>| {
+            let l = l.unwrap_or("");
+            let mut text = String::with_capacity(4 + l.len());
+            let _ = write!(text, "{code} {l}");
+            text.truncate(text.trim_end().len());
+            capped(text)
+        };
+        let text = line(lines.last());
         self.last_reply = Some(text.clone());
         // The server's first reply is its greeting, even when the client already sent commands
         // (a pre-greeting, or Exim's PIPE_CONNECT); 554 and 421 refuse the session outright.
@@ -1315,8 +1344,13 @@ impl SmtpParser {
             && matches!(code, 220 | 421 | 554)
             && self.pending.front().map(|(p, _)| *p) != Some(Pending::Starttls);
         if greeting {
+            self.cleartext();
             self.greeted = true;
-            self.banner = Some(text);
+            self.banner = Some(if lines.len() > 1 {
+                line(lines.first())
+            } else {
+                text
+            });
             self.pregreet = self.client_spoke;
             return;
         }
@@ -1414,8 +1448,8 @@ impl SmtpParser {
                     txn.status = Some(if ok { Status::Queued } else { Status::Rejected });
                     if ok {
                         txn.queue_id = lines
-                            .first()
-                            .and_then(|l| parser::queue_id(l.as_bytes()))
+                            .lines()
+                            .find_map(|l| parser::queue_id(l.as_bytes()))
                             .map(field);
                     }
                     txn.last_reply = Some(text);
@@ -1452,7 +1486,13 @@ impl SmtpParser {
                     self.mode = ClientMode::AfterStarttls;
                 }
             }
-            Pending::Rset | Pending::Other => {}
+            Pending::Other => {
+                // NOOP, VRFY, a malformed BDAT inside a transaction: still its last reply.
+                if let Some(txn) = self.current.as_mut() {
+                    txn.last_reply = Some(text);
+                }
+            }
+            Pending::Rset => {}
         }
     }
 

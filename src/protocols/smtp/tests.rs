@@ -946,3 +946,76 @@ fn the_first_line_of_an_ehlo_reply_is_the_greeting_not_an_extension() {
         );
     }
 }
+
+/// RFC 8314: on 465 SMTP is inside TLS. A server there that greets in cleartext, and a
+/// client that answers in cleartext, are analysed as SMTP and noted; on 25 they are not.
+#[test]
+fn cleartext_on_the_implicit_tls_port_is_analysed_and_noted() {
+    let script: &[(Direction, &[u8])] = &[
+        (S, b"220 mx.example.net ESMTP\r\n"),
+        (C, b"EHLO client.example\r\n"),
+        (S, b"250 mx.example.net\r\n"),
+        (C, b"MAIL FROM:<a@example.org>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"RCPT TO:<b@example.net>\r\n"),
+        (S, b"250 ok\r\n"),
+        (C, b"QUIT\r\n"),
+        (S, b"221 bye\r\n"),
+    ];
+    let on = |port: u16| {
+        let mut parser = <SmtpParser as StreamParser>::new(StreamOrigin::tunnel(0, port));
+        run_parser(&mut parser, script)
+    };
+    let r = on(465);
+    assert_eq!(r[0].smtp.helo.as_deref(), Some("client.example"));
+    assert_eq!(r[0].smtp.rcpt_to, ["b@example.net"]);
+    assert_eq!(r[0].smtp.anomalies, ["cleartext_on_implicit_tls_port"]);
+    assert!(on(25)[0].smtp.anomalies.is_empty());
+    // The greeting was missed: the client's cleartext says it.
+    let mut parser = <SmtpParser as StreamParser>::new(StreamOrigin::tunnel(0, 465));
+    let r = run_parser(&mut parser, &script[1..]);
+    assert_eq!(r[0].smtp.anomalies, ["cleartext_on_implicit_tls_port"]);
+}
+
+/// zeek's smtp-bdat-pipeline-8bitmime capture: Exim answers BDAT LAST with two lines, the
+/// chunk and then the queue id; and a malformed BDAT's refusal is the transaction's last reply
+/// (zeek's smtp-bdat-cmd-invalid), as Zeek records both.
+#[test]
+fn the_last_line_of_a_reply_and_replies_to_other_commands_count() {
+    let r = run(&[
+        (S, b"220 mx ESMTP Exim\r\n"),
+        (C, b"EHLO c\r\n"),
+        (S, b"250-mx Hello\r\n250 CHUNKING\r\n"),
+        (C, b"MAIL FROM:<a@example.org>\r\n"),
+        (S, b"250 OK\r\n"),
+        (C, b"RCPT TO:<b@example.net>\r\n"),
+        (S, b"250 Accepted\r\n"),
+        (C, b"BDAT 5 LAST\r\nHi.\r\n"),
+        (
+            S,
+            b"250- 5 byte chunk, total 5\r\n250 OK id=1lHkUh-008hPw-NY\r\n",
+        ),
+    ]);
+    assert_eq!(
+        r[0].smtp.last_reply.as_deref(),
+        Some("250 OK id=1lHkUh-008hPw-NY")
+    );
+    assert_eq!(r[0].smtp.queue_id.as_deref(), Some("1lHkUh-008hPw-NY"));
+    assert_eq!(r[0].smtp.banner.as_deref(), Some("220 mx ESMTP Exim"));
+    let r = run(&[
+        (S, b"220 mx ESMTP Exim\r\n"),
+        (C, b"EHLO c\r\n"),
+        (S, b"250-mx Hello\r\n250 CHUNKING\r\n"),
+        (C, b"MAIL FROM:<a@example.org>\r\n"),
+        (S, b"250 OK\r\n"),
+        (C, b"RCPT TO:<b@example.net>\r\n"),
+        (S, b"250 Accepted\r\n"),
+        (C, b"BDAT x\r\n"),
+        (S, b"521 5.5.4 Syntax: BDAT count [LAST]\r\n"),
+    ]);
+    assert_eq!(
+        r[0].smtp.last_reply.as_deref(),
+        Some("521 5.5.4 Syntax: BDAT count [LAST]")
+    );
+    assert!(r[0].smtp.anomalies.contains(&"bad_bdat_size"));
+}

@@ -19,13 +19,11 @@ use std::sync::Arc;
 pub use logger::{Fingerprint, TlsFields, TlsRecord};
 
 use self::parser::{ClientHello, Framing, HEADER_LEN, ServerHello};
-use super::{AppEvent, AppOutput, Parsed, Probe, StreamOrigin, StreamParser};
+use super::{AppEvent, AppOutput, Parsed, Probe, SUBMISSIONS_PORT, StreamOrigin, StreamParser};
 use crate::direction::Direction;
 use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
-/// Mail submission over implicit TLS (RFC 8314): a TLS session to it is an SMTP session too.
-const SUBMISSIONS_PORT: u16 = 465;
 /// Plaintext handshake bytes reassembled per direction (a certificate chain fits easily).
 const MAX_HANDSHAKE: usize = 64 * 1024;
 /// Flights kept for the transcript; later ones are counted in [`Transcript::flights_dropped`].
