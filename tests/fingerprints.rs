@@ -336,6 +336,11 @@ fn servers_by_banner() {
             row("198.51.100.108", "Gmail", ""),
             row("198.51.100.109", "Microsoft 365", ""),
             row("198.51.100.109", "Microsoft Exchange", ""),
+            row("198.51.100.110", "Yahoo Mail", ""),
+            row("198.51.100.111", "Mail.ru", ""),
+            row("198.51.100.112", "Yandex Mail", ""),
+            row("198.51.100.113", "GMX / WEB.DE / mail.com", ""),
+            row("198.51.100.114", "GMX / WEB.DE / mail.com", ""),
         ],
         "the nameless banner of .107 gives nothing"
     );

@@ -1,6 +1,8 @@
 //! SOCKS conformance: spamtap's `socks` events against Zeek's socks.log for the same captures
-//! in `../shared/corpus` (version, user, status, request host/name/port, bound host/port), and
-//! no `socks` event on captures that hold no SOCKS, whatever their ports.
+//! in `../shared/corpus` (every column but `password`, which spamtap never keeps: the
+//! connection, version, user, status, request host/name/port, bound host/name/port), the
+//! tunnels of Zeek's tunnel.log against spamtap's `socks` events and `tunnel` objects, and no
+//! `socks` event on captures that hold no SOCKS, whatever their ports.
 
 mod common;
 
@@ -44,6 +46,9 @@ fn socks_agrees_with_zeek() {
                 .unwrap_or(&Value::Null);
             let s = &ours["socks"];
             let pairs = [
+                ("id.orig_h", text(&ours["src_ip"])),
+                ("id.resp_h", text(&ours["dest_ip"])),
+                ("id.resp_p", text(&ours["dest_port"])),
                 ("version", text(&s["version"])),
                 ("user", text(&s["user"])),
                 ("status", text(&s["status"])),
@@ -73,6 +78,49 @@ fn socks_agrees_with_zeek() {
     assert!(logs >= 4, "socks.log baselines found: {logs}");
     assert!(compared >= 30, "fields compared: {compared}");
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// Every tunnel Zeek discovers (tunnel.log, `Tunnel::DISCOVER`) spamtap reports: a SOCKS one
+/// as a `socks` event that succeeded, an HTTP one as the `tunnel` object of the session inside
+/// it, between the same client and proxy.
+#[test]
+fn tunnels_agree_with_zeek() {
+    let dir = corpus().join("zeek");
+    let mut checked = 0;
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .expect("zeek corpus")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("tunnel.log"))
+        .collect();
+    names.sort();
+    for name in names {
+        let pcap = dir.join(name.split(".zeek-").next().expect("capture"));
+        let events = replay(&[], &[&pcap]);
+        for row in zeek_rows(&dir.join(&name)) {
+            if row["action"] != "Tunnel::DISCOVER" {
+                continue;
+            }
+            let same_ends = |e: &Value, ip: &Value, port: &Value| {
+                text(&e["src_ip"]) == row["id.orig_h"]
+                    && text(ip) == row["id.resp_h"]
+                    && text(port) == row["id.resp_p"]
+            };
+            let found = match row["tunnel_type"].as_str() {
+                "Tunnel::SOCKS" => of_type(&events, "socks").iter().any(|e| {
+                    same_ends(e, &e["dest_ip"], &e["dest_port"])
+                        && e["socks"]["status"] == "succeeded"
+                }),
+                "Tunnel::HTTP" => events.iter().any(|e| {
+                    e["tunnel"]["type"] == "http_connect"
+                        && same_ends(e, &e["tunnel"]["proxy_ip"], &e["tunnel"]["proxy_port"])
+                }),
+                other => panic!("{name}: tunnel type {other} not compared"),
+            };
+            assert!(found, "{name}: spamtap has no tunnel for {row:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "tunnels compared: {checked}");
 }
 
 /// Captures known to hold SOCKS; every other corpus capture must give no `socks` event, even

@@ -215,6 +215,11 @@ fn servers() -> Scenario {
         // Large providers, as real transcripts show them (sources in rules/fingerprints.toml).
         "220 mx.google.com ESMTP h6si2778348nfh.21",
         "220 TYAP286CA0019.outlook.office365.com Microsoft ESMTP MAIL Service ready at Mon, 1 Nov 2021 14:02:29 +0000",
+        "220 smtp.mail.yahoo.com ESMTP ready",
+        "220 smtp21.mail.ru ESMTP ready",
+        "220 mxfront3h.mail.yandex.net (Want to use Yandex.Mail for your domain? Visit http://pdd.yandex.ru)",
+        "220 gmx.com (mrgmx003) Nemesis ESMTP Service ready",
+        "220 web.de (mrweb105) Nemesis ESMTP Service ready",
     ];
     let sessions = banners
         .iter()
@@ -232,7 +237,7 @@ fn servers() -> Scenario {
         .collect::<Vec<_>>();
     Scenario {
         name: "fingerprint-servers",
-        about: "the relay delivering to Postfix, Exim, Sendmail, Exchange, qmail, OpenSMTPD, Haraka, a banner without a name, Gmail and Microsoft 365",
+        about: "the relay delivering to Postfix, Exim, Sendmail, Exchange, qmail, OpenSMTPD, Haraka, a banner without a name, Gmail, Microsoft 365, Yahoo, Mail.ru, Yandex, GMX and WEB.DE",
         link: Link::ethernet(),
         frames: merge(sessions),
     }
