@@ -20,7 +20,7 @@ pub use logger::{
 };
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use self::parser::{Command, Verb};
 use super::tls::TlsSession;
@@ -165,6 +165,9 @@ fn without_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// What a line buffer holds before it must grow.
+const LINE_CAPACITY: usize = 256;
+
 #[derive(Default)]
 struct LineBuffer {
     buf: Vec<u8>,
@@ -192,13 +195,12 @@ impl LineBuffer {
         if body.len() > room {
             self.overlong = true;
         }
+        if self.buf.capacity() == 0 {
+            // Most lines fit: one allocation, not one per doubling.
+            self.buf.reserve(LINE_CAPACITY);
+        }
         self.buf.extend_from_slice(&body[..body.len().min(room)]);
         (chunk.len(), complete)
-    }
-
-    /// The line without CR, and whether it ended in a bare LF.
-    fn line(&self) -> (&[u8], bool) {
-        (without_cr(&self.buf), self.last != b'\r')
     }
 
     /// Lends the line's bytes out, so the line can be read while the parser that owns this
@@ -218,6 +220,11 @@ impl LineBuffer {
         self.last = 0;
     }
 }
+
+/// What the body scan looks for: a line that starts with a dot. Built once: a searcher costs
+/// more to build than a short chunk costs to scan.
+static LINE_START_DOT: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(b"\n."));
 
 /// Where the body scanner is relative to a line start, to find the lone "." that ends DATA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,23 +275,23 @@ impl MessageReader {
             if !complete {
                 return (used, None);
             }
-            let (line, bare_lf) = self.line.line();
+            let (buf, bare_lf) = self.line.lend();
             if bare_lf {
                 anomalies.add("bare_lf");
             }
+            let line = without_cr(&buf);
             if line == b"." {
                 self.finish_header(anomalies);
-                let len = self.line.buf.len() + 1;
-                self.line.clear();
+                let len = buf.len() + 1;
+                self.line.restore(buf);
                 return (used, Some(len));
             }
             let line = line
                 .strip_prefix(b".")
                 .filter(|l| l.starts_with(b"."))
                 .unwrap_or(line);
-            let line = line.to_vec();
-            self.header_line(&line, anomalies);
-            self.line.clear();
+            self.header_line(line, anomalies);
+            self.line.restore(buf);
         }
         let (n, end) = self.scan_body(&data[used..]);
         (used + n, end)
@@ -299,10 +306,9 @@ impl MessageReader {
             if !complete {
                 return;
             }
-            let (line, _) = self.line.line();
-            let line = line.to_vec();
-            self.header_line(&line, anomalies);
-            self.line.clear();
+            let (buf, _) = self.line.lend();
+            self.header_line(without_cr(&buf), anomalies);
+            self.line.restore(buf);
         }
     }
 
@@ -312,7 +318,7 @@ impl MessageReader {
         let mut i = 0;
         loop {
             match self.body {
-                BodyScan::MidLine => match memchr::memmem::find(&data[i..], b"\n.") {
+                BodyScan::MidLine => match LINE_START_DOT.find(&data[i..]) {
                     Some(p) => {
                         i += p + 1;
                         self.body = BodyScan::LineStart;
