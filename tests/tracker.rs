@@ -329,3 +329,43 @@ fn emergency_mode_times_out_half_open_flows_early() {
     assert_eq!(stats.emergency, 0, "back under 70% once they went");
     assert_eq!(of_type(&events, "flow").len(), 4_501);
 }
+
+/// A connection closed by both FINs with every byte seen reports its session at the close, and
+/// only its flow waits out the close delay; one ended by a RST reports when its flow ends.
+#[test]
+fn complete_sessions_report_at_their_close() {
+    let session = |port: u16, start: u64, reset: bool| {
+        let mut s = Session::new(&format!("192.0.2.1:{port}"), "198.51.100.1:25")
+            .starting_at(EPOCH.saturating_add_secs(start));
+        s.handshake()
+            .send(Stoc, b"220 mx ESMTP\r\n")
+            .send(Ctos, b"EHLO one\r\n")
+            .send(Stoc, b"250 mx\r\n")
+            .send(Ctos, b"QUIT\r\n")
+            .send(Stoc, b"221 bye\r\n");
+        if reset {
+            s.reset(Ctos);
+        } else {
+            s.close();
+        }
+        s.into_frames()
+    };
+    let frames = merge([
+        session(40001, 0, false),
+        session(40002, 1, true),
+        session(40003, 2, false),
+    ]);
+    let events = run(&frames, TrackerConfig::default());
+    let at = |t: &str, port: u64| {
+        events
+            .iter()
+            .position(|e| e["event_type"] == t && e["src_port"] == port)
+            .unwrap_or_else(|| panic!("no {t} event of {port}"))
+    };
+    // Within the close delay of the first, the third has reported; their flows come later.
+    assert!(at("smtp", 40003) < at("flow", 40001));
+    // The reset one reports with its flow.
+    assert!(at("smtp", 40002) > at("flow", 40001));
+    assert_eq!(of_type(&events, "flow")[0]["app_proto"], "smtp");
+    assert_eq!(of_type(&events, "smtp").len(), 3);
+}

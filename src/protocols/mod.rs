@@ -332,6 +332,8 @@ pub enum AppLayer {
     },
     /// No protocol matched (or none is known): data is only counted by reassembly.
     Off,
+    /// The parser reported and went; only its `app_proto` is left, for the flow event.
+    Finished(Option<&'static str>),
 }
 
 impl Default for AppLayer {
@@ -354,7 +356,7 @@ impl AppLayer {
     /// [`StreamParser::heap_bytes`]).
     pub fn heap_bytes(&self) -> usize {
         match self {
-            AppLayer::Waiting(_) | AppLayer::Off => 0,
+            AppLayer::Waiting(_) | AppLayer::Off | AppLayer::Finished(_) => 0,
             AppLayer::Detecting(d) => {
                 allocation(size_of::<Detection>())
                     + allocation(d.ctos.capacity())
@@ -379,6 +381,7 @@ impl AppLayer {
             AppLayer::Parsing { parser, .. } | AppLayer::Upgraded { from: parser, .. } => {
                 Some(parser.app_proto())
             }
+            AppLayer::Finished(app_proto) => *app_proto,
             _ => None,
         }
     }
@@ -386,7 +389,7 @@ impl AppLayer {
     /// Whether the stream's bytes still matter to anyone.
     pub fn wants_data(&self) -> bool {
         match self {
-            AppLayer::Off => false,
+            AppLayer::Off | AppLayer::Finished(_) => false,
             AppLayer::Upgraded { to, .. } => to.wants_data(),
             _ => true,
         }
@@ -416,7 +419,7 @@ impl AppLayer {
                 }
             }
             AppLayer::Upgraded { to, .. } => to.on_data(dir, data, ts, out),
-            AppLayer::Off | AppLayer::Waiting(_) => {}
+            AppLayer::Off | AppLayer::Finished(_) | AppLayer::Waiting(_) => {}
             AppLayer::Detecting(detection) => {
                 let buf = match dir {
                     Direction::Ctos => &mut detection.ctos,
@@ -456,7 +459,7 @@ impl AppLayer {
                     ..Detection::default()
                 }
             }
-            AppLayer::Off | AppLayer::Waiting(_) => {}
+            AppLayer::Off | AppLayer::Finished(_) | AppLayer::Waiting(_) => {}
         }
     }
 
@@ -472,7 +475,10 @@ impl AppLayer {
         }
     }
 
+    /// The stream ended at `ts`: its parsers write their last events and go (see
+    /// [`AppLayer::Finished`]); once finished, again is nothing.
     pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<AppOutput>) {
+        let app_proto = self.app_proto();
         match self {
             AppLayer::Parsing { parser, .. } => parser.finish(ts, out),
             AppLayer::Upgraded { from, to } => {
@@ -484,7 +490,7 @@ impl AppLayer {
             }
             _ => {}
         }
-        *self = AppLayer::Off;
+        *self = AppLayer::Finished(app_proto);
     }
 
     /// What the parser of this stream tells the one that handed it over.

@@ -215,6 +215,18 @@ struct Batch {
     now: Timestamp,
 }
 
+impl Batch {
+    /// A batch that holds a full load without growing: grown by doubling, the byte buffer
+    /// of one that passes `BATCH_BYTES` by a segment would take twice that.
+    fn with_room() -> Self {
+        Batch {
+            data: Vec::with_capacity(BATCH_BYTES + usize::from(u16::MAX)),
+            segments: Vec::with_capacity(BATCH_SEGMENTS),
+            now: Timestamp::default(),
+        }
+    }
+}
+
 enum ToWorker {
     Batch(Box<Batch>),
     Tick {
@@ -337,7 +349,7 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
     let pool_size = workers * BATCHES_PER_WORKER;
     let (free_tx, free_rx) = bounded::<Box<Batch>>(pool_size);
     for _ in 0..pool_size {
-        let _ = free_tx.send(Box::default());
+        let _ = free_tx.send(Box::new(Batch::with_room()));
     }
     let (out_tx, out_rx) = bounded::<ToOutput>(pool_size * 2);
     // What no stage accounts (the program, batches, event buffers, output queues) is set

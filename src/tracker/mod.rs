@@ -283,8 +283,18 @@ impl Tracker {
             let closed_now = !was_closed && flow.conn.is_closed();
             if let Some(data) = &mut flow.data {
                 if closed_now {
-                    // Its record waits out the close delay; what only parsing needed can go.
-                    data.app.on_close();
+                    if data.streams.iter().all(Stream::is_finished) {
+                        // Every byte before both FINs was delivered, so nothing a late packet
+                        // brings can reach the parser: it reports now and goes, and only the
+                        // flow waits out the close delay (a mail relay's sessions close by the
+                        // thousand a second).
+                        data.app.finish(flow.conn.last, app_out);
+                        emit_app_events(app_out, &flow.conn, ctx, out);
+                    } else {
+                        // Its record waits out the close delay; what only parsing needed can
+                        // go.
+                        data.app.on_close();
+                    }
                     data.streams.iter_mut().for_each(Stream::on_close);
                 }
                 data.measure(memory, closed_now);
