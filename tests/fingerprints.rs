@@ -341,6 +341,11 @@ fn servers_by_banner() {
             row("198.51.100.112", "Yandex Mail", ""),
             row("198.51.100.113", "GMX / WEB.DE / mail.com", ""),
             row("198.51.100.114", "GMX / WEB.DE / mail.com", ""),
+            row("198.51.100.120", "Gmail", ""),
+            row("198.51.100.121", "Yahoo Mail", ""),
+            row("198.51.100.122", "Yandex Mail", ""),
+            row("198.51.100.123", "Mail.ru", ""),
+            row("198.51.100.124", "GMX / WEB.DE / mail.com", ""),
         ],
         "the nameless banner of .107 gives nothing"
     );

@@ -235,9 +235,32 @@ fn servers() -> Scenario {
             )
         })
         .collect::<Vec<_>>();
+    // Picked up after the greeting: only the EHLO reply names the provider (the replies of
+    // real transcripts, sources in rules/fingerprints.toml).
+    let ehlo_replies: [&[u8]; 5] = [
+        b"250-mx.google.com at your service, [89.16.173.238]\r\n250-SIZE 35882577\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n",
+        b"250-smtp429.mail.ir2.yahoo.com Hello 7 [188.254.110.183])\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SIZE 41697280\r\n250 AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n",
+        b"250-mxfront3h.mail.yandex.net\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-SIZE 42991616\r\n250-STARTTLS\r\n250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n",
+        b"250-smtp21.mail.ru\r\n250-SIZE 73400320\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n",
+        b"250-gmx.com Hello Rockys-MacBook-Pro [68.232.66.174]\r\n250-AUTH LOGIN PLAIN\r\n250-SIZE 69920427\r\n250 STARTTLS\r\n",
+    ];
+    let mut sessions = sessions;
+    for (i, reply) in ehlo_replies.into_iter().enumerate() {
+        let mut s = Session::new(
+            &format!("10.0.0.25:50{i:03}"),
+            &format!("198.51.100.{}:25", 120 + i),
+        )
+        .starting_at(at(20 + i as u64));
+        s.send(Ctos, b"EHLO relay.corp.example.org\r\n")
+            .send(Stoc, reply)
+            .send(Ctos, b"QUIT\r\n")
+            .send(Stoc, b"221 2.0.0 Bye\r\n")
+            .close();
+        sessions.push(s.into_frames());
+    }
     Scenario {
         name: "fingerprint-servers",
-        about: "the relay delivering to Postfix, Exim, Sendmail, Exchange, qmail, OpenSMTPD, Haraka, a banner without a name, Gmail, Microsoft 365, Yahoo, Mail.ru, Yandex, GMX and WEB.DE",
+        about: "the relay delivering to Postfix, Exim, Sendmail, Exchange, qmail, OpenSMTPD, Haraka, a banner without a name, Gmail, Microsoft 365, Yahoo, Mail.ru, Yandex, GMX and WEB.DE; and five of these providers picked up after their greeting, named by their EHLO reply",
         link: Link::ethernet(),
         frames: merge(sessions),
     }

@@ -98,6 +98,7 @@ fn features_of(record: &SmtpRecord, server: Server) -> Features<'_> {
         });
     let mut features = Features {
         banner: smtp.banner.as_deref(),
+        ehlo_reply: smtp.ehlo_reply.as_deref(),
         helo: smtp.helo.as_deref(),
         helo_verb: smtp.helo_verb.map(|verb| match verb {
             smtp::HeloVerb::Helo => HeloVerb::Helo,

@@ -30,6 +30,7 @@ pub const MAX_CAPTURE: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
     Banner,
+    EhloReply,
     Helo,
     Commands,
     AuthMechanism,
@@ -48,8 +49,9 @@ enum Field {
     TlsIssuer,
 }
 
-const FIELDS: [Field; 17] = [
+const FIELDS: [Field; 18] = [
     Field::Banner,
+    Field::EhloReply,
     Field::Helo,
     Field::Commands,
     Field::AuthMechanism,
@@ -72,6 +74,7 @@ impl Field {
     fn name(self) -> &'static str {
         match self {
             Field::Banner => "banner",
+            Field::EhloReply => "ehlo_reply",
             Field::Helo => "helo",
             Field::Commands => "commands",
             Field::AuthMechanism => "auth_mechanism",
@@ -179,6 +182,9 @@ impl<'de> Deserialize<'de> for Pattern {
 #[serde(deny_unknown_fields)]
 struct Conditions {
     banner: Option<Pattern>,
+    /// The first line of the server's 250 reply to EHLO, after the code: its own name and
+    /// how it greets.
+    ehlo_reply: Option<Pattern>,
     helo: Option<Pattern>,
     /// Any of these shapes.
     helo_shape: Option<Vec<HeloShape>>,
@@ -218,6 +224,7 @@ impl Conditions {
     fn patterns(&self) -> Vec<(Field, &Pattern)> {
         let all = [
             (Field::Banner, &self.banner),
+            (Field::EhloReply, &self.ehlo_reply),
             (Field::Helo, &self.helo),
             (Field::Commands, &self.commands),
             (Field::AuthMechanism, &self.auth_mechanism),
@@ -452,6 +459,7 @@ impl std::fmt::Debug for Fingerprints {
 #[derive(Default)]
 pub struct Features<'a> {
     pub banner: Option<&'a str>,
+    pub ehlo_reply: Option<&'a str>,
     pub helo: Option<&'a str>,
     pub helo_verb: Option<HeloVerb>,
     pub commands: Option<&'a str>,
@@ -488,6 +496,7 @@ impl<'a> Features<'a> {
     fn get(&self, field: Field) -> Option<&str> {
         match field {
             Field::Banner => self.banner,
+            Field::EhloReply => self.ehlo_reply,
             Field::Helo => self.helo,
             Field::Commands => self.commands,
             Field::AuthMechanism => self.auth_mechanism,

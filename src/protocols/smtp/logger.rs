@@ -123,6 +123,10 @@ pub struct Encrypted {
 pub struct SmtpFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub banner: Option<String>,
+    /// The first line of the server's reply to EHLO, for fingerprint rules (`ehlo_reply`);
+    /// not written: the banner names the server in the event.
+    #[serde(skip)]
+    pub ehlo_reply: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helo: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,6 +253,7 @@ impl SmtpRecord {
         SmtpRecord {
             smtp: SmtpFields {
                 banner: None,
+                ehlo_reply: None,
                 helo: None,
                 helo_verb: None,
                 commands: String::new(),

@@ -659,6 +659,8 @@ pub struct SmtpParser {
     reply_lines: ReplyLines,
     start: Option<Timestamp>,
     banner: Option<String>,
+    /// The first line of the 250 reply to the last accepted HELO/EHLO, after the code.
+    ehlo_reply: Option<String>,
     greeted: bool,
     client_spoke: bool,
     pregreet: bool,
@@ -701,6 +703,7 @@ impl Default for SmtpParser {
             reply_lines: ReplyLines::default(),
             start: None,
             banner: None,
+            ehlo_reply: None,
             greeted: false,
             client_spoke: false,
             pregreet: false,
@@ -856,6 +859,7 @@ impl StreamParser for SmtpParser {
             + allocation(self.pending.capacity() * size_of::<(Pending, u32)>())
             + allocation(self.commands.capacity())
             + text(&self.banner)
+            + text(&self.ehlo_reply)
             + text(&self.helo)
             + text(&self.last_reply)
             + self.current.as_ref().map_or(0, |t| t.heap_bytes())
@@ -1392,6 +1396,7 @@ impl SmtpParser {
                     self.helo_verb = Some(verb);
                 }
                 if code == 250 {
+                    self.ehlo_reply = lines.first().map(|l| capped(l.trim().to_string()));
                     self.extensions =
                         Extensions::new(lines.lines().skip(1).take(MAX_EXTENSIONS).map(|l| {
                             l.split_whitespace()
@@ -1531,6 +1536,7 @@ impl SmtpParser {
         let t = smtp_txn.as_ref();
         let smtp = SmtpFields {
             banner: self.banner.clone(),
+            ehlo_reply: self.ehlo_reply.clone(),
             helo: self.helo.clone(),
             helo_verb: self.helo_verb,
             commands: self.commands.clone(),
