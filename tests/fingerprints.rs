@@ -124,32 +124,22 @@ fn real_the_bat_messages() -> Vec<RealMessage> {
 /// forged, by the habit the file says.
 #[test]
 fn the_bat_real_messages_across_versions() {
-    use spamtap::direction::Direction::{Ctos, Stoc};
-    use spamtap_gen::{Link, PcapWriter, Session};
+    use spamtap_gen::{Link, PcapWriter};
     let messages = real_the_bat_messages();
     assert!(messages.len() >= 20, "{} messages read", messages.len());
     let scratch = common::Scratch::new("the-bat-real");
     let pcap = scratch.path("the-bat-real.pcap");
     let mut writer = PcapWriter::create(&pcap, &Link::ethernet()).expect("pcap");
     for (i, m) in messages.iter().enumerate() {
-        let mut s = Session::new(&format!("10.20.30.{}:40000", i + 1), "10.0.0.25:587")
-            .starting_at(spamtap_gen::EPOCH.saturating_add_secs(i as u64));
-        s.handshake()
-            .send(Stoc, b"220 relay.corp.example.org ESMTP Postfix\r\n")
-            .send(Ctos, format!("EHLO {}\r\n", m.helo).as_bytes())
-            .send(Stoc, b"250 relay.corp.example.org\r\n")
-            .send(Ctos, b"MAIL FROM:<sender@corp.example.org>\r\n")
-            .send(Stoc, b"250 2.1.0 Ok\r\n")
-            .send(Ctos, b"RCPT TO:<friend@example.net>\r\n")
-            .send(Stoc, b"250 2.1.5 Ok\r\n")
-            .send(Ctos, b"DATA\r\n")
-            .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
-            .send(Ctos, format!("{}\r\nHello.\r\n.\r\n", m.headers).as_bytes())
-            .send(Stoc, b"250 2.0.0 Ok: queued as F1\r\n")
-            .send(Ctos, b"QUIT\r\n")
-            .send(Stoc, b"221 2.0.0 Bye\r\n")
-            .close();
-        for frame in s.frames() {
+        let frames = spamtap_gen::mail_session(
+            &format!("10.20.30.{}:40000", i + 1),
+            "10.0.0.25:587",
+            spamtap_gen::EPOCH.saturating_add_secs(i as u64),
+            "220 relay.corp.example.org ESMTP Postfix",
+            &format!("EHLO {}", m.helo),
+            format!("{}\r\nHello.\r\n.\r\n", m.headers).as_bytes(),
+        );
+        for frame in &frames {
             writer.write(frame);
         }
     }

@@ -9,8 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{Scratch, of_type, root};
-use spamtap::direction::Direction::{Ctos, Stoc};
-use spamtap_gen::{Link, PcapWriter, Session};
+use spamtap_gen::{Link, PcapWriter};
 
 /// (where the header comes from, the header's value as sent).
 const SUBJECTS: &[(&str, &str)] = &[
@@ -59,28 +58,15 @@ fn subjects_read_as_pythons_email_package_reads_them() {
     let pcap = scratch.path("subjects.pcap");
     let mut writer = PcapWriter::create(&pcap, &Link::ethernet()).expect("pcap");
     for (i, (_, subject)) in SUBJECTS.iter().enumerate() {
-        let mut s = Session::new(&format!("192.0.2.50:{}", 41000 + i), "198.51.100.25:25")
-            .starting_at(spamtap_gen::EPOCH.saturating_add_secs(i as u64));
-        s.handshake()
-            .send(Stoc, b"220 mx.example.net ESMTP\r\n")
-            .send(Ctos, b"EHLO client.example.org\r\n")
-            .send(Stoc, b"250 mx.example.net\r\n")
-            .send(Ctos, b"MAIL FROM:<a@example.org>\r\n")
-            .send(Stoc, b"250 ok\r\n")
-            .send(Ctos, b"RCPT TO:<b@example.net>\r\n")
-            .send(Stoc, b"250 ok\r\n")
-            .send(Ctos, b"DATA\r\n")
-            .send(Stoc, b"354 go ahead\r\n")
-            .send(
-                Ctos,
-                format!("Subject: {subject}\r\nFrom: a@example.org\r\n\r\nHello.\r\n.\r\n")
-                    .as_bytes(),
-            )
-            .send(Stoc, b"250 ok\r\n")
-            .send(Ctos, b"QUIT\r\n")
-            .send(Stoc, b"221 bye\r\n")
-            .close();
-        for frame in s.frames() {
+        let frames = spamtap_gen::mail_session(
+            &format!("192.0.2.50:{}", 41000 + i),
+            "198.51.100.25:25",
+            spamtap_gen::EPOCH.saturating_add_secs(i as u64),
+            "220 mx.example.net ESMTP",
+            "EHLO client.example.org",
+            format!("Subject: {subject}\r\nFrom: a@example.org\r\n\r\nHello.\r\n.\r\n").as_bytes(),
+        );
+        for frame in &frames {
             writer.write(frame);
         }
     }

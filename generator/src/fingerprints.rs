@@ -3,7 +3,7 @@
 //! Addresses follow `tests/rules/`: clients in 10.20.0.0/16, the relay 10.0.0.25.
 
 use super::scenarios::{Scenario, at};
-use super::{Frame, Link, Session, merge};
+use super::{Frame, Link, Session, mail_session, merge};
 use spamtap::direction::Direction::{Ctos, Stoc};
 use spamtap::timestamp::Timestamp;
 
@@ -25,7 +25,7 @@ fn message(headers: &[(&str, &str)]) -> Vec<u8> {
     m.into_bytes()
 }
 
-/// One client session: banner, `greeting` (the whole HELO/EHLO line), one message, QUIT.
+/// One client session with a message of these headers (see [`message`]).
 fn session(
     client: &str,
     server: &str,
@@ -34,23 +34,7 @@ fn session(
     greeting: &str,
     headers: &[(&str, &str)],
 ) -> Vec<Frame> {
-    let mut s = Session::new(client, server).starting_at(when);
-    s.handshake()
-        .send(Stoc, format!("{banner}\r\n").as_bytes())
-        .send(Ctos, format!("{greeting}\r\n").as_bytes())
-        .send(Stoc, b"250 relay.corp.example.org\r\n")
-        .send(Ctos, b"MAIL FROM:<sender@corp.example.org>\r\n")
-        .send(Stoc, b"250 2.1.0 Ok\r\n")
-        .send(Ctos, b"RCPT TO:<friend@example.net>\r\n")
-        .send(Stoc, b"250 2.1.5 Ok\r\n")
-        .send(Ctos, b"DATA\r\n")
-        .send(Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
-        .send(Ctos, &message(headers))
-        .send(Stoc, b"250 2.0.0 Ok: queued as F1\r\n")
-        .send(Ctos, b"QUIT\r\n")
-        .send(Stoc, b"221 2.0.0 Bye\r\n")
-        .close();
-    s.into_frames()
+    mail_session(client, server, when, banner, greeting, &message(headers))
 }
 
 pub fn scenarios() -> Vec<Scenario> {

@@ -635,6 +635,36 @@ pub fn arp_frame(ts: Timestamp) -> Frame {
     }
 }
 
+/// One SMTP client session that sends a message: handshake, `banner`, `greeting` (the whole
+/// HELO/EHLO line), MAIL, RCPT, DATA, `message` (headers, body and the final dot line), QUIT,
+/// with Postfix's replies.
+pub fn mail_session(
+    client: &str,
+    server: &str,
+    when: Timestamp,
+    banner: &str,
+    greeting: &str,
+    message: &[u8],
+) -> Vec<Frame> {
+    let mut s = Session::new(client, server).starting_at(when);
+    s.handshake()
+        .send(Direction::Stoc, format!("{banner}\r\n").as_bytes())
+        .send(Direction::Ctos, format!("{greeting}\r\n").as_bytes())
+        .send(Direction::Stoc, b"250 relay.corp.example.org\r\n")
+        .send(Direction::Ctos, b"MAIL FROM:<sender@corp.example.org>\r\n")
+        .send(Direction::Stoc, b"250 2.1.0 Ok\r\n")
+        .send(Direction::Ctos, b"RCPT TO:<friend@example.net>\r\n")
+        .send(Direction::Stoc, b"250 2.1.5 Ok\r\n")
+        .send(Direction::Ctos, b"DATA\r\n")
+        .send(Direction::Stoc, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        .send(Direction::Ctos, message)
+        .send(Direction::Stoc, b"250 2.0.0 Ok: queued as F1\r\n")
+        .send(Direction::Ctos, b"QUIT\r\n")
+        .send(Direction::Stoc, b"221 2.0.0 Bye\r\n")
+        .close();
+    s.into_frames()
+}
+
 /// Merges the frames of several sessions into capture order (stable for equal times).
 pub fn merge(sessions: impl IntoIterator<Item = Vec<Frame>>) -> Vec<Frame> {
     let mut all: Vec<Frame> = sessions.into_iter().flatten().collect();

@@ -982,7 +982,7 @@ fn cleartext_on_the_implicit_tls_port_is_analysed_and_noted() {
 /// (zeek's smtp-bdat-cmd-invalid), as Zeek records both.
 #[test]
 fn the_last_line_of_a_reply_and_replies_to_other_commands_count() {
-    let r = run(&[
+    let envelope: &[(Direction, &[u8])] = &[
         (S, b"220 mx ESMTP Exim\r\n"),
         (C, b"EHLO c\r\n"),
         (S, b"250-mx Hello\r\n250 CHUNKING\r\n"),
@@ -990,6 +990,9 @@ fn the_last_line_of_a_reply_and_replies_to_other_commands_count() {
         (S, b"250 OK\r\n"),
         (C, b"RCPT TO:<b@example.net>\r\n"),
         (S, b"250 Accepted\r\n"),
+    ];
+    let then = |rest: &[(Direction, &'static [u8])]| run(&[envelope, rest].concat());
+    let r = then(&[
         (C, b"BDAT 5 LAST\r\nHi.\r\n"),
         (
             S,
@@ -1002,14 +1005,7 @@ fn the_last_line_of_a_reply_and_replies_to_other_commands_count() {
     );
     assert_eq!(r[0].smtp.queue_id.as_deref(), Some("1lHkUh-008hPw-NY"));
     assert_eq!(r[0].smtp.banner.as_deref(), Some("220 mx ESMTP Exim"));
-    let r = run(&[
-        (S, b"220 mx ESMTP Exim\r\n"),
-        (C, b"EHLO c\r\n"),
-        (S, b"250-mx Hello\r\n250 CHUNKING\r\n"),
-        (C, b"MAIL FROM:<a@example.org>\r\n"),
-        (S, b"250 OK\r\n"),
-        (C, b"RCPT TO:<b@example.net>\r\n"),
-        (S, b"250 Accepted\r\n"),
+    let r = then(&[
         (C, b"BDAT x\r\n"),
         (S, b"521 5.5.4 Syntax: BDAT count [LAST]\r\n"),
     ]);
