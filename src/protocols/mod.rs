@@ -105,9 +105,10 @@ pub trait StreamParser {
     ) -> Parsed;
     /// `len` bytes of one direction were lost.
     fn on_gap(&mut self, dir: Direction, len: u64);
-    /// The connection closed (FIN both ways, or a RST); its record is written only after the
-    /// close delay. A parser may give back the memory only parsing needed meanwhile, keeping
-    /// every byte it holds: a late retransmission can still bring data.
+    /// The connection closed with bytes still missing (or by a RST); its record is written only
+    /// after the close delay. A parser may give back the memory only parsing needed meanwhile,
+    /// keeping every byte it holds: a late retransmission can still bring data. (A connection
+    /// closed by both FINs with every byte seen is finished at the close instead.)
     fn on_close(&mut self) {}
     /// What this parser tells the parser it took the stream over from (see [`Handback`]),
     /// asked once, just before both finish.

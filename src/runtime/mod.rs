@@ -207,7 +207,6 @@ struct Queued {
 }
 
 /// Segments for one worker; the buffers are reused for the whole run.
-#[derive(Default)]
 struct Batch {
     data: Vec<u8>,
     segments: Vec<Queued>,
