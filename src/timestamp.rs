@@ -53,26 +53,38 @@ impl Timestamp {
 /// numeric offset, `2026-11-22T17:26:49.123456+0000`.
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // humantime writes `...123456Z`; the `Z` becomes `+0000`.
-        let mut buf = [0u8; 32];
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        use std::io::Write;
-        write!(
-            cursor,
-            "{}",
-            humantime::format_rfc3339_micros(self.to_system_time())
-        )
-        .map_err(|_| std::fmt::Error)?;
-        let len = cursor.position() as usize;
-        let text =
-            std::str::from_utf8(&buf[..len.saturating_sub(1)]).map_err(|_| std::fmt::Error)?;
-        write!(f, "{text}+0000")
+        f.write_str(self.eve_text().as_str())
     }
 }
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.eve_text().as_str())
+    }
+}
+
+/// The last microsecond the format can write, in the year 9999; a later time (a capture's
+/// 64-bit timestamp can be anything) is written as it, so no event is lost to its time.
+const LAST_WRITABLE: u64 = 253_402_300_800 * Timestamp::MICROS_PER_SEC - 1;
+
+/// A timestamp's text, rendered on the stack: always 31 bytes.
+struct EveText([u8; 31]);
+
+impl EveText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl Timestamp {
+    fn eve_text(self) -> EveText {
+        use std::io::Write;
+        let time = Timestamp(self.0.min(LAST_WRITABLE)).to_system_time();
+        let mut buf = [b'0'; 31];
+        // humantime writes `...123456Z` (27 bytes); the `Z` becomes `+0000`.
+        let _ = write!(&mut buf[..27], "{}", humantime::format_rfc3339_micros(time));
+        buf[26..].copy_from_slice(b"+0000");
+        EveText(buf)
     }
 }
 
@@ -112,6 +124,17 @@ mod tests {
         let text = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), t);
         assert!(serde_json::from_str::<Timestamp>("\"2023-11-14T22:13:20Z\"").is_err());
+    }
+
+    #[test]
+    fn times_past_the_year_9999_are_written_as_its_last_microsecond() {
+        let t = Timestamp(u64::MAX);
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"9999-12-31T23:59:59.999999+0000\""
+        );
+        assert_eq!(t.to_string().len(), 31);
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000000+0000");
     }
 
     #[test]
