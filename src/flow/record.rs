@@ -189,9 +189,9 @@ pub struct FlowRecord {
 /// The `tcp` object of a `flow` event, as in EVE.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TcpSummary {
-    pub tcp_flags: String,
-    pub tcp_flags_ts: String,
-    pub tcp_flags_tc: String,
+    pub tcp_flags: HexByte,
+    pub tcp_flags_ts: HexByte,
+    pub tcp_flags_tc: HexByte,
     pub syn: bool,
     pub fin: bool,
     pub rst: bool,
@@ -199,13 +199,39 @@ pub struct TcpSummary {
     pub ack: bool,
 }
 
+/// A byte written as two lower-case hex digits (`1b`), as EVE writes TCP flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HexByte(pub u8);
+
+impl HexByte {
+    pub fn as_str(&self) -> &'static str {
+        static ALL: [[u8; 2]; 256] = {
+            let digits = b"0123456789abcdef";
+            let mut all = [[0u8; 2]; 256];
+            let mut i = 0;
+            while i < 256 {
+                all[i] = [digits[i >> 4], digits[i & 15]];
+                i += 1;
+            }
+            all
+        };
+        std::str::from_utf8(&ALL[usize::from(self.0)]).unwrap_or_default()
+    }
+}
+
+impl Serialize for HexByte {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl TcpSummary {
     pub fn new(flags_ts: u8, flags_tc: u8) -> Self {
         let all = flags_ts | flags_tc;
         TcpSummary {
-            tcp_flags: format!("{all:02x}"),
-            tcp_flags_ts: format!("{flags_ts:02x}"),
-            tcp_flags_tc: format!("{flags_tc:02x}"),
+            tcp_flags: HexByte(all),
+            tcp_flags_ts: HexByte(flags_ts),
+            tcp_flags_tc: HexByte(flags_tc),
             syn: all & 0x02 != 0,
             fin: all & 0x01 != 0,
             rst: all & 0x04 != 0,
@@ -309,5 +335,9 @@ mod tests {
             ("1b", "1b")
         );
         assert!(t.syn && t.fin && !t.rst);
+        for b in 0..=u8::MAX {
+            assert_eq!(HexByte(b).as_str(), format!("{b:02x}"));
+        }
+        assert_eq!(serde_json::to_string(&HexByte(0x1b)).unwrap(), "\"1b\"");
     }
 }

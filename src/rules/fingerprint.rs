@@ -265,7 +265,9 @@ impl Conditions {
                 Some(helo) => {
                     let have = helo_shapes(helo);
                     if !shapes.iter().any(|s| have.contains(s)) {
-                        evidence.failed("helo", helo);
+                        if !strict {
+                            evidence.failed("helo", helo);
+                        }
                         return false;
                     }
                     evidence.add("helo", helo);
@@ -293,7 +295,9 @@ impl Conditions {
             match f.charset {
                 Some((q, text)) if q == quoting => evidence.add("content_type", text),
                 Some((_, text)) => {
-                    evidence.failed("content_type", text);
+                    if !strict {
+                        evidence.failed("content_type", text);
+                    }
                     return false;
                 }
                 None if strict => return false,

@@ -637,6 +637,21 @@ impl ReplyLines {
     }
 }
 
+/// Appends `n` in decimal (a reply code, for each reply: without the formatter's machinery).
+fn push_decimal(text: &mut String, mut n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -1333,15 +1348,16 @@ impl SmtpParser {
     }
 
     fn reply(&mut self, code: u16, lines: &ReplyLines, out: &mut Vec<AppOutput>) {
-        use std::fmt::Write;
         self.replies_seen = true;
         // A reply is told by its code and last line, a multi-line reply's conclusion (Exim
         // ends a BDAT LAST reply with the queue id), as Zeek tells it; a greeting by its first,
         // which names the server.
         let line = |l: Option<&str>| {
             let l = l.unwrap_or("");
-            let mut text = String::with_capacity(4 + l.len());
-            let _ = write!(text, "{code} {l}");
+            let mut text = String::with_capacity(6 + l.len());
+            push_decimal(&mut text, code);
+            text.push(' ');
+            text.push_str(l);
             text.truncate(text.trim_end().len());
             capped(text)
         };

@@ -1015,3 +1015,12 @@ fn the_last_line_of_a_reply_and_replies_to_other_commands_count() {
     );
     assert!(r[0].smtp.anomalies.contains(&"bad_bdat_size"));
 }
+
+#[test]
+fn reply_codes_are_written_in_decimal() {
+    for n in [0u16, 7, 50, 250, 554, 65535] {
+        let mut text = String::from("x");
+        push_decimal(&mut text, n);
+        assert_eq!(text, format!("x{n}"));
+    }
+}
