@@ -17,6 +17,15 @@ macro_rules! note {
 }
 pub(crate) use note;
 
+/// Bytes from the wire as text: as they are when they are UTF-8 (checked a word at a time, not a
+/// byte at a time as `String::from_utf8_lossy` does), else with U+FFFD for what is not.
+pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// The longest prefix of `s` within `max` bytes that ends on a character boundary: text from
 /// the wire is capped without ever leaving invalid UTF-8 behind.
 pub fn cap_str(s: &str, max: usize) -> &str {
@@ -44,5 +53,14 @@ mod tests {
         assert_eq!(cap_str("héllo", 3), "hé");
         assert_eq!(cap_str("abc", 10), "abc");
         assert_eq!(cap_string("€€".to_string(), 4), "€");
+    }
+
+    #[test]
+    fn wire_text_is_kept_as_is_or_replaced_where_invalid() {
+        assert!(matches!(
+            lossy(b"EHLO h\xc3\xa9"),
+            std::borrow::Cow::Borrowed("EHLO hé")
+        ));
+        assert_eq!(lossy(b"a\xffb\xc3"), "a\u{fffd}b\u{fffd}");
     }
 }

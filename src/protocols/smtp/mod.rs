@@ -29,6 +29,7 @@ use super::{
 };
 use crate::direction::Direction;
 use crate::memory::allocation;
+use crate::text::lossy;
 use crate::timestamp::Timestamp;
 
 /// Longest command or reply line kept; longer lines are cut and noted.
@@ -53,7 +54,7 @@ const MAX_FIELD: usize = 1024;
 
 /// Strings from the wire: invalid UTF-8 replaced, cut to `MAX_FIELD` at a character boundary.
 fn field(bytes: &[u8]) -> String {
-    capped(String::from_utf8_lossy(bytes).into_owned())
+    capped(lossy(bytes).into_owned())
 }
 
 fn capped(s: String) -> String {
@@ -411,7 +412,7 @@ impl MessageReader {
                 *slot = Some(capped(value));
             }
         };
-        let raw = || String::from_utf8_lossy(value).into_owned();
+        let raw = || lossy(value).into_owned();
         let lower = name.to_ascii_lowercase();
         match lower.as_slice() {
             b"from" => set(&mut email.from, parser::decode_words(value)),
@@ -610,7 +611,7 @@ impl ReplyLines {
 
     fn push(&mut self, line: &[u8]) {
         let start = self.text.len();
-        self.text.push_str(&String::from_utf8_lossy(line));
+        self.text.push_str(&lossy(line));
         let end = start + crate::text::cap_str(&self.text[start..], MAX_FIELD).len();
         self.text.truncate(end);
         self.ends.push(end);
@@ -1200,7 +1201,7 @@ impl SmtpParser {
             self.commands.push(';');
         }
         let word = &c.word[..c.word.len().min(16)];
-        self.commands.push_str(&String::from_utf8_lossy(word));
+        self.commands.push_str(&lossy(word));
         if matches!(c.verb, Verb::Mail | Verb::Rcpt) {
             let before = match memchr::memchr(b'<', c.arg) {
                 Some(i) => &c.arg[..=i],
@@ -1208,7 +1209,7 @@ impl SmtpParser {
             };
             self.commands.push(' ');
             self.commands
-                .push_str(&String::from_utf8_lossy(&before[..before.len().min(16)]));
+                .push_str(&lossy(&before[..before.len().min(16)]));
         }
     }
 
