@@ -26,6 +26,14 @@ pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Bytes from the wire as a string of at most `max` bytes: invalid UTF-8 replaced (see
+/// [`lossy`]), cut at a character boundary. Only a prefix is converted: every input byte gives
+/// at least one output byte, so `4 * max` bytes (a margin over the cut character) are plenty.
+pub fn wire_string(bytes: &[u8], max: usize) -> String {
+    let prefix = &bytes[..bytes.len().min(max.saturating_mul(4))];
+    cap_string(lossy(prefix).into_owned(), max)
+}
+
 /// The longest prefix of `s` within `max` bytes that ends on a character boundary: text from
 /// the wire is capped without ever leaving invalid UTF-8 behind.
 pub fn cap_str(s: &str, max: usize) -> &str {
@@ -62,5 +70,8 @@ mod tests {
             std::borrow::Cow::Borrowed("EHLO hé")
         ));
         assert_eq!(lossy(b"a\xffb\xc3"), "a\u{fffd}b\u{fffd}");
+        assert_eq!(wire_string(b"h\xc3\xa9llo", 2), "h");
+        assert_eq!(wire_string(b"\xff\xff", 4), "\u{fffd}");
+        assert_eq!(wire_string(&[b'a'; 10_000], 3), "aaa");
     }
 }

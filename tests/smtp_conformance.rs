@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use common::{corpus, parse_lines, spamtap, zeek_rows};
+use common::{corpus, corpus_names, parse_lines, spamtap, zeek_rows};
 
 /// Differences that are understood, by capture and field ("*" for all fields).
 struct Known {
@@ -198,13 +198,7 @@ fn smtp_events(pcap: &Path) -> Vec<Value> {
 fn compare_zeek(tally: &mut Tally) -> u32 {
     let mut logs = 0;
     let dir = corpus().join("zeek");
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .expect("zeek corpus")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with("smtp.log"))
-        .collect();
-    names.sort();
-    for name in names {
+    for name in corpus_names("zeek", |n| n.ends_with("smtp.log")) {
         let pcap_name = name.split(".zeek-").next().expect("capture name");
         let pcap = dir.join(pcap_name);
         if !pcap.is_file() {
@@ -324,13 +318,7 @@ fn our_value(key: &str, ev: &Value) -> Option<(&'static str, String)> {
 fn compare_suricata(tally: &mut Tally) -> u32 {
     let mut files = 0;
     let dir = corpus().join("suricata-verify");
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .expect("suricata-verify corpus")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".test.yaml"))
-        .collect();
-    names.sort();
-    for name in names {
+    for name in corpus_names("suricata-verify", |n| n.ends_with(".test.yaml")) {
         let pcap_name = name.split(".suricata-").next().expect("capture name");
         let pcap = dir.join(pcap_name);
         if !pcap.is_file() {

@@ -10,7 +10,7 @@ use std::fs;
 
 use serde_json::Value;
 
-use common::{corpus, of_type, replay, spamtap, zeek_rows};
+use common::{corpus, corpus_names, of_type, replay, spamtap, zeek_rows};
 
 fn text(v: &Value) -> String {
     match v {
@@ -25,15 +25,7 @@ fn socks_agrees_with_zeek() {
     let dir = corpus().join("zeek");
     let (mut compared, mut matched, mut logs) = (0u32, 0u32, 0u32);
     let mut differences = Vec::new();
-    for entry in fs::read_dir(&dir).expect("zeek corpus") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        if !name.contains("socks.log") {
-            continue;
-        }
+    for name in corpus_names("zeek", |n| n.contains("socks.log")) {
         let pcap = dir.join(name.split(".zeek-").next().expect("capture"));
         logs += 1;
         let events = replay(&[], &[&pcap]);
@@ -87,13 +79,7 @@ fn socks_agrees_with_zeek() {
 fn tunnels_agree_with_zeek() {
     let dir = corpus().join("zeek");
     let mut checked = 0;
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .expect("zeek corpus")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with("tunnel.log"))
-        .collect();
-    names.sort();
-    for name in names {
+    for name in corpus_names("zeek", |n| n.ends_with("tunnel.log")) {
         let pcap = dir.join(name.split(".zeek-").next().expect("capture"));
         let events = replay(&[], &[&pcap]);
         for row in zeek_rows(&dir.join(&name)) {

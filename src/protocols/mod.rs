@@ -31,7 +31,7 @@ use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
 /// Mail submission over implicit TLS (RFC 8314): SMTP inside TLS from the first byte.
-pub const SUBMISSIONS_PORT: u16 = 465;
+const SUBMISSIONS_PORT: u16 = 465;
 
 /// A protocol's verdict on the first bytes of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +65,12 @@ pub struct StreamOrigin {
 }
 
 impl StreamOrigin {
+    /// Whether the stream starts a session on 465, where SMTP is inside TLS from the first
+    /// byte (not a stream handed over after STARTTLS).
+    pub fn on_submissions_port(&self) -> bool {
+        self.from_proto.is_none() && self.server_port == SUBMISSIONS_PORT
+    }
+
     /// The stream of a tunnel `depth` deep to `server_port`.
     pub fn tunnel(depth: u8, server_port: u16) -> Self {
         StreamOrigin {

@@ -25,6 +25,18 @@ pub fn corpus() -> PathBuf {
     dir
 }
 
+/// The names of the files in `corpus()/subdir` that `keep` accepts, sorted.
+pub fn corpus_names(subdir: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let dir = corpus().join(subdir);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| keep(n))
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn spamtap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spamtap"))
         .args(args)

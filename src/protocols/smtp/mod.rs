@@ -24,9 +24,7 @@ use std::sync::{Arc, LazyLock};
 
 use self::parser::{Command, Verb};
 use super::tls::TlsSession;
-use super::{
-    AppEvent, AppOutput, Handback, Parsed, Probe, SUBMISSIONS_PORT, StreamOrigin, StreamParser,
-};
+use super::{AppEvent, AppOutput, Handback, Parsed, Probe, StreamOrigin, StreamParser};
 use crate::direction::Direction;
 use crate::memory::allocation;
 use crate::text::lossy;
@@ -54,7 +52,7 @@ const MAX_FIELD: usize = 1024;
 
 /// Strings from the wire: invalid UTF-8 replaced, cut to `MAX_FIELD` at a character boundary.
 fn field(bytes: &[u8]) -> String {
-    capped(lossy(bytes).into_owned())
+    crate::text::wire_string(bytes, MAX_FIELD)
 }
 
 fn capped(s: String) -> String {
@@ -752,8 +750,7 @@ impl StreamParser for SmtpParser {
 
     fn new(origin: StreamOrigin) -> Self {
         SmtpParser {
-            on_submissions_port: origin.from_proto.is_none()
-                && origin.server_port == SUBMISSIONS_PORT,
+            on_submissions_port: origin.on_submissions_port(),
             ..SmtpParser::default()
         }
     }

@@ -132,7 +132,7 @@ fn reversed(outputs: &mut [AppOutput]) {
 
 /// Strings from the wire: invalid UTF-8 replaced, capped.
 fn field(bytes: &[u8]) -> String {
-    crate::text::cap_string(crate::text::lossy(bytes).into_owned(), MAX_FIELD)
+    crate::text::wire_string(bytes, MAX_FIELD)
 }
 
 /// Where each side of the handshake is.

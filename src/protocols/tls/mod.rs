@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub use logger::{Fingerprint, TlsFields, TlsRecord};
 
 use self::parser::{ClientHello, Framing, HEADER_LEN, ServerHello};
-use super::{AppEvent, AppOutput, Parsed, Probe, SUBMISSIONS_PORT, StreamOrigin, StreamParser};
+use super::{AppEvent, AppOutput, Parsed, Probe, StreamOrigin, StreamParser};
 use crate::direction::Direction;
 use crate::memory::allocation;
 use crate::timestamp::Timestamp;
@@ -201,7 +201,7 @@ impl StreamParser for TlsParser {
     fn new(origin: StreamOrigin) -> Self {
         TlsParser {
             from_proto: origin.from_proto,
-            implicit_smtp: origin.from_proto.is_none() && origin.server_port == SUBMISSIONS_PORT,
+            implicit_smtp: origin.on_submissions_port(),
             start: None,
             client: Side::default(),
             server: Side::default(),

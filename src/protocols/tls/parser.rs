@@ -381,10 +381,7 @@ pub fn hex(bytes: &[u8], upper: bool, sep: Option<char>) -> String {
 
 /// A string from the wire: invalid UTF-8 replaced, capped.
 pub fn wire_string(bytes: &[u8]) -> String {
-    cap_string(
-        crate::text::lossy(&bytes[..bytes.len().min(MAX_STRING * 4)]).into_owned(),
-        MAX_STRING,
-    )
+    crate::text::wire_string(bytes, MAX_STRING)
 }
 
 #[cfg(test)]
