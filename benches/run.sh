@@ -13,6 +13,8 @@
 # event: the same before and after a change that must not change them), and, where perf works, a profile by stage.
 #
 #   bash benches/run.sh [bulk|mail|starttls|all]   (SIZE_MB=100 for smaller captures, RUNS=5)
+# BASELINE=path/to/an/older/spamtap measures that binary too, in the same run (a before/after
+# table on the same machine), and says whether its events are the same as this build's.
 # Captures are kept in $BENCH_DIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,11 @@ if [ ! -x /usr/bin/time ]; then
 fi
 cargo build --release --locked --workspace --bins 2>&1 | tail -1
 bin=./target/release/spamtap
+baseline=${BASELINE:-}
+if [ -n "$baseline" ] && [ ! -x "$baseline" ]; then
+    echo "BASELINE=$baseline is not an executable" >&2
+    exit 1
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -98,6 +105,21 @@ bench() {
                             (e == "-" ? "-" : sprintf("%.0f", e / w)), c / cr, w / wr }'
     }
     row "tcpdump -r (read only)" "$c_read" "$w_read" "$m_read" -
+    if [ -n "$baseline" ]; then
+        rm -f "$work/baseline.json"
+        "$baseline" replay --workers 1 --sensor bench -o "$work/baseline.json" "$pcap"
+        local base_sum
+        base_sum=$(grep -v '"event_type":"stats"' "$work/baseline.json" | sort | sha256sum | cut -c1-16)
+        if [ "$base_sum" = "$sum" ]; then
+            echo "baseline: the same events"
+        else
+            echo "baseline: DIFFERENT events (sha256 $base_sum...)"
+        fi
+        for w in 1 2; do
+            read -r c t m < <(measure "$baseline" replay --workers "$w" --sensor bench -o /dev/null "$pcap")
+            row "baseline --workers $w" "$c" "$t" "$m" "$(wc -l < "$work/baseline.json")"
+        done
+    fi
     local w1=""
     for w in 1 2; do
         read -r c t m < <(measure "$bin" replay --workers "$w" --sensor bench -o /dev/null "$pcap")
