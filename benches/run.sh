@@ -78,6 +78,13 @@ profile() {
         END { for (s in share) printf "  %6.1f%%  %s\n", share[s], s }' | sort -rn
 }
 
+# The events' checksum: of the sorted lines, as the order of flows finished together depends on
+# batch boundaries; without the stats event, which names the output (a temporary file) and
+# counts memory.
+events_checksum() {
+    grep -v '"event_type":"stats"' "$1" | sort | sha256sum | cut -c1-16
+}
+
 bench() {
     local mix=$1 size=$2
     local pcap="$dir/spamtap-bench-$mix-${size}mb.pcap"
@@ -91,9 +98,7 @@ bench() {
     local events sum
     tls_sessions=$(grep -c '"status":"tls"' "$work/events.json" || true)
     events=$(wc -l < "$work/events.json")
-    # Of the sorted lines: the order of flows finished together depends on batch boundaries.
-    # Without the stats event: it names the output (a temporary file) and counts memory.
-    sum=$(grep -v '"event_type":"stats"' "$work/events.json" | sort | sha256sum | cut -c1-16)
+    sum=$(events_checksum "$work/events.json")
     echo
     echo "== $mix: $pcap, $bytes bytes, $packets packets, $events events (sha256 $sum...)"
     read -r c_read w_read m_read < <(measure tcpdump -r "$pcap" -nn 'ip proto 253')
@@ -109,7 +114,7 @@ bench() {
         rm -f "$work/baseline.json"
         "$baseline" replay --workers 1 --sensor bench -o "$work/baseline.json" "$pcap"
         local base_sum
-        base_sum=$(grep -v '"event_type":"stats"' "$work/baseline.json" | sort | sha256sum | cut -c1-16)
+        base_sum=$(events_checksum "$work/baseline.json")
         if [ "$base_sum" = "$sum" ]; then
             echo "baseline: the same events"
         else

@@ -66,6 +66,15 @@ impl EventSink for EventWriter {
 
 #[cfg(test)]
 mod tests {
+    /// What sonic-rs writes for `value`, checked against serde_json.
+    fn assert_same<T: serde::Serialize + ?Sized + std::fmt::Debug>(value: &T) {
+        assert_eq!(
+            sonic_rs::to_string(value).unwrap(),
+            serde_json::to_string(value).unwrap(),
+            "{value:?}"
+        );
+    }
+
     /// The event writer's serialiser must write what serde_json writes, the reference for EVE
     /// consumers: strings with every ASCII character and others, and the floats events carry.
     #[test]
@@ -75,10 +84,7 @@ mod tests {
         strings.push("\u{2028}\u{2029}\u{fffd}é€😀 \"quoted\" \\ back".to_string());
         strings.push("x".repeat(1000) + "\n" + &"y".repeat(33));
         for s in &strings {
-            assert_eq!(
-                sonic_rs::to_string(s).unwrap(),
-                serde_json::to_string(s).unwrap()
-            );
+            assert_same(s);
         }
         let floats = [
             0.0,
@@ -94,17 +100,10 @@ mod tests {
             f64::NAN,
             f64::INFINITY,
         ];
-        for f in floats {
-            assert_eq!(
-                sonic_rs::to_string(&f).unwrap(),
-                serde_json::to_string(&f).unwrap(),
-                "{f}"
-            );
+        for f in &floats {
+            assert_same(f);
         }
         let map: std::collections::BTreeMap<&str, u64> = [("a\"b", u64::MAX), ("c", 0)].into();
-        assert_eq!(
-            sonic_rs::to_string(&map).unwrap(),
-            serde_json::to_string(&map).unwrap()
-        );
+        assert_same(&map);
     }
 }
