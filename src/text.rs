@@ -30,8 +30,17 @@ pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 /// [`lossy`]), cut at a character boundary. Only a prefix is converted: every input byte gives
 /// at least one output byte, so `4 * max` bytes (a margin over the cut character) are plenty.
 pub fn wire_string(bytes: &[u8], max: usize) -> String {
+    wire_str(bytes, max).into_owned()
+}
+
+/// [`wire_string`], borrowed when the bytes are valid UTF-8.
+pub fn wire_str(bytes: &[u8], max: usize) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
     let prefix = &bytes[..bytes.len().min(max.saturating_mul(4))];
-    cap_string(lossy(prefix).into_owned(), max)
+    match lossy(prefix) {
+        Cow::Borrowed(text) => Cow::Borrowed(cap_str(text, max)),
+        Cow::Owned(text) => Cow::Owned(cap_string(text, max)),
+    }
 }
 
 /// The longest prefix of `s` within `max` bytes that ends on a character boundary: text from

@@ -84,8 +84,12 @@ fn features_of(record: &SmtpRecord, server: Server) -> Features<'_> {
     let charset = email
         .and_then(|e| e.content_type.as_deref())
         .and_then(|ct| {
-            let lower = ct.to_ascii_lowercase();
-            let at = lower.find("charset=")? + "charset=".len();
+            const CHARSET: &[u8] = b"charset=";
+            let at = ct
+                .as_bytes()
+                .windows(CHARSET.len())
+                .position(|w| w.eq_ignore_ascii_case(CHARSET))?
+                + CHARSET.len();
             let quoted = ct.as_bytes().get(at) == Some(&b'"');
             Some((
                 if quoted {
@@ -492,7 +496,7 @@ match.auth_mechanism = '^LOGIN$'
         assert!(r.software.is_empty(), "spelling differs");
 
         let email = EmailFields {
-            header_names: vec!["Date".into(), "From".into(), "To".into(), "Subject".into()],
+            header_names: ["Date", "From", "To", "Subject"].into_iter().collect(),
             ..EmailFields::default()
         };
         let mut r = record("pc", "220 x", Some(email));

@@ -221,7 +221,7 @@ struct Conditions {
 }
 
 impl Conditions {
-    fn patterns(&self) -> Vec<(Field, &Pattern)> {
+    fn patterns(&self) -> impl Iterator<Item = (Field, &Pattern)> {
         let all = [
             (Field::Banner, &self.banner),
             (Field::EhloReply, &self.ehlo_reply),
@@ -244,7 +244,6 @@ impl Conditions {
         ];
         all.into_iter()
             .filter_map(|(f, p)| p.as_ref().map(|p| (f, p)))
-            .collect()
     }
 
     fn has_other(&self) -> bool {
@@ -522,21 +521,18 @@ impl<'a> Features<'a> {
 }
 
 /// The shapes a HELO argument has.
-fn helo_shapes(helo: &str) -> Vec<HeloShape> {
-    let mut shapes = Vec::new();
+fn helo_shapes(helo: &str) -> &'static [HeloShape] {
     if helo.parse::<IpAddr>().is_ok() {
-        shapes.push(HeloShape::BareIp);
+        &[HeloShape::BareIp]
     } else if helo.starts_with('[') && helo.ends_with(']') {
-        shapes.push(HeloShape::AddressLiteral);
+        &[HeloShape::AddressLiteral]
     } else if helo.contains('.') {
-        shapes.push(HeloShape::Fqdn);
+        &[HeloShape::Fqdn]
+    } else if looks_random(helo) {
+        &[HeloShape::NoDot, HeloShape::Random]
     } else {
-        shapes.push(HeloShape::NoDot);
-        if looks_random(helo) {
-            shapes.push(HeloShape::Random);
-        }
+        &[HeloShape::NoDot]
     }
-    shapes
 }
 
 /// Letters only, at least six, and unpronounceable: five consonants in a row, or no vowel at
@@ -618,7 +614,7 @@ impl Fingerprints {
             }
             let span = r.conditions.span();
             let mut conditions = r.conditions.into_inner();
-            let patterns = conditions.patterns();
+            let patterns: Vec<_> = conditions.patterns().collect();
             if patterns.is_empty() && !conditions.has_other() {
                 return Err(file.error(span, format!("rule {name:?} has no conditions in `match`")));
             }

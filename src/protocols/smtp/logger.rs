@@ -38,10 +38,16 @@ pub enum Status {
 pub struct Extensions(Arc<str>);
 
 impl Extensions {
-    /// Keywords hold no whitespace, so one space separates them.
-    pub fn new(keywords: impl IntoIterator<Item = String>) -> Self {
-        let joined: Vec<String> = keywords.into_iter().filter(|k| !k.is_empty()).collect();
-        Extensions(Arc::from(joined.join(" ")))
+    /// The keywords in upper case. Keywords hold no whitespace, so one space separates them.
+    pub fn new<'a>(keywords: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut joined = String::new();
+        for keyword in keywords.into_iter().filter(|k| !k.is_empty()) {
+            if !joined.is_empty() {
+                joined.push(' ');
+            }
+            joined.extend(keyword.chars().map(|c| c.to_ascii_uppercase()));
+        }
+        Extensions(Arc::from(joined))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
@@ -58,6 +64,65 @@ impl Serialize for Extensions {
         let mut seq = s.serialize_seq(None)?;
         for keyword in self.iter() {
             seq.serialize_element(keyword)?;
+        }
+        seq.end()
+    }
+}
+
+/// The message's header names in order (`email.header_names`, an array in the event), in one
+/// string: a name never holds a line feed, so one separates them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderNames {
+    text: String,
+    count: usize,
+}
+
+impl HeaderNames {
+    pub fn push(&mut self, name: &str) {
+        if self.count > 0 {
+            self.text.push('\n');
+        }
+        self.text.push_str(name);
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.text.split('\n').take(self.count)
+    }
+
+    /// The names with `separator` between them.
+    pub fn join(&self, separator: &str) -> String {
+        self.text.replace('\n', separator)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        allocation(self.text.capacity())
+    }
+}
+
+impl<'a> FromIterator<&'a str> for HeaderNames {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(names: I) -> Self {
+        let mut all = HeaderNames::default();
+        for name in names {
+            all.push(name);
+        }
+        all
+    }
+}
+
+impl Serialize for HeaderNames {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.count))?;
+        for name in self.iter() {
+            seq.serialize_element(name)?;
         }
         seq.end()
     }
@@ -200,8 +265,8 @@ pub struct EmailFields {
     pub content_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boundary: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub header_names: Vec<String>,
+    #[serde(skip_serializing_if = "HeaderNames::is_empty")]
+    pub header_names: HeaderNames,
 }
 
 impl EmailFields {
@@ -228,10 +293,11 @@ impl EmailFields {
         .into_iter()
         .map(one)
         .sum::<usize>()
-            + [&self.to, &self.cc, &self.received, &self.header_names]
+            + [&self.to, &self.cc, &self.received]
                 .into_iter()
                 .map(all)
                 .sum::<usize>()
+            + self.header_names.heap_bytes()
     }
 }
 
@@ -301,13 +367,36 @@ mod tests {
 
     #[test]
     fn extensions_are_one_string_written_as_an_array() {
-        let e = Extensions::new(["PIPELINING".to_string(), String::new(), "SIZE".into()]);
+        let e = Extensions::new(["PIPELINING", "", "size"]);
         assert_eq!(e.iter().collect::<Vec<_>>(), ["PIPELINING", "SIZE"]);
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             r#"["PIPELINING","SIZE"]"#
         );
-        assert!(Extensions::new(Vec::new()).is_empty());
+        assert!(Extensions::new([]).is_empty());
         assert_eq!(e.clone(), e, "records share the session's string");
+    }
+
+    #[test]
+    fn header_names_are_one_string_written_as_an_array() {
+        let names: HeaderNames = ["From", "", "X-Mailer", "b,c"].into_iter().collect();
+        assert_eq!(names.len(), 4);
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            ["From", "", "X-Mailer", "b,c"]
+        );
+        assert_eq!(
+            serde_json::to_string(&names).unwrap(),
+            r#"["From","","X-Mailer","b,c"]"#
+        );
+        assert_eq!(names.join(","), "From,,X-Mailer,b,c");
+        let one: HeaderNames = [""].into_iter().collect();
+        assert_eq!(
+            one.iter().collect::<Vec<_>>(),
+            [""],
+            "an empty name is a name"
+        );
+        assert!(HeaderNames::default().is_empty());
+        assert_eq!(HeaderNames::default().iter().count(), 0);
     }
 }

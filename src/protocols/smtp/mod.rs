@@ -47,6 +47,8 @@ const MAX_REPLY_LINES: usize = 64;
 const MAX_EXTENSIONS: usize = 32;
 /// Bytes of the client's command transcript kept for fingerprints.
 const MAX_TRANSCRIPT: usize = 512;
+/// What the transcript holds before it must grow.
+const TRANSCRIPT_CAPACITY: usize = 128;
 /// Longest string emitted in an event, in bytes.
 const MAX_FIELD: usize = 1024;
 
@@ -388,22 +390,31 @@ impl MessageReader {
         }
     }
 
+    /// Reads the unfolded header, and empties its buffer for the next one.
     fn finish_header(&mut self, anomalies: &mut Anomalies) {
         if self.header.is_empty() {
             return;
         }
-        let header = std::mem::take(&mut self.header);
+        let mut header = std::mem::take(&mut self.header);
+        self.read_header(&header, anomalies);
+        header.clear();
+        self.header = header;
+    }
+
+    fn read_header(&mut self, header: &[u8], anomalies: &mut Anomalies) {
         self.headers += 1;
         if self.headers > MAX_HEADERS {
             anomalies.add("too_many_headers");
             return;
         }
-        let Some((name, value)) = parser::split_header(&header) else {
+        let Some((name, value)) = parser::split_header(header) else {
             return;
         };
         let email = &mut self.email;
         if email.header_names.len() < MAX_HEADER_NAMES {
-            email.header_names.push(field(name));
+            email
+                .header_names
+                .push(&crate::text::wire_str(name, MAX_FIELD));
         }
         let set = |slot: &mut Option<String>, value: String| {
             if slot.is_none() {
@@ -411,12 +422,21 @@ impl MessageReader {
             }
         };
         let raw = || lossy(value).into_owned();
-        let lower = name.to_ascii_lowercase();
-        match lower.as_slice() {
+        // The names read below are short: longer ones need no lowercase copy.
+        let mut lower = [0u8; 16];
+        let name = match lower.get_mut(..name.len()) {
+            Some(l) => {
+                l.copy_from_slice(name);
+                l.make_ascii_lowercase();
+                &l[..]
+            }
+            None => &[],
+        };
+        match name {
             b"from" => set(&mut email.from, parser::decode_words(value)),
             b"to" | b"cc" => {
                 let decoded = parser::decode_words(value);
-                let list = if lower == b"to" {
+                let list = if name == b"to" {
                     &mut email.to
                 } else {
                     &mut email.cc
@@ -525,7 +545,11 @@ impl Transaction {
     /// A transaction, boxed: a session holds one only while it is open, so a finished
     /// session waiting out its close delay costs little.
     fn new(start: Timestamp, depth: u32) -> Box<Self> {
-        Box::new(Transaction {
+        Box::new(Self::empty(start, depth))
+    }
+
+    fn empty(start: Timestamp, depth: u32) -> Self {
+        Transaction {
             start,
             depth,
             mail_from: None,
@@ -544,7 +568,7 @@ impl Transaction {
             status: None,
             gap: false,
             anomalies: Anomalies::default(),
-        })
+        }
     }
 
     fn message(&mut self) -> &mut MessageReader {
@@ -636,6 +660,26 @@ impl ReplyLines {
     }
 }
 
+/// Writes a reply as events show it into `text`: its code and one of its lines, trimmed and
+/// capped.
+fn write_reply(text: &mut String, code: u16, line: Option<&str>) {
+    let line = line.unwrap_or("");
+    text.clear();
+    text.reserve(6 + line.len());
+    push_decimal(text, code);
+    text.push(' ');
+    text.push_str(line);
+    let end = crate::text::cap_str(text.trim_end(), MAX_FIELD).len();
+    text.truncate(end);
+}
+
+/// Puts `text` into `slot`, in the buffer already there when there is one.
+fn set_text(slot: &mut Option<String>, text: &str) {
+    let kept = slot.get_or_insert_with(String::new);
+    kept.clear();
+    kept.push_str(text);
+}
+
 /// Appends `n` in decimal (a reply code, for each reply: without the formatter's machinery).
 fn push_decimal(text: &mut String, mut n: u16) {
     let mut digits = [0u8; 5];
@@ -692,6 +736,8 @@ pub struct SmtpParser {
     last_command: Verb,
     replies_seen: bool,
     last_reply: Option<String>,
+    /// Where each reply is written before it is kept (see [`SmtpParser::reply`]).
+    reply_text: String,
     transactions: u32,
     current: Option<Box<Transaction>>,
     /// A transaction whose data was sent, waiting for the server's verdict.
@@ -732,6 +778,7 @@ impl Default for SmtpParser {
             last_command: Verb::Other,
             replies_seen: false,
             last_reply: None,
+            reply_text: String::new(),
             transactions: 0,
             current: None,
             awaiting: None,
@@ -785,6 +832,7 @@ impl StreamParser for SmtpParser {
         self.reply_lines.ends.shrink_to_fit();
         self.pending.shrink_to_fit();
         self.commands.shrink_to_fit();
+        self.reply_text = String::new();
     }
 
     fn on_gap(&mut self, dir: Direction, len: u64) {
@@ -871,6 +919,7 @@ impl StreamParser for SmtpParser {
             + allocation(self.reply_lines.ends.capacity() * size_of::<usize>())
             + allocation(self.pending.capacity() * size_of::<(Pending, u32)>())
             + allocation(self.commands.capacity())
+            + allocation(self.reply_text.capacity())
             + text(&self.banner)
             + text(&self.ehlo_reply)
             + text(&self.helo)
@@ -1194,7 +1243,10 @@ impl SmtpParser {
         if self.commands.len() >= MAX_TRANSCRIPT {
             return;
         }
-        if !self.commands.is_empty() {
+        if self.commands.is_empty() {
+            // Most transcripts fit: one allocation, not one per doubling.
+            self.commands.reserve(TRANSCRIPT_CAPACITY);
+        } else {
             self.commands.push(';');
         }
         let word = &c.word[..c.word.len().min(16)];
@@ -1349,18 +1401,17 @@ impl SmtpParser {
         self.replies_seen = true;
         // A reply is told by its code and last line, a multi-line reply's conclusion (Exim
         // ends a BDAT LAST reply with the queue id), as Zeek tells it; a greeting by its first,
-        // which names the server.
-        let line = |l: Option<&str>| {
-            let l = l.unwrap_or("");
-            let mut text = String::with_capacity(6 + l.len());
-            push_decimal(&mut text, code);
-            text.push(' ');
-            text.push_str(l);
-            text.truncate(text.trim_end().len());
-            capped(text)
-        };
-        let text = line(lines.last());
-        self.last_reply = Some(text.clone());
+        // which names the server. It is written into a buffer kept for the next reply, and
+        // copied into the slots that keep it, which keep their own buffers too.
+        let mut text = std::mem::take(&mut self.reply_text);
+        write_reply(&mut text, code, lines.last());
+        set_text(&mut self.last_reply, &text);
+        self.apply_reply(code, lines, &text, out);
+        self.reply_text = text;
+    }
+
+    /// What a reply (`text`, as events show it) decides about the command it answers.
+    fn apply_reply(&mut self, code: u16, lines: &ReplyLines, text: &str, out: &mut Vec<AppOutput>) {
         // The server's first reply is its greeting, even when the client already sent commands
         // (a pre-greeting, or Exim's PIPE_CONNECT); 554 and 421 refuse the session outright.
         // Picked up mid-stream, a 220 may answer STARTTLS instead.
@@ -1370,11 +1421,13 @@ impl SmtpParser {
         if greeting {
             self.cleartext();
             self.greeted = true;
-            self.banner = Some(if lines.len() > 1 {
-                line(lines.first())
+            let mut banner = String::new();
+            if lines.len() > 1 {
+                write_reply(&mut banner, code, lines.first());
             } else {
-                text
-            });
+                banner.push_str(text);
+            }
+            self.banner = Some(banner);
             self.pregreet = self.client_spoke;
             return;
         }
@@ -1396,7 +1449,7 @@ impl SmtpParser {
                     let mut txn =
                         Transaction::new(self.start.unwrap_or_default(), self.transactions);
                     txn.mail_from = from;
-                    txn.last_reply = Some(text);
+                    set_text(&mut txn.last_reply, text);
                     self.current = Some(txn);
                 } else if let Some(txn) = self.txn_mut(depth) {
                     txn.anomalies.add("nested_mail_from");
@@ -1411,19 +1464,19 @@ impl SmtpParser {
                 }
                 if code == 250 {
                     self.ehlo_reply = lines.first().map(|l| capped(l.trim().to_string()));
-                    self.extensions =
-                        Extensions::new(lines.lines().skip(1).take(MAX_EXTENSIONS).map(|l| {
-                            l.split_whitespace()
-                                .next()
-                                .unwrap_or("")
-                                .to_ascii_uppercase()
-                        }));
+                    self.extensions = Extensions::new(
+                        lines
+                            .lines()
+                            .skip(1)
+                            .take(MAX_EXTENSIONS)
+                            .map(|l| l.split_whitespace().next().unwrap_or("")),
+                    );
                 }
             }
             Pending::Mail(depth) => {
                 if let Some(txn) = self.txn_mut(depth) {
                     txn.mail_rejected = !ok;
-                    txn.last_reply = Some(text);
+                    set_text(&mut txn.last_reply, text);
                 }
             }
             Pending::Rcpt(depth) => {
@@ -1439,14 +1492,14 @@ impl SmtpParser {
                     } else {
                         txn.rcpt_rejected += 1;
                     }
-                    txn.last_reply = Some(text);
+                    set_text(&mut txn.last_reply, text);
                 }
             }
             Pending::Data(depth) => {
                 let in_data = self.mode == ClientMode::Data;
                 let mut refused_early = false;
                 if let Some(txn) = self.txn_mut(depth) {
-                    txn.last_reply = Some(text);
+                    set_text(&mut txn.last_reply, text);
                     if code != 354 && txn.data_bytes == 0 {
                         // Refused before any content: the client's next line is a command.
                         txn.status = Some(Status::Rejected);
@@ -1477,7 +1530,7 @@ impl SmtpParser {
                             .find_map(|l| parser::queue_id(l.as_bytes()))
                             .map(field);
                     }
-                    txn.last_reply = Some(text);
+                    set_text(&mut txn.last_reply, text);
                     self.emit(txn, out);
                 }
             }
@@ -1486,7 +1539,7 @@ impl SmtpParser {
                 last: false,
             } => {
                 if let Some(txn) = self.txn_mut(depth) {
-                    txn.last_reply = Some(text);
+                    set_text(&mut txn.last_reply, text);
                     if !ok {
                         txn.status = Some(Status::Rejected);
                     }
@@ -1514,7 +1567,7 @@ impl SmtpParser {
             Pending::Other => {
                 // NOOP, VRFY, a malformed BDAT inside a transaction: still its last reply.
                 if let Some(txn) = self.current.as_mut() {
-                    txn.last_reply = Some(text);
+                    set_text(&mut txn.last_reply, text);
                 }
             }
             Pending::Rset => {}
@@ -1535,19 +1588,20 @@ impl SmtpParser {
     ) -> AppOutput {
         self.emitted += 1;
         let mut anomalies = self.anomalies.clone();
-        let (mut email, mut smtp_txn) = (None, None);
-        if let Some(mut txn) = txn {
-            for a in txn.anomalies.0.drain(..) {
-                anomalies.add(a);
-            }
-            email = txn.message.take().map(|mut m| {
+        // The transaction ends with its record: what is its own moves into it. A session
+        // without one has an empty one's fields.
+        let mut t = txn.map_or_else(|| Transaction::empty(ts, 0), |t| *t);
+        for a in t.anomalies.0.drain(..) {
+            anomalies.add(a);
+        }
+        let email = t
+            .message
+            .take()
+            .map(|mut m| {
                 m.finish_header(&mut anomalies);
                 m.email
-            });
-            email = email.filter(|e| *e != EmailFields::default());
-            smtp_txn = Some(txn);
-        }
-        let t = smtp_txn.as_ref();
+            })
+            .filter(|e| *e != EmailFields::default());
         let smtp = SmtpFields {
             banner: self.banner.clone(),
             ehlo_reply: self.ehlo_reply.clone(),
@@ -1558,17 +1612,15 @@ impl SmtpParser {
             auth: self.auth.clone(),
             starttls: self.starttls,
             pregreet: self.pregreet,
-            mail_from: t.and_then(|t| t.mail_from.clone()),
-            rcpt_to: t.map(|t| t.rcpt_to.clone()).unwrap_or_default(),
-            rcpt_verdicts: t.map(|t| t.rcpt_verdicts.clone()).unwrap_or_default(),
-            rcpt_accepted: t.map_or(0, |t| t.rcpt_accepted),
-            rcpt_rejected: t.map_or(0, |t| t.rcpt_rejected),
-            trans_depth: t.map_or(0, |t| t.depth),
-            data_bytes: t.map_or(0, |t| t.data_bytes),
-            last_reply: t
-                .and_then(|t| t.last_reply.clone())
-                .or_else(|| self.last_reply.clone()),
-            queue_id: t.and_then(|t| t.queue_id.clone()),
+            mail_from: t.mail_from,
+            rcpt_to: t.rcpt_to,
+            rcpt_verdicts: t.rcpt_verdicts,
+            rcpt_accepted: t.rcpt_accepted,
+            rcpt_rejected: t.rcpt_rejected,
+            trans_depth: t.depth,
+            data_bytes: t.data_bytes,
+            last_reply: t.last_reply.or_else(|| self.last_reply.clone()),
+            queue_id: t.queue_id,
             status,
             anomalies: anomalies.0,
             client_software: None,

@@ -115,7 +115,7 @@ fn one_transaction_with_headers() {
     assert_eq!(e.received, vec!["from a by b"]);
     assert_eq!(e.x_originating_ip.as_deref(), Some("192.0.2.9"));
     assert_eq!(
-        e.header_names,
+        e.header_names.iter().collect::<Vec<_>>(),
         vec![
             "From",
             "To",
