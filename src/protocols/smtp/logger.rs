@@ -32,6 +32,9 @@ pub enum Status {
     NoTransaction,
 }
 
+/// What a list of keywords or header names holds before it must grow.
+const TEXT_CAPACITY: usize = 128;
+
 /// The EHLO keywords the server offered (`smtp.extensions`, an array in the event), in one
 /// string the session and every record of it share.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,7 +43,7 @@ pub struct Extensions(Arc<str>);
 impl Extensions {
     /// The keywords in upper case. Keywords hold no whitespace, so one space separates them.
     pub fn new<'a>(keywords: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut joined = String::new();
+        let mut joined = String::with_capacity(TEXT_CAPACITY);
         for keyword in keywords.into_iter().filter(|k| !k.is_empty()) {
             if !joined.is_empty() {
                 joined.push(' ');
@@ -81,6 +84,9 @@ impl HeaderNames {
     pub fn push(&mut self, name: &str) {
         if self.count > 0 {
             self.text.push('\n');
+        } else {
+            // The names of most messages fit: one allocation, not one per doubling.
+            self.text.reserve(TEXT_CAPACITY);
         }
         self.text.push_str(name);
         self.count += 1;
