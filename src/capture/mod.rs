@@ -399,6 +399,10 @@ pub fn open_live(opts: &LiveOptions, bpf: Option<&str>) -> Result<LiveCapture, C
 /// Longest a captured packet waits in a partly filled kernel block before it is handed over.
 const BLOCK_TIMEOUT_MS: i32 = 50;
 
+/// Longest a live capture sleeps on a quiet ring, in milliseconds, before it calls
+/// [`PacketHandler::idle`] again.
+pub const IDLE_WAIT_MS: i32 = 50;
+
 /// Waits until the capture has packets, at most `ms` milliseconds.
 fn wait_readable(cap: &Capture<Active>, ms: i32) {
     use std::os::fd::AsRawFd;
@@ -445,9 +449,10 @@ pub fn read_live(
                 handler.packet(0, link, ts, data, len)
             }),
             Err(pcap::Error::TimeoutExpired) => {
-                // Nothing buffered: hand partial batches on, then sleep until packets or 100 ms.
+                // Nothing buffered: a chance to hand partial batches on, then sleep until
+                // packets come or `IDLE_WAIT_MS` pass.
                 handler.idle();
-                wait_readable(&cap, 100);
+                wait_readable(&cap, IDLE_WAIT_MS);
             }
             Err(e) => {
                 return Err(CaptureError::Live {
