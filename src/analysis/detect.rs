@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::alert::{Alert, Details, MessageSummary, Signature};
 use super::observation::{Observation, Observed, SmtpSighting};
-use super::state::{Capped, Cooldowns, KeyBudget, Window};
+use super::state::{Cooldowns, Expiring, KeyBudget, Window, no_longer_within};
 use crate::protocols::TunnelKind;
 use crate::rules::{Rules, SenderKey, SmtpPolicy};
 use crate::timestamp::Timestamp;
@@ -22,31 +22,21 @@ struct AuthAttempt {
     user: Option<String>,
 }
 
-/// Drops what left each window, and the keys with nothing in their window and no cool-down
-/// running.
-fn expire_windows<K: std::hash::Hash + Eq, T>(
-    table: &mut Capped<K, Window<T>>,
-    now: Timestamp,
-    window: u64,
-    cooldown: u64,
-) {
-    table.retain(|_, w| {
-        w.expire(now, window);
-        !w.is_empty() || !w.may_alert(now, cooldown)
-    });
-}
+/// A session's repeated events come close together: after this many seconds of silence its
+/// AUTH failures are no longer remembered.
+const AUTH_SESSION_SILENCE: u64 = 3600;
 
 /// State of the per-observation detections.
 #[derive(Debug)]
 pub struct Detectors {
-    excessive: Capped<String, Window<MessageSummary>>,
+    excessive: Expiring<String, Window<MessageSummary>>,
     policy: Cooldowns<(IpAddr, IpAddr)>,
-    direct: Capped<IpAddr, Window<IpAddr>>,
+    direct: Expiring<IpAddr, Window<IpAddr>>,
     blocklisted: Cooldowns<(IpAddr, IpAddr)>,
-    bruteforce: Capped<IpAddr, Window<AuthAttempt>>,
+    bruteforce: Expiring<IpAddr, Window<AuthAttempt>>,
     /// Failures already counted per SMTP session (flow id), with when last seen: each event
     /// of a session repeats the session's AUTH failures.
-    auth_counted: Capped<u64, (u32, Timestamp)>,
+    auth_counted: Expiring<u64, (u32, Timestamp)>,
     over_proxy: Cooldowns<(IpAddr, String)>,
     /// Window entries folded into their newest neighbour because the window was full.
     pub merged: u64,
@@ -64,12 +54,12 @@ impl Detectors {
         let d = &rules.detections;
         let cap = d.limits.max_tracked;
         Detectors {
-            excessive: Capped::sharing(cap, budget.clone()),
+            excessive: Expiring::sharing(cap, budget.clone()),
             policy: Cooldowns::new(cap, d.smtp_policy_violation.cooldown, budget.clone()),
-            direct: Capped::sharing(cap, budget.clone()),
+            direct: Expiring::sharing(cap, budget.clone()),
             blocklisted: Cooldowns::new(cap, d.blocklisted_peer.cooldown, budget.clone()),
-            bruteforce: Capped::sharing(cap, budget.clone()),
-            auth_counted: Capped::sharing(cap, budget.clone()),
+            bruteforce: Expiring::sharing(cap, budget.clone()),
+            auth_counted: Expiring::sharing(cap, budget.clone()),
             over_proxy: Cooldowns::new(cap, d.smtp_over_socks.cooldown, budget),
             merged: 0,
         }
@@ -84,31 +74,46 @@ impl Detectors {
             + self.bruteforce.len()
             + self.auth_counted.len()
             + self.over_proxy.len();
-        let refused = self.excessive.refused
+        let refused = self.excessive.refused()
             + self.policy.refused()
-            + self.direct.refused
+            + self.direct.refused()
             + self.blocklisted.refused()
-            + self.bruteforce.refused
-            + self.auth_counted.refused
+            + self.bruteforce.refused()
+            + self.auth_counted.refused()
             + self.over_proxy.refused();
         (held as u64, refused)
     }
 
-    /// Forgets what no window or cool-down needs any more.
+    /// Forgets what no window or cool-down needs any more, looking only at the keys due.
     pub fn expire(&mut self, now: Timestamp, rules: &Rules) {
         let d = &rules.detections;
         let m = &d.excessive_outbound_mail;
-        expire_windows(&mut self.excessive, now, m.window.get(), m.cooldown);
+        self.excessive
+            .expire(now, |w| w.settle(now, m.window.get(), m.cooldown));
         let a = &d.direct_smtp_attempt;
-        expire_windows(&mut self.direct, now, a.window.get(), a.cooldown);
+        self.direct
+            .expire(now, |w| w.settle(now, a.window.get(), a.cooldown));
         let b = &d.smtp_auth_bruteforce;
-        expire_windows(&mut self.bruteforce, now, b.window.get(), b.cooldown);
-        // A session's repeated events come close together; an hour of silence ends it.
-        self.auth_counted
-            .retain(|_, (_, seen)| super::state::within(*seen, now, 3600));
+        self.bruteforce
+            .expire(now, |w| w.settle(now, b.window.get(), b.cooldown));
+        self.auth_counted.expire(now, |(_, seen)| {
+            no_longer_within(*seen, AUTH_SESSION_SILENCE)
+        });
         self.policy.expire(now);
         self.blocklisted.expire(now);
         self.over_proxy.expire(now);
+    }
+
+    /// New rules may shorten windows and cool-downs: every key is looked at again by the
+    /// next expiry.
+    pub fn recheck(&mut self, now: Timestamp) {
+        self.excessive.recheck(now);
+        self.direct.recheck(now);
+        self.bruteforce.recheck(now);
+        self.auth_counted.recheck(now);
+        self.policy.recheck(now);
+        self.blocklisted.recheck(now);
+        self.over_proxy.recheck(now);
     }
 
     pub fn observe(&mut self, obs: &Observation, rules: &Rules, raise: &mut impl FnMut(Alert)) {
@@ -187,9 +192,9 @@ impl Detectors {
             },
             SenderKey::ClientIp => (client, "client_ip"),
         };
-        let Some(window) = self
-            .excessive
-            .get_or_insert_with(sender.clone(), Window::default)
+        let Some(window) =
+            self.excessive
+                .get_or_insert_with(sender.clone(), obs.ts, Window::default)
         else {
             return;
         };
@@ -271,7 +276,10 @@ impl Detectors {
         if !assets.is_internal(client) || assets.is_internal(server) || assets.is_relay(client) {
             return;
         }
-        let Some(window) = self.direct.get_or_insert_with(client, Window::default) else {
+        let Some(window) = self
+            .direct
+            .get_or_insert_with(client, obs.ts, Window::default)
+        else {
             return;
         };
         window.expire(obs.ts, settings.window.get());
@@ -341,9 +349,9 @@ impl Detectors {
         raise: &mut impl FnMut(Alert),
     ) {
         let settings = &rules.detections.smtp_auth_bruteforce;
-        let Some((counted, seen)) = self
-            .auth_counted
-            .get_or_insert_with(obs.flow.flow_id, || (0, obs.ts))
+        let Some((counted, seen)) =
+            self.auth_counted
+                .get_or_insert_with(obs.flow.flow_id, obs.ts, || (0, obs.ts))
         else {
             return;
         };
@@ -354,7 +362,10 @@ impl Detectors {
             return;
         }
         let client = obs.client();
-        let Some(window) = self.bruteforce.get_or_insert_with(client, Window::default) else {
+        let Some(window) = self
+            .bruteforce
+            .get_or_insert_with(client, obs.ts, Window::default)
+        else {
             return;
         };
         window.expire(obs.ts, settings.window.get());

@@ -210,6 +210,7 @@ impl Analyzer {
             self.emit(produced, out);
             self.population = Population::new(&rules);
         }
+        self.detectors.recheck(now);
         self.rules = rules;
     }
 
