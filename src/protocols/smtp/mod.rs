@@ -422,7 +422,8 @@ impl MessageReader {
             }
         };
         let raw = || lossy(value).into_owned();
-        // The names read below are short: longer ones need no lowercase copy.
+        // The names read below fit in 16 bytes (the longest is `x-originating-ip`): a longer
+        // name is none of them and needs no lowercase copy.
         let mut lower = [0u8; 16];
         let name = match lower.get_mut(..name.len()) {
             Some(l) => {
