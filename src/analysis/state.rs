@@ -71,10 +71,10 @@ mod budget_tests {
 }
 
 /// A table with at most `cap` keys, and no more than its [`KeyBudget`] allows; a new key
-/// beyond either is refused and counted.
+/// beyond either is refused and counted. Keys come from the wire: the hasher is seeded.
 #[derive(Debug)]
 pub struct Capped<K, V> {
-    map: HashMap<K, V>,
+    map: HashMap<K, V, foldhash::fast::RandomState>,
     cap: usize,
     budget: KeyBudget,
     pub refused: u64,
@@ -84,7 +84,7 @@ impl<K: Hash + Eq, V> Capped<K, V> {
     /// A table whose keys also count against `budget`, shared with other tables.
     pub fn sharing(cap: usize, budget: KeyBudget) -> Self {
         Capped {
-            map: HashMap::new(),
+            map: HashMap::default(),
             cap,
             budget,
             refused: 0,
