@@ -2,7 +2,8 @@
 # Live-capture capacity: a capture sent with tcpreplay over a veth pair between two network
 # namespaces into `spamtap live` at rising rates, next to `tcpdump -w /dev/null` on the same
 # veth as the capture-only limit. For each rate it prints the packets sent, the packets lost
-# in the kernel and in the sensor, and the smtp events against a replay of the same file.
+# in the kernel and in the sensor, the smtp events against a replay of the same file, and the
+# sensor's cpu by thread (the capture thread, each worker, the output thread, output lanes).
 # Needs root (namespaces, packet capture) and tcpreplay (installed here when missing).
 #
 #   sudo bash benches/live.sh [-w WORKERS] [-f PCAP] [RATE ...]
@@ -73,6 +74,17 @@ send() {
              END { printf "%s %d\n", sent, mbps }'
 }
 
+# CPU seconds per thread of a process so far: the capture thread carries the program's name,
+# the others theirs (spamtap-worker-N, spamtap-output, spamtap-out for an output's lane).
+thread_seconds() {
+    local hz t
+    hz=$(getconf CLK_TCK)
+    for t in /proc/"$1"/task/*; do
+        awk -v hz="$hz" '{ name = $2; gsub(/[()]/, "", name); if (name == "spamtap") name = "capture"
+            printf "%s %.2f  ", name, ($14 + $15) / hz }' "$t/stat"
+    done
+}
+
 # User plus system CPU seconds a process has used so far.
 cpu_seconds() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f(u%.1f)", ($14 + $15) / hz, $14 / hz }' "/proc/$1/stat"
@@ -105,6 +117,7 @@ for rate in "${rates[@]}"; do
     read -r sent mbps < <(send "$rate")
     sleep 2
     cpu=$(cpu_seconds "$sensor")
+    threads=$(thread_seconds "$sensor")
     kill -INT "$sensor"
     wait "$sensor" || true
     read -r captured queue_drops kernel_drops < <(grep '"event_type":"stats"' "$work/live.json" |
@@ -114,4 +127,5 @@ for rate in "${rates[@]}"; do
     [ "$kernel_lost" -ge "$kernel_drops" ] || kernel_lost=$kernel_drops
     printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' "$rate" spamtap "$mbps" "$sent" \
         "$captured" "$kernel_lost" "$queue_drops" "$live_smtp" "$((replay_smtp - live_smtp))" "$cpu"
+    echo "       cpu-s by thread: $threads"
 done
