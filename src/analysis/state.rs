@@ -92,6 +92,16 @@ impl<K: Hash + Eq, V> Capped<K, V> {
     }
 
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Option<&mut V> {
+        self.get_or_insert_noting(key, make, |_| {})
+    }
+
+    /// [`Capped::get_or_insert_with`], telling `inserted` about a key it takes in.
+    fn get_or_insert_noting(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> V,
+        inserted: impl FnOnce(&K),
+    ) -> Option<&mut V> {
         let full = self.map.len() >= self.cap || self.budget.full();
         match self.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
@@ -101,6 +111,7 @@ impl<K: Hash + Eq, V> Capped<K, V> {
             }
             std::collections::hash_map::Entry::Vacant(e) => {
                 self.budget.used.set(self.budget.used.get() + 1);
+                inserted(e.key());
                 Some(e.insert(make()))
             }
         }
@@ -143,12 +154,9 @@ impl<K: Hash + Eq + Ord + Clone, V> Expiring<K, V> {
         now: Timestamp,
         make: impl FnOnce() -> V,
     ) -> Option<&mut V> {
-        let new = (!self.table.map.contains_key(&key)).then(|| key.clone());
-        let value = self.table.get_or_insert_with(key, make)?;
-        if let Some(key) = new {
-            self.due.push(Reverse((now, key)));
-        }
-        Some(value)
+        let due = &mut self.due;
+        self.table
+            .get_or_insert_noting(key, make, |key| due.push(Reverse((now, key.clone()))))
     }
 
     /// Looks at the keys due by `now`: `settle` trims a value and says from when nothing
