@@ -2,8 +2,11 @@
 //!
 //! In-order data is handed on straight from the packet, without a copy. Only segments that arrive
 //! ahead of a hole are copied, into a per-stream ring buffer whose filled ranges are tracked by
-//! smoltcp's [`Assembler`]; the ring is allocated when the first hole appears, charged to the
-//! worker's [`MemoryBudget`] (refused when the budget is spent), and freed when the hole closes.
+//! smoltcp's [`Assembler`]; the ring is taken when the first hole appears, charged to the
+//! worker's [`MemoryBudget`] (refused when the budget is spent), and given back when the hole
+//! closes. The budget keeps a few given-back rings for the next hole: a ring is a window's worth
+//! of memory, and allocating and zeroing one for every lost segment cost a tenth of the work on
+//! lossy captures.
 //!
 //! A hole becomes a [`Chunk::Gap`] of its exact size when it can no longer be filled: the peer
 //! acknowledged past it, the held data would overflow the window, or the stream ends. Bytes
@@ -18,6 +21,7 @@
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
+use std::mem;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
@@ -81,7 +85,13 @@ pub struct MemoryBudget {
     used: Rc<Cell<usize>>,
     held: Rc<Cell<usize>>,
     cap: usize,
+    /// Out-of-order rings no stream holds, kept for the next hole (at most [`SPARE_RINGS`]).
+    spare: Rc<Cell<Vec<RingBuffer<'static, u8>>>>,
 }
+
+/// Rings a worker keeps for reuse. They are not charged to the budget: with the default
+/// window they are 1 MiB a worker at most, part of the memory no stage accounts.
+pub const SPARE_RINGS: usize = 4;
 
 impl MemoryBudget {
     pub fn new(cap: usize) -> Self {
@@ -89,6 +99,7 @@ impl MemoryBudget {
             used: Rc::new(Cell::new(0)),
             held: Rc::new(Cell::new(0)),
             cap,
+            spare: Rc::default(),
         }
     }
 
@@ -126,6 +137,44 @@ impl MemoryBudget {
             bytes,
         })
     }
+
+    /// A ring of `window` bytes for a new hole, charged: a spare one if there is one (its old
+    /// bytes are never read: the assembler says which bytes are held), else a new one.
+    fn take_ring(&self, window: usize) -> Option<Held> {
+        let charge = self.charge(window)?;
+        let mut spare = self.spare.take();
+        let ring = match spare.iter().position(|ring| ring.capacity() == window) {
+            Some(i) => {
+                let mut ring = spare.swap_remove(i);
+                ring.clear();
+                ring
+            }
+            None => RingBuffer::new(vec![0u8; window]),
+        };
+        self.spare.set(spare);
+        Some(Held {
+            ring,
+            ranges: Assembler::new(),
+            charge,
+        })
+    }
+
+    /// A ring a stream no longer holds: kept while there is room among the spares.
+    fn give_back(&self, ring: RingBuffer<'static, u8>) {
+        let mut spare = self.spare.take();
+        if spare.len() < SPARE_RINGS {
+            spare.push(ring);
+        }
+        self.spare.set(spare);
+    }
+
+    #[cfg(test)]
+    fn spare_rings(&self) -> usize {
+        let spare = self.spare.take();
+        let n = spare.len();
+        self.spare.set(spare);
+        n
+    }
 }
 
 /// Returns its bytes to the budget when dropped, whichever way the stream ends.
@@ -146,7 +195,14 @@ impl Drop for Charge {
 struct Held {
     ring: RingBuffer<'static, u8>,
     ranges: Assembler,
-    _charge: Charge,
+    charge: Charge,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let ring = mem::replace(&mut self.ring, RingBuffer::new(Vec::new()));
+        self.charge.budget.give_back(ring);
+    }
 }
 
 /// One TCP segment as reassembly sees it.
@@ -487,16 +543,12 @@ impl Stream {
 
         let window = self.window as usize;
         if self.held.is_none() {
-            let Some(charge) = memory.charge(window) else {
+            let Some(held) = memory.take_ring(window) else {
                 stats.segments_over_cap += 1;
                 stats.bytes_over_cap += payload.len() as u64;
                 return;
             };
-            self.held = Some(Box::new(Held {
-                ring: RingBuffer::new(vec![0u8; window]),
-                ranges: Assembler::new(),
-                _charge: charge,
-            }));
+            self.held = Some(Box::new(held));
         }
         let Some(held) = self.held.as_deref_mut() else {
             return;

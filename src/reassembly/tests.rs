@@ -430,3 +430,58 @@ fn a_closed_stream_no_longer_checks_retransmissions() {
     assert_eq!((h.stats.retransmissions, h.stats.conflicts), (1, 0));
     assert_eq!(h.stream.heap_bytes(), 0);
 }
+
+#[test]
+fn a_ring_given_back_serves_the_next_hole_without_its_old_bytes() {
+    let mut first = Harness::new(1024);
+    first.syn(0).data(6, b"AAAAA").data(1, b"12345");
+    assert_eq!(first.text(), "12345AAAAA");
+    assert_eq!(first.memory.spare_rings(), 1);
+    assert_eq!(first.memory.used(), 0, "a spare ring is not charged");
+
+    let mut second = Harness::new(1024);
+    second.memory = first.memory.clone();
+    second
+        .syn(100)
+        .data(104, b"bb")
+        .data(104, b"bb")
+        .data(101, b"xyz");
+    assert_eq!(second.text(), "xyzbb");
+    assert_eq!(second.stats.conflicts, 0, "old bytes are not compared");
+    second.data(106, b"!").data(110, b"late").flush();
+    assert_eq!(second.text(), "xyzbb![gap 3]late");
+    assert_eq!(second.memory.spare_rings(), 1, "the same ring went back");
+    assert_eq!(second.memory.used(), 0);
+}
+
+#[test]
+fn spare_rings_are_capped() {
+    let memory = MemoryBudget::new(1 << 20);
+    let mut streams: Vec<Harness> = (0..SPARE_RINGS + 2)
+        .map(|_| {
+            let mut h = Harness::new(1024);
+            h.memory = memory.clone();
+            h.syn(0).data(10, b"held");
+            h
+        })
+        .collect();
+    assert_eq!(memory.held(), (SPARE_RINGS + 2) * 1024);
+    for h in &mut streams {
+        h.flush();
+        assert_eq!(h.text(), "[gap 9]held");
+    }
+    assert_eq!(memory.spare_rings(), SPARE_RINGS);
+    assert_eq!(memory.used(), 0);
+}
+
+#[test]
+fn a_spare_ring_of_another_window_is_not_taken() {
+    let mut small = Harness::new(64);
+    small.syn(0).data(10, b"x").flush();
+    assert_eq!(small.memory.spare_rings(), 1);
+    let mut large = Harness::new(1024);
+    large.memory = small.memory.clone();
+    large.syn(0).data(500, b"far").flush();
+    assert_eq!(large.text(), "[gap 499]far");
+    assert_eq!(large.memory.spare_rings(), 2);
+}
