@@ -95,6 +95,7 @@ impl Harness {
                 stream_window: 2048,
                 // A few flows' worth: inputs reach emergency mode and eviction by memory.
                 memcap: 64 * 1024,
+                ..TrackerConfig::default()
             }),
             sink: Sink::default(),
             analyzer: Analyzer::new(Arc::clone(rules())),

@@ -19,9 +19,31 @@ use super::FlowKey;
 use crate::memory::allocation;
 use crate::timestamp::Timestamp;
 
-/// A key's hash in one table (see [`FlowTable::hash`]).
-#[derive(Clone, Copy, Debug)]
+/// The seeded hash of flow keys (keys are attacker-chosen). The capture thread and the
+/// workers' tables share one, so a packet's key is hashed once on its way: the capture thread
+/// shards by the hash, and the worker looks the flow up by it.
+#[derive(Clone, Debug, Default)]
+pub struct KeyHasher(foldhash::fast::RandomState);
+
+impl KeyHasher {
+    pub fn hash(&self, key: &FlowKey) -> KeyHash {
+        KeyHash(self.0.hash_one(key))
+    }
+}
+
+/// A key's hash by a [`KeyHasher`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyHash(u64);
+
+impl KeyHash {
+    /// Which of `workers` owns the flow. Bits 24 to 55 decide: the table takes the bucket from
+    /// the low bits and a tag from the top seven, so within one worker both still vary as
+    /// much as they would without sharding.
+    pub fn shard(self, workers: usize) -> usize {
+        let bits = u64::from((self.0 >> 24) as u32);
+        ((bits * workers.max(1) as u64) >> 32) as usize
+    }
+}
 
 struct Entry<V> {
     key: FlowKey,
@@ -36,7 +58,7 @@ struct Entry<V> {
 /// A flow table with at most `capacity` entries.
 pub struct FlowTable<V> {
     map: HashTable<Box<Entry<V>>>,
-    hasher: foldhash::fast::RandomState,
+    hasher: KeyHasher,
     timers: BinaryHeap<Reverse<(Timestamp, u64, FlowKey)>>,
     capacity: usize,
     next_id: u64,
@@ -50,10 +72,11 @@ impl<V> FlowTable<V> {
         + 2 * (size_of::<Box<Entry<V>>>() + 1)
         + 2 * size_of::<Reverse<(Timestamp, u64, FlowKey)>>();
 
-    pub fn new(capacity: usize) -> Self {
+    /// `hasher`: the one the callers hash keys with, for the calls that take a hash.
+    pub fn new(capacity: usize, hasher: KeyHasher) -> Self {
         FlowTable {
             map: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             timers: BinaryHeap::new(),
             capacity: capacity.max(1),
             next_id: 0,
@@ -71,7 +94,7 @@ impl<V> FlowTable<V> {
     /// The hash of `key` in this table, for the calls that take one: a packet's key is
     /// hashed once, whatever it takes to handle the packet.
     pub fn hash(&self, key: &FlowKey) -> KeyHash {
-        KeyHash(self.hasher.hash_one(key))
+        self.hasher.hash(key)
     }
 
     fn entry(&self, key: &FlowKey) -> Option<&Entry<V>> {
@@ -119,7 +142,7 @@ impl<V> FlowTable<V> {
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash(key).0;
         let (entry, _) = self.map.find_entry(hash, |e| e.key == *key).ok()?.remove();
         Some(entry.value)
     }
@@ -151,7 +174,7 @@ impl<V> FlowTable<V> {
         });
         let hasher = &self.hasher;
         self.map
-            .insert_unique(hash.0, entry, |e| hasher.hash_one(e.key));
+            .insert_unique(hash.0, entry, |e| hasher.hash(&e.key).0);
         self.compact_timers();
         evicted
     }
@@ -297,8 +320,40 @@ mod tests {
     }
 
     #[test]
+    fn shards_spread_keys_over_every_worker() {
+        let hasher = KeyHasher::default();
+        for workers in [1, 2, 3, 8] {
+            let mut per_worker = vec![0; workers];
+            for port in 1000..5000 {
+                let shard = hasher.hash(&key(port)).shard(workers);
+                assert!(shard < workers);
+                per_worker[shard] += 1;
+            }
+            let fair = 4000 / workers;
+            assert!(
+                per_worker.iter().all(|&n| n > fair * 8 / 10),
+                "{workers} workers: {per_worker:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_table_finds_keys_by_the_hash_its_callers_share() {
+        let hasher = KeyHasher::default();
+        let mut table = FlowTable::new(10, hasher.clone());
+        let k = key(1);
+        table.insert(k, hasher.hash(&k), 7u32, t(5));
+        assert_eq!(
+            table
+                .get_with_deadline(&k, hasher.hash(&k))
+                .map(|(v, _)| *v),
+            Some(7)
+        );
+    }
+
+    #[test]
     fn expires_at_deadline_not_before() {
-        let mut table = FlowTable::new(10);
+        let mut table = FlowTable::new(10, KeyHasher::default());
         ins(&mut table, key(1), 1, t(30));
         assert!(expired(&mut table, 29).is_empty());
         assert_eq!(expired(&mut table, 30), vec![1]);
@@ -307,7 +362,7 @@ mod tests {
 
     #[test]
     fn later_deadline_postpones_expiry() {
-        let mut table = FlowTable::new(10);
+        let mut table = FlowTable::new(10, KeyHasher::default());
         ins(&mut table, key(1), 1, t(30));
         assert!(upd(&mut table, &key(1), |_| t(100)));
         assert!(expired(&mut table, 50).is_empty());
@@ -316,7 +371,7 @@ mod tests {
 
     #[test]
     fn earlier_deadline_expires_early() {
-        let mut table = FlowTable::new(10);
+        let mut table = FlowTable::new(10, KeyHasher::default());
         ins(&mut table, key(1), 1, t(300));
         assert!(upd(&mut table, &key(1), |_| t(10)));
         assert_eq!(expired(&mut table, 10), vec![1]);
@@ -326,7 +381,7 @@ mod tests {
 
     #[test]
     fn reinserted_key_ignores_old_timer() {
-        let mut table = FlowTable::new(10);
+        let mut table = FlowTable::new(10, KeyHasher::default());
         ins(&mut table, key(1), 1, t(10));
         table.remove(&key(1));
         ins(&mut table, key(1), 2, t(50));
@@ -336,7 +391,7 @@ mod tests {
 
     #[test]
     fn full_table_evicts_the_flow_due_first() {
-        let mut table = FlowTable::new(2);
+        let mut table = FlowTable::new(2, KeyHasher::default());
         assert!(ins(&mut table, key(1), 1, t(50)).is_none());
         assert!(ins(&mut table, key(2), 2, t(20)).is_none());
         let (_, evicted) = ins(&mut table, key(3), 3, t(60)).unwrap();
@@ -346,7 +401,7 @@ mod tests {
 
     #[test]
     fn timers_stay_bounded_under_churn() {
-        let mut table = FlowTable::new(4);
+        let mut table = FlowTable::new(4, KeyHasher::default());
         for i in 0..100_000u32 {
             let k = key((i % 50_000) as u16);
             ins(&mut table, k, i, t(1_000 + u64::from(i)));
@@ -357,7 +412,7 @@ mod tests {
 
     #[test]
     fn drain_is_in_timer_order() {
-        let mut table = FlowTable::new(10);
+        let mut table = FlowTable::new(10, KeyHasher::default());
         for (p, due) in [(5, 7), (3, 9), (9, 7)] {
             ins(&mut table, key(p), u32::from(p), t(due));
         }

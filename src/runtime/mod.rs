@@ -45,7 +45,7 @@ use crate::capture::{
 };
 use crate::decode::{DecodeStats, Decoded, Defragmenter, TcpSegment, decode, reassembled_tcp};
 use crate::enrich::Enricher;
-use crate::flow::{FlowKey, FlowStats};
+use crate::flow::{FlowKey, FlowStats, KeyHash, KeyHasher};
 use crate::output::{
     Event, EventBody, EventCounts, EventSink, EventWriter, Origin, OutputError, OutputSpec,
     OutputSummary, Outputs, StatsRecord,
@@ -200,6 +200,8 @@ const FINAL_TICK: u64 = u64::MAX;
 /// A TCP segment in a batch: its payload lives in the batch's byte buffer.
 struct Queued {
     seg: TcpSegment<'static>,
+    /// Its flow key's hash, which the worker's table shares.
+    hash: KeyHash,
     payload: (u32, u32),
     ts: Timestamp,
     wire_len: u32,
@@ -405,7 +407,7 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         current: (0..workers).map(|_| None).collect(),
         free: free_rx,
         live: live.is_some(),
-        hasher: foldhash::fast::RandomState::default(),
+        hasher: per_worker.key_hasher.clone(),
         decoder: DecodeStats::default(),
         defrag: Defragmenter::default(),
         capture: CaptureStats::default(),
@@ -475,7 +477,7 @@ struct Dispatcher {
     current: Vec<Option<Box<Batch>>>,
     free: Receiver<Box<Batch>>,
     live: bool,
-    hasher: foldhash::fast::RandomState,
+    hasher: KeyHasher,
     decoder: DecodeStats,
     /// IP fragments waiting for the rest of their datagram.
     defrag: Defragmenter,
@@ -518,7 +520,8 @@ impl Dispatcher {
     /// Puts a decoded segment (a frame's, or a reassembled datagram's) in its worker's
     /// batch; `false` when it had to be dropped.
     fn queue(&mut self, seg: TcpSegment<'_>, ts: Timestamp, wire_len: u32, input: usize) -> bool {
-        let worker = FlowKey::of(&seg).0.shard(&self.hasher, self.workers.len());
+        let hash = self.hasher.hash(&FlowKey::of(&seg).0);
+        let worker = hash.shard(self.workers.len());
         if self.current[worker].is_none() {
             self.current[worker] = self.free_batch();
         }
@@ -533,6 +536,7 @@ impl Dispatcher {
                 payload: &[],
                 ..seg
             },
+            hash,
             payload: (start, seg.payload.len() as u32),
             ts,
             wire_len,
@@ -742,8 +746,9 @@ fn worker_thread(
                         let payload = batch.data.get(start..start + len).unwrap_or_default();
                         let seg = TcpSegment { payload, ..q.seg };
                         sink.now = q.ts;
-                        tracker.on_segment(
+                        tracker.on_hashed_segment(
                             &seg,
+                            q.hash,
                             q.ts,
                             q.wire_len,
                             usize::from(q.input),

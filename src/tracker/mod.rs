@@ -16,7 +16,9 @@
 use crate::decode::{TcpFlags, TcpSegment};
 use crate::direction::Direction;
 use crate::enrich::Enricher;
-use crate::flow::{Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, Side, Timeouts};
+use crate::flow::{
+    Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, KeyHasher, Side, Timeouts,
+};
 use crate::memory::allocation;
 use crate::output::{Event, EventBody, EventSink, Origin};
 use crate::protocols::{AppLayer, AppOutput, StreamOrigin};
@@ -34,6 +36,9 @@ pub struct TrackerConfig {
     pub stream_window: usize,
     /// Bytes of flow state, streams, parsers and out-of-order buffers the worker may hold.
     pub memcap: usize,
+    /// What flow keys are hashed with: the capture thread's, whose hashes come with the
+    /// segments (see [`Tracker::on_hashed_segment`]).
+    pub key_hasher: KeyHasher,
 }
 
 /// The default memory budget of a run (all workers), and the range it may be set in, in MiB.
@@ -53,6 +58,7 @@ impl Default for TrackerConfig {
             },
             stream_window: 256 * 1024,
             memcap: DEFAULT_MEMCAP_MIB << 20,
+            key_hasher: KeyHasher::default(),
         }
     }
 }
@@ -171,7 +177,7 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Tracker {
-            table: FlowTable::new(config.max_flows),
+            table: FlowTable::new(config.max_flows, config.key_hasher.clone()),
             memory: MemoryBudget::new(config.memcap),
             config,
             stats: FlowStats::default(),
@@ -207,13 +213,30 @@ impl Tracker {
         ctx: &EventContext<'_>,
         out: &mut impl EventSink,
     ) {
+        let hash = self.table.hash(&FlowKey::of(seg).0);
+        self.on_hashed_segment(seg, hash, ts, wire_len, origin, ctx, out);
+    }
+
+    /// [`Tracker::on_segment`] for a segment whose flow key was hashed already, by the
+    /// config's `key_hasher`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_hashed_segment(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        hash: KeyHash,
+        ts: Timestamp,
+        wire_len: u32,
+        origin: usize,
+        ctx: &EventContext<'_>,
+        out: &mut impl EventSink,
+    ) {
         self.now = self.now.max(ts);
         let (key, sender) = FlowKey::of(seg);
+        debug_assert_eq!(hash, self.table.hash(&key), "hashed by another hasher");
 
         // A flow past its deadline ends before this packet is looked at, whether or not the
         // timer sweep got to it yet: the result cannot depend on when sweeps run. A new SYN on
         // a closed connection starts another one.
-        let hash = self.table.hash(&key);
         let ended = match self.table.get_with_deadline(&key, hash) {
             Some((flow, deadline)) if deadline <= ts => Some(flow.conn.expiry_reason()),
             Some((flow, _)) if seg.flags.syn() && !seg.flags.ack() && flow.conn.is_closed() => {
@@ -382,7 +405,7 @@ impl Tracker {
     /// Ends every flow: end of input or shutdown.
     pub fn drain(&mut self, ctx: &EventContext<'_>, out: &mut impl EventSink) {
         self.advance(self.now, ctx, out);
-        let mut table = std::mem::replace(&mut self.table, FlowTable::new(1));
+        let mut table = std::mem::replace(&mut self.table, FlowTable::new(1, KeyHasher::default()));
         table.drain(|_, flow| {
             let reason = if flow.conn.is_closed() {
                 EndReason::Closed
