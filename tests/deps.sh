@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what spamtap needs from the system on Debian/Ubuntu: libpcap (to build and run),
-# iproute2 and python3 (live-capture test), tcpdump and GNU time (benchmark). With --test, also
+# Installs what spamtap needs from the system on Debian/Ubuntu: libpcap and a C toolchain with
+# make (to build and run), iproute2 and python3 (live-capture test), tcpdump and GNU time
+# (benchmark). With --test, also
 # the real programs of tests/real_programs.rs and tests/real_tls.rs (postfix with Cyrus SASL,
 # dante, swaks, curl, proxychains4) and the independent TLS fingerprinters of
 # tests/tls_conformance.rs (tshark; FoxIO's ja4plus from PyPI, pinned, in a venv at
@@ -35,6 +36,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 [ -x /usr/bin/time ] || need+=(time)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+# jemalloc, the sensor's allocator, is built from source by its crate.
+command -v make >/dev/null 2>&1 || need+=(make)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 
 venv=/var/lib/spamtap-tests/venv
