@@ -26,7 +26,7 @@ impl FlowKey {
     pub fn of(seg: &TcpSegment<'_>) -> (FlowKey, Side) {
         let a = (seg.src, seg.src_port);
         let b = (seg.dst, seg.dst_port);
-        if a <= b {
+        if endpoint_order(a) <= endpoint_order(b) {
             (
                 FlowKey {
                     lo: a,
@@ -87,6 +87,16 @@ impl Hash for FlowKey {
     }
 }
 
+/// An endpoint as integers that sort as `(IpAddr, u16)` does (IPv4 before IPv6, then by
+/// address, then by port), compared in a few instructions instead of field by field: every
+/// packet is keyed twice, by the capture and by its worker.
+fn endpoint_order((ip, port): (IpAddr, u16)) -> (bool, u128, u16) {
+    match ip {
+        IpAddr::V4(v4) => (false, u128::from(v4.to_bits()), port),
+        IpAddr::V6(v6) => (true, v6.to_bits(), port),
+    }
+}
+
 fn address_bits(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(v4.to_bits()) | 1 << 127,
@@ -123,6 +133,36 @@ fn stable_hash(value: impl Hash) -> u64 {
 mod tests {
     use super::*;
     use crate::decode::TcpFlags;
+
+    #[test]
+    fn endpoints_order_as_addresses_and_ports_do() {
+        let addresses = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "192.168.1.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "fe80::1",
+            "ffff::",
+        ];
+        let endpoints: Vec<(IpAddr, u16)> = addresses
+            .iter()
+            .flat_map(|a| [0, 25, 65535].map(|p| (a.parse().unwrap(), p)))
+            .collect();
+        for a in &endpoints {
+            for b in &endpoints {
+                assert_eq!(
+                    endpoint_order(*a).cmp(&endpoint_order(*b)),
+                    a.cmp(b),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
 
     fn seg(src: &str, sp: u16, dst: &str, dp: u16) -> TcpSegment<'static> {
         TcpSegment {
