@@ -546,6 +546,10 @@ fn emit_app_events(
     ctx: &EventContext<'_>,
     out: &mut impl EventSink,
 ) {
+    // Most segments give no event; an empty drain still costs its setup and drop.
+    if pending.is_empty() {
+        return;
+    }
     for mut output in pending.drain(..) {
         let reversed;
         let id = if output.reverse {
