@@ -9,4 +9,4 @@ mod table;
 pub use connection::{Connection, Timeouts};
 pub use key::{FlowKey, Side};
 pub use record::{EndReason, FlowIdentity, FlowRecord, FlowState, FlowStats, TcpSummary};
-pub use table::{FlowTable, KeyHash, KeyHasher};
+pub use table::{FlowTable, KeyHash, KeyHasher, Visit};

@@ -55,6 +55,16 @@ struct Entry<V> {
     value: V,
 }
 
+/// What [`FlowTable::visit`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// No flow has the key.
+    Missing,
+    /// The callback left the flow alone.
+    Declined,
+    Done,
+}
+
 /// A flow table with at most `capacity` entries.
 pub struct FlowTable<V> {
     map: HashTable<Box<Entry<V>>>,
@@ -115,30 +125,28 @@ impl<V> FlowTable<V> {
             .map(|e| &mut **e)
     }
 
-    /// A flow and its deadline, in one lookup.
-    pub fn get_with_deadline(&self, key: &FlowKey, hash: KeyHash) -> Option<(&V, Timestamp)> {
-        self.entry_hashed(key, hash).map(|e| (&e.value, e.deadline))
-    }
-
-    /// Runs `f` on a flow and moves its deadline to what `f` returns, in one lookup; `false`
-    /// when there is no such flow. Later deadlines cost nothing now; earlier ones push a timer.
-    pub fn update(
+    /// Runs `f` on a flow and its deadline, in one lookup, and moves the deadline to what `f`
+    /// returns; `None` from `f` leaves the flow as it was (to be ended by the caller). Later
+    /// deadlines cost nothing now; earlier ones push a timer.
+    pub fn visit(
         &mut self,
         key: &FlowKey,
         hash: KeyHash,
-        f: impl FnOnce(&mut V) -> Timestamp,
-    ) -> bool {
+        f: impl FnOnce(&mut V, Timestamp) -> Option<Timestamp>,
+    ) -> Visit {
         let Some(entry) = self.entry_mut_hashed(key, hash) else {
-            return false;
+            return Visit::Missing;
         };
-        let deadline = f(&mut entry.value);
+        let Some(deadline) = f(&mut entry.value, entry.deadline) else {
+            return Visit::Declined;
+        };
         entry.deadline = deadline;
         if deadline < entry.scheduled {
             entry.scheduled = deadline;
             let id = entry.id;
             self.timers.push(Reverse((deadline, id, *key)));
         }
-        true
+        Visit::Done
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
@@ -305,7 +313,7 @@ mod tests {
 
     fn upd<V>(table: &mut FlowTable<V>, k: &FlowKey, f: impl FnOnce(&mut V) -> Timestamp) -> bool {
         let h = table.hash(k);
-        table.update(k, h, f)
+        table.visit(k, h, |v, _| Some(f(v))) == Visit::Done
     }
 
     fn t(s: u64) -> Timestamp {
@@ -343,12 +351,29 @@ mod tests {
         let mut table = FlowTable::new(10, hasher.clone());
         let k = key(1);
         table.insert(k, hasher.hash(&k), 7u32, t(5));
-        assert_eq!(
-            table
-                .get_with_deadline(&k, hasher.hash(&k))
-                .map(|(v, _)| *v),
-            Some(7)
-        );
+        let mut seen = None;
+        table.visit(&k, hasher.hash(&k), |v, due| {
+            seen = Some((*v, due));
+            None
+        });
+        assert_eq!(seen, Some((7, t(5))));
+    }
+
+    #[test]
+    fn a_declined_visit_leaves_the_flow_and_its_deadline() {
+        let mut table = FlowTable::new(10, KeyHasher::default());
+        let (k, other) = (key(1), key(2));
+        ins(&mut table, k, 1u32, t(30));
+        let h = table.hash(&k);
+        let declined = table.visit(&k, h, |v, _| {
+            *v = 2;
+            None
+        });
+        assert_eq!(declined, Visit::Declined);
+        let h = table.hash(&other);
+        assert_eq!(table.visit(&other, h, |_, _| Some(t(99))), Visit::Missing);
+        assert!(expired(&mut table, 29).is_empty());
+        assert_eq!(expired(&mut table, 30), vec![2]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::decode::{TcpFlags, TcpSegment};
 use crate::direction::Direction;
 use crate::enrich::Enricher;
 use crate::flow::{
-    Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, KeyHasher, Side, Timeouts,
+    Connection, EndReason, FlowKey, FlowStats, FlowTable, KeyHash, KeyHasher, Side, Timeouts, Visit,
 };
 use crate::memory::allocation;
 use crate::output::{Event, EventBody, EventSink, Origin};
@@ -236,27 +236,16 @@ impl Tracker {
 
         // A flow past its deadline ends before this packet is looked at, whether or not the
         // timer sweep got to it yet: the result cannot depend on when sweeps run. A new SYN on
-        // a closed connection starts another one.
-        let ended = match self.table.get_with_deadline(&key, hash) {
-            Some((flow, deadline)) if deadline <= ts => Some(flow.conn.expiry_reason()),
-            Some((flow, _)) if seg.flags.syn() && !seg.flags.ack() && flow.conn.is_closed() => {
-                Some(EndReason::Reused)
-            }
-            Some(_) => None,
-            None => {
-                self.create(key, hash, seg, sender, ts, origin, ctx, out);
-                None
-            }
-        };
-        if let Some(reason) = ended {
-            self.end(&key, reason, ts, ctx, out);
-            self.create(key, hash, seg, sender, ts, origin, ctx, out);
-        }
-
+        // a closed connection starts another one. Nearly every packet finds its flow live,
+        // and then it is looked up once.
         let timeouts = self.timeouts();
         let window = self.config.stream_window;
-        let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
-        self.table.update(&key, hash, |flow| {
+        let new_syn = seg.flags.syn() && !seg.flags.ack();
+        let process = |flow: &mut Flow,
+                       memory: &MemoryBudget,
+                       reassembly: &mut ReassemblyStats,
+                       app_out: &mut Vec<AppOutput>,
+                       out: &mut _| {
             let was_closed = flow.conn.is_closed();
             // A RST or FIN far outside the sender's stream is injected (or stale): counted,
             // and it does not end the connection.
@@ -323,6 +312,31 @@ impl Tracker {
                 data.measure(memory, closed_now);
             }
             ts.saturating_add_secs(flow.conn.timeout(&timeouts, flow.has_data()))
+        };
+        let mut ended = None;
+        let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
+        let found = self.table.visit(&key, hash, |flow, deadline| {
+            if deadline <= ts {
+                ended = Some(flow.conn.expiry_reason());
+            } else if new_syn && flow.conn.is_closed() {
+                ended = Some(EndReason::Reused);
+            }
+            match ended {
+                Some(_) => None,
+                None => Some(process(flow, memory, reassembly, app_out, out)),
+            }
+        });
+        if found == Visit::Done {
+            self.relieve(ctx, out);
+            return;
+        }
+        if let Some(reason) = ended {
+            self.end(&key, reason, ts, ctx, out);
+        }
+        self.create(key, hash, seg, sender, ts, origin, ctx, out);
+        let (memory, reassembly, app_out) = (&self.memory, &mut self.reassembly, &mut self.app_out);
+        self.table.visit(&key, hash, |flow, _| {
+            Some(process(flow, memory, reassembly, app_out, out))
         });
         self.relieve(ctx, out);
     }
