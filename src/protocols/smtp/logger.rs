@@ -48,7 +48,12 @@ impl Extensions {
             if !joined.is_empty() {
                 joined.push(' ');
             }
-            joined.extend(keyword.chars().map(|c| c.to_ascii_uppercase()));
+            let start = joined.len();
+            joined.push_str(keyword);
+            // Only ASCII letters change case, so every other byte (and the UTF-8) is kept.
+            if let Some(added) = joined.get_mut(start..) {
+                added.make_ascii_uppercase();
+            }
         }
         Extensions(Arc::from(joined))
     }
