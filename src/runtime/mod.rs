@@ -160,7 +160,12 @@ struct WorkerSink<'a> {
 impl WorkerSink<'_> {
     fn flush(&mut self) {
         if self.writer.pending_bytes() > 0 || !self.observations.is_empty() {
-            let spare = self.spare.try_recv().unwrap_or_default();
+            // A new buffer, when none came back yet, starts as large as this one: grown by
+            // doubling from nothing, it was copied a dozen times for each batch.
+            let spare = self
+                .spare
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(self.writer.pending_bytes()));
             let _ = self.out.send(ToOutput::Events {
                 bytes: self.writer.swap(spare),
                 observations: std::mem::take(&mut self.observations),
