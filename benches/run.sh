@@ -15,6 +15,9 @@
 #   bash benches/run.sh [bulk|mail|starttls|all]   (SIZE_MB=100 for smaller captures, RUNS=5)
 # BASELINE=path/to/an/older/spamtap measures that binary too, in the same run (a before/after
 # table on the same machine), and says whether its events are the same as this build's.
+# INSTRUCTIONS=1 also counts the instructions of a replay of a 60 MB slice of each workload
+# (valgrind's callgrind, 1 worker), for this build and the baseline: timings on a shared VM
+# drift by a quarter between runs, instruction counts by well under 1%.
 # Captures are kept in $BENCH_DIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,20 +38,47 @@ if [ -n "$baseline" ] && [ ! -x "$baseline" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+if [ -n "${INSTRUCTIONS:-}" ] && ! command -v valgrind >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
 
-# Median of RUNS runs of a command: "cpu-s wall-s peak-KiB", each the median of its own.
-measure() {
-    local tf=$work/time runs_file=$work/runs
-    : > "$runs_file"
-    for _ in $(seq "$runs"); do
-        /usr/bin/time -o "$tf" -f '%U %S %e %M' "$@" >/dev/null 2>/dev/null
-        awk '{ printf "%.3f %.3f %d\n", $1 + $2, $3, $4 }' "$tf" >> "$runs_file"
-    done
+# One run of a command, appended to FILE as "cpu-s wall-s peak-KiB".
+timed() {
+    local file=$1
+    shift
+    /usr/bin/time -o "$work/time" -f '%U %S %e %M' "$@" >/dev/null 2>/dev/null
+    awk '{ printf "%.3f %.3f %d\n", $1 + $2, $3, $4 }' "$work/time" >> "$file"
+}
+
+# The median of each column of FILE's runs: "cpu-s wall-s peak-KiB".
+medians() {
     local col out=()
     for col in 1 2 3; do
-        out+=("$(cut -d' ' -f"$col" "$runs_file" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')")
+        out+=("$(cut -d' ' -f"$col" "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')")
     done
     echo "${out[@]}"
+}
+
+# Median of RUNS runs of a command.
+measure() {
+    : > "$work/runs"
+    for _ in $(seq "$runs"); do timed "$work/runs" "$@"; done
+    medians "$work/runs"
+}
+
+# Medians of RUNS replays with W workers by each binary given, a line each. Their runs take
+# turns, so a change in the machine's speed during the measurement (on a shared VM, up to a
+# quarter) falls on every binary alike.
+measure_replays() {
+    local w=$1 pcap=$2 n
+    shift 2
+    for ((n = 1; n <= $#; n++)); do : > "$work/runs.$n"; done
+    for _ in $(seq "$runs"); do
+        for ((n = 1; n <= $#; n++)); do
+            timed "$work/runs.$n" "${!n}" replay --workers "$w" --sensor bench -o /dev/null "$pcap"
+        done
+    done
+    for ((n = 1; n <= $#; n++)); do medians "$work/runs.$n"; done
 }
 
 # A profile of one run by stage: the share of samples in each part of the path.
@@ -76,6 +106,13 @@ profile() {
             share[s] += pct
         }
         END { for (s in share) printf "  %6.1f%%  %s\n", share[s], s }' | sort -rn
+}
+
+# Instructions of one replay with 1 worker, every thread counted (callgrind runs them one at a
+# time).
+instructions() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" replay -q --workers 1 \
+        --sensor bench -o /dev/null "$2" 2>&1 | awk '/Collected/ { print $NF }'
 }
 
 # The events' checksum: of the sorted lines, as the order of flows finished together depends on
@@ -120,14 +157,22 @@ bench() {
         else
             echo "baseline: DIFFERENT events (sha256 $base_sum...)"
         fi
+    fi
+    local binaries=("$bin") results=() w1=""
+    [ -z "$baseline" ] || binaries=("$baseline" "$bin")
+    for w in 1 2; do
+        mapfile -t -O "${#results[@]}" results < <(measure_replays "$w" "$pcap" "${binaries[@]}")
+    done
+    # results: for 1 worker then 2, one line per binary (the baseline first).
+    local per=${#binaries[@]}
+    if [ -n "$baseline" ]; then
         for w in 1 2; do
-            read -r c t m < <(measure "$baseline" replay --workers "$w" --sensor bench -o /dev/null "$pcap")
+            read -r c t m <<< "${results[$(((w - 1) * per))]}"
             row "baseline --workers $w" "$c" "$t" "$m" "$(wc -l < "$work/baseline.json")"
         done
     fi
-    local w1=""
     for w in 1 2; do
-        read -r c t m < <(measure "$bin" replay --workers "$w" --sensor bench -o /dev/null "$pcap")
+        read -r c t m <<< "${results[$(((w - 1) * per + per - 1))]}"
         row "spamtap replay --workers $w" "$c" "$t" "$m" "$events"
         if [ "$w" = 1 ]; then
             w1=$t
@@ -138,6 +183,19 @@ bench() {
     done
     echo "profile, 1 worker:"
     profile "$bin" replay --workers 1 --sensor bench -o /dev/null "$pcap"
+    if [ -n "${INSTRUCTIONS:-}" ]; then
+        local slice="$dir/spamtap-bench-$mix-60mb.pcap" mine theirs
+        [ -f "$slice" ] || ./target/release/spamtap-gen bench --mix "$mix" --size-mb 60 "$slice"
+        mine=$(instructions "$bin" "$slice")
+        if [ -n "$baseline" ]; then
+            theirs=$(instructions "$baseline" "$slice")
+            awk -v m="$mine" -v t="$theirs" 'BEGIN {
+                printf "instructions, 60 MB slice, 1 worker: baseline %.1fM, spamtap %.1fM (%+.1f%%)\n",
+                    t / 1e6, m / 1e6, (m - t) * 100 / t }'
+        else
+            awk -v m="$mine" 'BEGIN { printf "instructions, 60 MB slice, 1 worker: %.1fM\n", m / 1e6 }'
+        fi
+    fi
 }
 
 # The same relay sessions in cleartext and in TLS: what TLS adds per session (the read of the
