@@ -2,8 +2,9 @@
 # Live-capture capacity: a capture sent with tcpreplay over a veth pair between two network
 # namespaces into `spamtap live` at rising rates, next to `tcpdump -w /dev/null` on the same
 # veth as the capture-only limit. For each rate it prints the packets sent, the packets lost
-# in the kernel and in the sensor, the smtp events against a replay of the same file, and the
-# sensor's cpu by thread (the capture thread, each worker, the output thread, output lanes).
+# in the kernel and in the sensor, the smtp events against a replay of the same file, the
+# sensor's cpu by thread (the capture thread, each worker, the output thread, output lanes),
+# and the cpu of a replay of the file run right after, with the ratio of the two.
 # Needs root (namespaces, packet capture) and tcpreplay (installed here when missing).
 #
 #   sudo bash benches/live.sh [-w WORKERS] [-f PCAP] [RATE ...]
@@ -57,9 +58,13 @@ ip -n "$b" link set vb up
 ip netns exec "$a" ethtool -K va tso off gso off gro off >/dev/null 2>&1 || true
 ip netns exec "$b" ethtool -K vb tso off gso off gro off >/dev/null 2>&1 || true
 
-# What a replay of the file gives, for comparison.
-replay_cpu=$( { /usr/bin/time -f '%U %S' "$bin" replay -q --workers "$workers" --sensor bench \
-    -o "$work/replay.json" "$pcap"; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }')
+# What a replay of the file gives, for comparison: its cpu-s (and its events in FILE).
+replay_cpu() {
+    rm -f "$1"
+    { /usr/bin/time -f '%U %S' "$bin" replay -q --workers "$workers" --sensor bench \
+        -o "$1" "$pcap"; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }'
+}
+replay_cpu=$(replay_cpu "$work/replay.json")
 count_smtp() { grep -c '"event_type":"smtp"' "$1" || true; }
 replay_smtp=$(count_smtp "$work/replay.json")
 frames=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
@@ -90,6 +95,8 @@ cpu_seconds() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f(u%.1f)", ($14 + $15) / hz, $14 / hz }' "/proc/$1/stat"
 }
 
+# The live run's cpu against a replay's right after it, on a machine in the same state: on a
+# shared VM a replay alone varies by a quarter from one minute to the next.
 printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' rate sensor mbit/s sent captured kernel_lost sensor_lost smtp smtp_lost cpu_s
 for rate in "${rates[@]}"; do
     # tcpdump, the capture-only limit, with the same kernel buffer as spamtap (64 MiB).
@@ -128,4 +135,7 @@ for rate in "${rates[@]}"; do
     printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' "$rate" spamtap "$mbps" "$sent" \
         "$captured" "$kernel_lost" "$queue_drops" "$live_smtp" "$((replay_smtp - live_smtp))" "$cpu"
     echo "       cpu-s by thread: $threads"
+    again=$(replay_cpu "$work/again.json")
+    awk -v live="${cpu%%(*}" -v replay="$again" \
+        'BEGIN { printf "       a replay right after: %.2f cpu-s; live / replay: %.2f\n", replay, live / replay }'
 done
