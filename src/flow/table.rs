@@ -60,8 +60,9 @@ struct Entry<V> {
 pub enum Visit {
     /// No flow has the key.
     Missing,
-    /// The callback left the flow alone.
+    /// The callback returned no deadline: the flow keeps the one it had.
     Declined,
+    /// The callback ran, and the flow has the deadline it returned.
     Done,
 }
 
@@ -126,8 +127,8 @@ impl<V> FlowTable<V> {
     }
 
     /// Runs `f` on a flow and its deadline, in one lookup, and moves the deadline to what `f`
-    /// returns; `None` from `f` leaves the flow as it was (to be ended by the caller). Later
-    /// deadlines cost nothing now; earlier ones push a timer.
+    /// returns; with `None` it stays (the caller ends such a flow). Later deadlines cost
+    /// nothing now; earlier ones push a timer.
     pub fn visit(
         &mut self,
         key: &FlowKey,
