@@ -59,12 +59,12 @@ ip netns exec "$a" ethtool -K va tso off gso off gro off >/dev/null 2>&1 || true
 ip netns exec "$b" ethtool -K vb tso off gso off gro off >/dev/null 2>&1 || true
 
 # What a replay of the file gives, for comparison: its cpu-s (and its events in FILE).
-replay_cpu() {
+time_replay() {
     rm -f "$1"
     { /usr/bin/time -f '%U %S' "$bin" replay -q --workers "$workers" --sensor bench \
         -o "$1" "$pcap"; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }'
 }
-replay_cpu=$(replay_cpu "$work/replay.json")
+replay_cpu=$(time_replay "$work/replay.json")
 count_smtp() { grep -c '"event_type":"smtp"' "$1" || true; }
 replay_smtp=$(count_smtp "$work/replay.json")
 frames=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
@@ -135,7 +135,7 @@ for rate in "${rates[@]}"; do
     printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' "$rate" spamtap "$mbps" "$sent" \
         "$captured" "$kernel_lost" "$queue_drops" "$live_smtp" "$((replay_smtp - live_smtp))" "$cpu"
     echo "       cpu-s by thread: $threads"
-    again=$(replay_cpu "$work/again.json")
+    again=$(time_replay "$work/again.json")
     awk -v live="${cpu%%(*}" -v replay="$again" \
         'BEGIN { printf "       a replay right after: %.2f cpu-s; live / replay: %.2f\n", replay, live / replay }'
 done

@@ -160,14 +160,14 @@ struct WorkerSink<'a> {
 impl WorkerSink<'_> {
     fn flush(&mut self) {
         if self.writer.pending_bytes() > 0 || !self.observations.is_empty() {
-            // A new buffer, when none came back yet, starts as large as this one: grown by
+            // When no buffer came back yet, the new one is as large as this one: grown by
             // doubling from nothing, it was copied a dozen times for each batch.
-            let spare = self
-                .spare
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(self.writer.pending_bytes()));
+            let bytes = match self.spare.try_recv() {
+                Ok(spare) => self.writer.swap(spare),
+                Err(_) => self.writer.take(),
+            };
             let _ = self.out.send(ToOutput::Events {
-                bytes: self.writer.swap(spare),
+                bytes,
                 observations: std::mem::take(&mut self.observations),
                 epoch: self.epoch,
             });
