@@ -11,6 +11,7 @@
 #
 # RATE is Mbit/s or `top` (tcpreplay --topspeed); default: 100 200 400 top. PCAP defaults to
 # the mail-heavy workload (`spamtap-gen bench --mix mail --size-mb 733`), kept in $BENCH_DIR.
+# PGO=1 measures the profile-guided build (dist/build-pgo.sh) instead of the plain release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=1
@@ -38,6 +39,10 @@ if [ -z "$pcap" ]; then
     [ -f "$pcap" ] || ./target/release/spamtap-gen bench --mix mail --size-mb 733 "$pcap"
 fi
 bin=$(pwd)/target/release/spamtap
+if [ -n "${PGO:-}" ]; then
+    bash dist/build-pgo.sh
+    bin=$(pwd)/target/pgo/release/spamtap
+fi
 
 a=spt-live-a-$$
 b=spt-live-b-$$

@@ -18,6 +18,9 @@
 # INSTRUCTIONS=1 also counts the instructions of a replay of a 60 MB slice of each workload
 # (valgrind's callgrind, 1 worker), for this build and the baseline: timings on a shared VM
 # drift by a quarter between runs, instruction counts by well under 1%.
+# PGO=1 also builds the profile-guided build (dist/build-pgo.sh, trained on other traffic than
+# these workloads) and measures it in the same runs, and says whether its events are the same;
+# PGO=target/pgo/release/spamtap measures one already built.
 # Captures are kept in $BENCH_DIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +38,11 @@ baseline=${BASELINE:-}
 if [ -n "$baseline" ] && [ ! -x "$baseline" ]; then
     echo "BASELINE=$baseline is not an executable" >&2
     exit 1
+fi
+pgo=${PGO:-}
+if [ -n "$pgo" ] && [ ! -x "$pgo" ]; then
+    bash dist/build-pgo.sh
+    pgo=./target/pgo/release/spamtap
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -147,32 +155,50 @@ bench() {
                             (e == "-" ? "-" : sprintf("%.0f", e / w)), c / cr, w / wr }'
     }
     row "tcpdump -r (read only)" "$c_read" "$w_read" "$m_read" -
-    if [ -n "$baseline" ]; then
-        rm -f "$work/baseline.json"
-        "$baseline" replay --workers 1 --sensor bench -o "$work/baseline.json" "$pcap"
-        local base_sum
-        base_sum=$(events_checksum "$work/baseline.json")
-        if [ "$base_sum" = "$sum" ]; then
-            echo "baseline: the same events"
+    # Another build's events against this one's: "NAME: the same events", or not.
+    same_events() {
+        rm -f "$work/other.json"
+        "$2" replay --workers 1 --sensor bench -o "$work/other.json" "$pcap"
+        local other_sum
+        other_sum=$(events_checksum "$work/other.json")
+        if [ "$other_sum" = "$sum" ]; then
+            echo "$1: the same events"
         else
-            echo "baseline: DIFFERENT events (sha256 $base_sum...)"
+            echo "$1: DIFFERENT events (sha256 $other_sum...)"
         fi
+        other_events=$(wc -l < "$work/other.json")
+    }
+    local other_events base_events pgo_events
+    if [ -n "$baseline" ]; then
+        same_events baseline "$baseline"
+        base_events=$other_events
     fi
-    local binaries=("$bin") results=() w1=""
-    [ -z "$baseline" ] || binaries=("$baseline" "$bin")
+    if [ -n "$pgo" ]; then
+        same_events "PGO build" "$pgo"
+        pgo_events=$other_events
+    fi
+    # The binaries measured, in turns: the baseline, this build, the PGO build.
+    local binaries=() results=() w1="" mine=0 per
+    if [ -n "$baseline" ]; then
+        binaries+=("$baseline")
+        mine=1
+    fi
+    binaries+=("$bin")
+    [ -z "$pgo" ] || binaries+=("$pgo")
+    per=${#binaries[@]}
     for w in 1 2; do
         mapfile -t -O "${#results[@]}" results < <(measure_replays "$w" "$pcap" "${binaries[@]}")
     done
-    # results: for 1 worker then 2, one line per binary (the baseline first).
-    local per=${#binaries[@]}
+    # results: for 1 worker then 2, one line per binary, in that order.
+    result() { echo "${results[$((($1 - 1) * per + $2))]}"; }
     if [ -n "$baseline" ]; then
         for w in 1 2; do
-            read -r c t m <<< "${results[$(((w - 1) * per))]}"
-            row "baseline --workers $w" "$c" "$t" "$m" "$(wc -l < "$work/baseline.json")"
+            read -r c t m < <(result "$w" 0)
+            row "baseline --workers $w" "$c" "$t" "$m" "$base_events"
         done
     fi
     for w in 1 2; do
-        read -r c t m <<< "${results[$(((w - 1) * per + per - 1))]}"
+        read -r c t m < <(result "$w" "$mine")
         row "spamtap replay --workers $w" "$c" "$t" "$m" "$events"
         if [ "$w" = 1 ]; then
             w1=$t
@@ -181,19 +207,36 @@ bench() {
             awk -v a="$t" -v b="$w1" 'BEGIN { printf "2 workers / 1 worker, wall: %.2f\n", a / b }'
         fi
     done
+    if [ -n "$pgo" ]; then
+        for w in 1 2; do
+            read -r c t m < <(result "$w" $((mine + 1)))
+            row "PGO build --workers $w" "$c" "$t" "$m" "$pgo_events"
+            if [ "$w" = 1 ]; then
+                w1=$t
+            else
+                awk -v a="$t" -v b="$w1" 'BEGIN { printf "PGO build, 2 workers / 1 worker, wall: %.2f\n", a / b }'
+            fi
+        done
+    fi
     echo "profile, 1 worker:"
     profile "$bin" replay --workers 1 --sensor bench -o /dev/null "$pcap"
     if [ -n "${INSTRUCTIONS:-}" ]; then
-        local slice="$dir/spamtap-bench-$mix-60mb.pcap" mine theirs
+        local slice="$dir/spamtap-bench-$mix-60mb.pcap" theirs
         [ -f "$slice" ] || ./target/release/spamtap-gen bench --mix "$mix" --size-mb 60 "$slice"
-        mine=$(instructions "$bin" "$slice")
+        local counted
+        counted=$(instructions "$bin" "$slice")
         if [ -n "$baseline" ]; then
             theirs=$(instructions "$baseline" "$slice")
-            awk -v m="$mine" -v t="$theirs" 'BEGIN {
+            awk -v m="$counted" -v t="$theirs" 'BEGIN {
                 printf "instructions, 60 MB slice, 1 worker: baseline %.1fM, spamtap %.1fM (%+.1f%%)\n",
                     t / 1e6, m / 1e6, (m - t) * 100 / t }'
         else
-            awk -v m="$mine" 'BEGIN { printf "instructions, 60 MB slice, 1 worker: %.1fM\n", m / 1e6 }'
+            awk -v m="$counted" 'BEGIN { printf "instructions, 60 MB slice, 1 worker: %.1fM\n", m / 1e6 }'
+        fi
+        if [ -n "$pgo" ]; then
+            awk -v m="$counted" -v p="$(instructions "$pgo" "$slice")" 'BEGIN {
+                printf "instructions, 60 MB slice, 1 worker: PGO build %.1fM (%+.1f%% against this build)\n",
+                    p / 1e6, (p - m) * 100 / m }'
         fi
     fi
 }
