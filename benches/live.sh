@@ -11,7 +11,10 @@
 #
 # RATE is Mbit/s or `top` (tcpreplay --topspeed); default: 100 200 400 top. PCAP defaults to
 # the mail-heavy workload (`spamtap-gen bench --mix mail --size-mb 733`), kept in $BENCH_DIR.
-# PGO=1 measures the profile-guided build (dist/build-pgo.sh) instead of the plain release one.
+# PGO=1 measures the profile-guided build (dist/build-pgo.sh) instead of the plain release one;
+# PGO=target/pgo/release/spamtap, one already built. PIN=1 keeps tcpreplay (and the veth's
+# softirq work, done on the cpu that sends) on cpu 0 and the sensor, tcpdump and the replays
+# on the other cpus, so that they do not share a core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=1
@@ -39,7 +42,15 @@ if [ -z "$pcap" ]; then
     [ -f "$pcap" ] || ./target/release/spamtap-gen bench --mix mail --size-mb 733 "$pcap"
 fi
 bin=$(pwd)/target/release/spamtap
-if [ -n "${PGO:-}" ]; then
+send_on=()
+receive_on=()
+if [ -n "${PIN:-}" ]; then
+    send_on=(taskset -c 0)
+    receive_on=(taskset -c "1-$(($(nproc) - 1))")
+fi
+if [ -x "${PGO:-}" ]; then
+    bin=$(realpath "$PGO")
+elif [ -n "${PGO:-}" ]; then
     bash dist/build-pgo.sh
     bin=$(pwd)/target/pgo/release/spamtap
 fi
@@ -66,7 +77,7 @@ ip netns exec "$b" ethtool -K vb tso off gso off gro off >/dev/null 2>&1 || true
 # What a replay of the file gives, for comparison: its cpu-s (and its events in FILE).
 time_replay() {
     rm -f "$1"
-    { /usr/bin/time -f '%U %S' "$bin" replay -q --workers "$workers" --sensor bench \
+    { /usr/bin/time -f '%U %S' "${receive_on[@]}" "$bin" replay -q --workers "$workers" --sensor bench \
         -o "$1" "$pcap"; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }'
 }
 replay_cpu=$(time_replay "$work/replay.json")
@@ -79,7 +90,7 @@ echo "capture: $pcap, $frames frames; replay: $replay_smtp smtp events, $replay_
 send() {
     local rate=$1 speed
     if [ "$rate" = top ]; then speed=(--topspeed); else speed=(--mbps="$rate"); fi
-    ip netns exec "$a" tcpreplay -q -i va "${speed[@]}" "$pcap" 2>&1 |
+    ip netns exec "$a" "${send_on[@]}" tcpreplay -q -i va "${speed[@]}" "$pcap" 2>&1 |
         awk '/Actual:/ { sent = $2 } /Rated:/ { for (i = 1; i <= NF; i++) if ($i ~ /Mbps/) mbps = $(i - 1) }
              END { printf "%s %d\n", sent, mbps }'
 }
@@ -105,7 +116,7 @@ cpu_seconds() {
 printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %7s\n' rate sensor mbit/s sent captured kernel_lost sensor_lost smtp smtp_lost cpu_s
 for rate in "${rates[@]}"; do
     # tcpdump, the capture-only limit, with the same kernel buffer as spamtap (64 MiB).
-    ip netns exec "$b" tcpdump -i vb -nn -B 65536 -w /dev/null 2>"$work/tcpdump.err" &
+    ip netns exec "$b" "${receive_on[@]}" tcpdump -i vb -nn -B 65536 -w /dev/null 2>"$work/tcpdump.err" &
     dump=$!
     sleep 1
     read -r sent mbps < <(send "$rate")
@@ -122,7 +133,7 @@ for rate in "${rates[@]}"; do
 
     # Outputs append: each rate starts from an empty file.
     rm -f "$work/live.json"
-    ip netns exec "$b" "$bin" live -i vb --workers "$workers" --sensor bench \
+    ip netns exec "$b" "${receive_on[@]}" "$bin" live -i vb --workers "$workers" --sensor bench \
         --stats-interval 0 -o "$work/live.json" 2>"$work/live.err" &
     sensor=$!
     sleep 1
