@@ -178,7 +178,7 @@ bench() {
         pgo_events=$other_events
     fi
     # The binaries measured, in turns: the baseline, this build, the PGO build.
-    local binaries=() results=() w1="" mine=0 per
+    local binaries=() results=() mine=0 per
     if [ -n "$baseline" ]; then
         binaries+=("$baseline")
         mine=1
@@ -191,39 +191,30 @@ bench() {
     done
     # results: for 1 worker then 2, one line per binary, in that order.
     result() { echo "${results[$((($1 - 1) * per + $2))]}"; }
-    if [ -n "$baseline" ]; then
+    # The rows of binary INDEX, named NAME, with EVENTS events; with a RATIO label, also its
+    # 2-worker wall against its 1-worker wall.
+    rows() {
+        local name=$1 index=$2 count=$3 ratio=${4:-} w c t m wall1=""
         for w in 1 2; do
-            read -r c t m < <(result "$w" 0)
-            row "baseline --workers $w" "$c" "$t" "$m" "$base_events"
-        done
-    fi
-    for w in 1 2; do
-        read -r c t m < <(result "$w" "$mine")
-        row "spamtap replay --workers $w" "$c" "$t" "$m" "$events"
-        if [ "$w" = 1 ]; then
-            w1=$t
-            eval "cpu1_$mix=$c; read_$mix=$c_read; sessions_$mix=$tls_sessions"
-        else
-            awk -v a="$t" -v b="$w1" 'BEGIN { printf "2 workers / 1 worker, wall: %.2f\n", a / b }'
-        fi
-    done
-    if [ -n "$pgo" ]; then
-        for w in 1 2; do
-            read -r c t m < <(result "$w" $((mine + 1)))
-            row "PGO build --workers $w" "$c" "$t" "$m" "$pgo_events"
+            read -r c t m < <(result "$w" "$index")
+            row "$name --workers $w" "$c" "$t" "$m" "$count"
             if [ "$w" = 1 ]; then
-                w1=$t
-            else
-                awk -v a="$t" -v b="$w1" 'BEGIN { printf "PGO build, 2 workers / 1 worker, wall: %.2f\n", a / b }'
+                wall1=$t
+            elif [ -n "$ratio" ]; then
+                awk -v a="$t" -v b="$wall1" -v r="$ratio" 'BEGIN { printf "%s, wall: %.2f\n", r, a / b }'
             fi
         done
-    fi
+    }
+    [ -z "$baseline" ] || rows baseline 0 "$base_events"
+    rows "spamtap replay" "$mine" "$events" "2 workers / 1 worker"
+    read -r c _ _ < <(result 1 "$mine")
+    eval "cpu1_$mix=$c; read_$mix=$c_read; sessions_$mix=$tls_sessions"
+    [ -z "$pgo" ] || rows "PGO build" $((mine + 1)) "$pgo_events" "PGO build, 2 workers / 1 worker"
     echo "profile, 1 worker:"
     profile "$bin" replay --workers 1 --sensor bench -o /dev/null "$pcap"
     if [ -n "${INSTRUCTIONS:-}" ]; then
-        local slice="$dir/spamtap-bench-$mix-60mb.pcap" theirs
+        local slice="$dir/spamtap-bench-$mix-60mb.pcap" counted theirs
         [ -f "$slice" ] || ./target/release/spamtap-gen bench --mix "$mix" --size-mb 60 "$slice"
-        local counted
         counted=$(instructions "$bin" "$slice")
         if [ -n "$baseline" ]; then
             theirs=$(instructions "$baseline" "$slice")

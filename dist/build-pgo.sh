@@ -12,7 +12,7 @@
 #
 # The events are the same as a plain release build's (benches/run.sh checks it: PGO=1). It
 # needs rustup's llvm-tools component (for llvm-profdata of the compiler's own LLVM), which it
-# installs, and takes about twice as long as a release build.
+# installs, and takes about 12 minutes on 2 cores (a clean release build takes 4.4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
