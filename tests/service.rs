@@ -507,7 +507,8 @@ fn sigusr2_reloads_rules_and_a_bad_file_keeps_the_old_ones() {
 fn a_stuck_or_missing_output_stalls_nothing() {
     let mut wire = Wire::up("stuck");
     let pcap = wire.path("mail.pcap");
-    mail_pcap(&pcap, 24);
+    // Enough events (11 MB) to overflow what a live output queues (4 MiB) and the socket.
+    mail_pcap(&pcap, 128);
     let sock = wire.path("stuck.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).expect("listen");
     // Accepts, then holds the connection without reading until the test ends.
@@ -525,7 +526,7 @@ fn a_stuck_or_missing_output_stalls_nothing() {
         "--write-pcap",
         recorded.to_str().expect("utf-8"),
     ]);
-    wire.send(&pcap, 40);
+    wire.send(&pcap, 200);
     std::thread::sleep(Duration::from_millis(500));
     let (status, rest) = wire.stop(err);
     let _conn = holder.join().expect("holder");

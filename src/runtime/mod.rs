@@ -14,7 +14,7 @@
 //! writes a `stats` event that counts exactly the packets before its timestamp. When no batch
 //! buffer is free the capture thread waits, in replay and live alike: live, the kernel's ring
 //! holds what arrives meanwhile, and only what overflows it is lost (`capture.kernel_drops`).
-//! The one exception is a stop: a packet that finds no free buffer within 100 ms then is
+//! The one exception is a stop: a packet that finds no free buffer within 200 ms then is
 //! dropped and counted in `capture.queue_drops`.
 
 mod clock;
@@ -512,13 +512,15 @@ struct Dispatcher {
 const UNACCOUNTED: usize = 24 << 20;
 
 /// Longest a live packet waits in a partial batch.
-const LIVE_FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// How long partial batches wait on a quiet ring (see [`Dispatcher::idle`]). The capture
-/// sleeps on a quiet ring at most [`capture::IDLE_WAIT_MS`] before it calls `idle` again, so
-/// a packet waits at most their sum, within [`LIVE_FLUSH_EVERY`].
+const LIVE_FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How long partial batches wait on a quiet ring (see [`Dispatcher::idle`]). Between two
+/// calls of `idle` the capture sleeps at most its [`capture::MAX_NAP`] and
+/// [`capture::IDLE_WAIT_MS`], so a packet waits at most the three, within
+/// [`LIVE_FLUSH_EVERY`].
 const IDLE_FLUSH_AFTER: Duration = Duration::from_millis(50);
 const _: () = assert!(
-    IDLE_FLUSH_AFTER.as_millis() + capture::IDLE_WAIT_MS as u128 <= LIVE_FLUSH_EVERY.as_millis()
+    IDLE_FLUSH_AFTER.as_millis() + capture::MAX_NAP.as_millis() + capture::IDLE_WAIT_MS as u128
+        <= LIVE_FLUSH_EVERY.as_millis()
 );
 
 impl Dispatcher {
@@ -848,7 +850,15 @@ fn output_thread(
     if let Some(p) = &mut publisher {
         p.hello();
     }
-    let write = |bytes: Vec<u8>, outputs: &mut Outputs, publisher: &mut Option<Publisher>| {
+    let mut stopped = false;
+    let mut write = |bytes: Vec<u8>, outputs: &mut Outputs, publisher: &mut Option<Publisher>| {
+        if !stopped && stop.load(Ordering::Relaxed) {
+            stopped = true;
+            outputs.capture_stopped();
+            if let Some(p) = publisher {
+                p.capture_stopped();
+            }
+        }
         if let Some(p) = publisher {
             p.events(&bytes);
         }

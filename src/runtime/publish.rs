@@ -103,6 +103,13 @@ impl Publisher {
         split
     }
 
+    /// See [`Outputs::capture_stopped`].
+    pub fn capture_stopped(&mut self) {
+        for s in &mut self.shards {
+            s.lane.capture_stopped();
+        }
+    }
+
     pub fn hello(&mut self) {
         for i in 0..self.shards.len() {
             self.push(i, Body::Hello);
