@@ -500,6 +500,71 @@ fn sigusr2_reloads_rules_and_a_bad_file_keeps_the_old_ones() {
     );
 }
 
+/// When capture stops, every flow still in its close delay is reported at once: more than a
+/// live output queues. A slow output gets them all, because once capture has stopped the
+/// outputs are waited for instead of dropped from.
+#[test]
+fn the_flows_reported_at_the_stop_reach_a_slow_output() {
+    use std::io::Read;
+    let mut wire = Wire::up("burst");
+    let pcap = wire.path("mail.pcap");
+    // 12,000 flows sent in 5 s: none out of its 10 s close delay before the stop, and their
+    // flow events more than the 4 MiB a live output queues.
+    mail_pcap(&pcap, 256);
+    let sock = wire.path("flows.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("listen");
+    let (stopping, stopped) = std::sync::mpsc::channel::<()>();
+    // Takes nothing until the stop, then reads slowly (about 10 MB/s) until the sensor exits.
+    let reader = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let _ = stopped.recv();
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 64 << 10];
+        loop {
+            match conn.read(&mut piece) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&piece[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        got
+    });
+    let eve = wire.path("eve.json");
+    let flows = format!("unix-stream:{}?types=flow", sock.display());
+    let err = wire.sensor(&["-o", eve.to_str().expect("utf-8"), "-o", &flows]);
+    wire.send(&pcap, 400);
+    std::thread::sleep(Duration::from_millis(500));
+    stopping.send(()).expect("reader waits");
+    let (status, rest) = wire.stop(err);
+    let got = reader.join().expect("reader");
+    assert!(status.success(), "{status}: {rest}");
+
+    let live = file_lines(&eve);
+    let flow_events = live
+        .iter()
+        .filter(|l| l.contains(r#""event_type":"flow""#))
+        .count();
+    assert!(flow_events > 10_000, "{flow_events} flow events");
+    let stats: serde_json::Value =
+        serde_json::from_str(live.last().expect("final stats")).expect("JSON");
+    assert_eq!(stats["stats"]["capture"]["kernel_drops"], 0, "{stats}");
+    assert_eq!(
+        stats["stats"]["flow"]["timed_out"], 0,
+        "all reported at the stop: {stats}"
+    );
+    let streamed = got.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    assert_eq!(
+        streamed, flow_events,
+        "the slow output has every flow: {rest}"
+    );
+    assert!(
+        rest.contains(&format!(
+            "output {flows}: {flow_events} events written, 0 dropped"
+        )),
+        "{rest}"
+    );
+}
+
 /// One output that takes nothing (a unix stream whose reader never reads) and one that is not
 /// there at all: live capture goes on, the file output gets every event, and both say what
 /// they dropped.
