@@ -466,8 +466,9 @@ pub const IDLE_WAIT_MS: i32 = 50;
 /// (about 120 times a second at 200 Mbit/s), and the workers and the output after it; the
 /// same work done in fewer, bigger bursts costs less cpu (benches/live.sh, the mail workload
 /// at 200 Mbit/s, live / replay cpu: 2.0 without a nap, 1.3 with 50 ms, 1.2 to 1.4 with
-/// 100 ms, 1.1 to 1.2 with 200 ms). 100 ms of tcpreplay's top speed here (2.8 Gbit/s) fits
-/// in half the default 64 MiB ring, so a burst that starts during the longest nap is held.
+/// 100 ms, 1.1 to 1.2 with 200 ms). 100 ms of tcpreplay's top speed here (2.8 Gbit/s, 35 MB)
+/// takes about half the default 64 MiB ring, so a burst that starts during the longest nap is
+/// held.
 pub const MAX_NAP: Duration = Duration::from_millis(100);
 
 /// A nap lasts at most as long as the ring takes to fill this share of itself at the rate
