@@ -17,11 +17,13 @@
 # softirq work, done on the cpu that sends) on cpu 0 and the sensor, tcpdump and the replays
 # on the other cpus, so that they do not share a core. INSTRUCTIONS=1 also counts the
 # instructions of the live sensor (valgrind's callgrind) fed a 60 MB slice of the mail workload
-# at 20 Mbit/s, against a replay of the same slice.
+# at 20 Mbit/s, against a replay of the same slice. BUFFER_MIB=256 gives the sensor and tcpdump
+# that kernel buffer instead of the default 64 MiB (a bigger ring lets the sensor nap longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=1
 pcap=""
+buffer_mib=${BUFFER_MIB:-64}
 while getopts "w:f:" opt; do
     case $opt in
         w) workers=$OPTARG ;;
@@ -90,7 +92,7 @@ replay_cpu=$(time_replay "$work/replay.json")
 count_smtp() { grep -c '"event_type":"smtp"' "$1" || true; }
 replay_smtp=$(count_smtp "$work/replay.json")
 frames=$(tcpdump -r "$pcap" -nn -q 2>/dev/null | wc -l)
-echo "capture: $pcap, $frames frames; replay: $replay_smtp smtp events, $replay_cpu cpu-s; $workers worker(s)"
+echo "capture: $pcap, $frames frames; replay: $replay_smtp smtp events, $replay_cpu cpu-s; $workers worker(s); kernel buffer $buffer_mib MiB"
 
 # Sends the file once into namespace b at RATE; prints the packets sent and the Mbit/s reached.
 send() {
@@ -121,8 +123,9 @@ cpu_seconds() {
 # shared VM a replay alone varies by a quarter from one minute to the next.
 printf '%-6s %-8s %6s %9s %10s %11s %11s %7s %9s %10s %7s\n' rate sensor mbit/s sent captured kernel_lost sensor_lost smtp smtp_lost ev_dropped cpu_s
 for rate in "${rates[@]}"; do
-    # tcpdump, the capture-only limit, with the same kernel buffer as spamtap (64 MiB).
-    ip netns exec "$b" "${receive_on[@]}" tcpdump -i vb -nn -B 65536 -w /dev/null 2>"$work/tcpdump.err" &
+    # tcpdump, the capture-only limit, with the same kernel buffer as spamtap.
+    ip netns exec "$b" "${receive_on[@]}" tcpdump -i vb -nn -B $((buffer_mib * 1024)) -w /dev/null \
+        2>"$work/tcpdump.err" &
     dump=$!
     sleep 1
     read -r sent mbps < <(send "$rate")
@@ -140,6 +143,7 @@ for rate in "${rates[@]}"; do
     # Outputs append: each rate starts from an empty file.
     rm -f "$work/live.json"
     ip netns exec "$b" "${receive_on[@]}" "$bin" live -i vb --workers "$workers" --sensor bench \
+        --buffer-size "$buffer_mib" \
         --stats-interval 0 -o "$work/live.json" 2>"$work/live.err" &
     sensor=$!
     sleep 1

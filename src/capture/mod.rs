@@ -461,15 +461,28 @@ const BLOCK_TIMEOUT_MS: i32 = 50;
 /// calls [`PacketHandler::idle`] again.
 pub const IDLE_WAIT_MS: i32 = 50;
 
-/// Longest a live capture sleeps once it has emptied the kernel's ring, before it waits for
-/// more. Without a nap a busy link woke the capture thread for each block the kernel filled
-/// (about 120 times a second at 200 Mbit/s), and the workers and the output after it; the
-/// same work done in fewer, bigger bursts costs less cpu (benches/live.sh, the mail workload
-/// at 200 Mbit/s, live / replay cpu: 2.0 without a nap, 1.3 with 50 ms, 1.2 to 1.4 with
-/// 100 ms, 1.1 to 1.2 with 200 ms). 100 ms of tcpreplay's top speed here (2.8 Gbit/s, 35 MB)
-/// takes about half the default 64 MiB ring, so a burst that starts during the longest nap is
-/// held.
-pub const MAX_NAP: Duration = Duration::from_millis(100);
+/// The rate the longest nap leaves room for: what comes during it at this rate fills half the
+/// kernel's ring, so a burst that starts during a nap is held. 320 MiB/s (2.7 Gbit/s) is
+/// about tcpreplay's top speed over a veth on the machine that measured it (2.5 to 3.3).
+const NAP_HEADROOM_RATE: u64 = 320 << 20;
+
+/// The longest nap whatever the ring: a stop waits for the nap to end.
+const NAP_CEILING: Duration = Duration::from_millis(500);
+
+/// Longest a live capture with a kernel buffer of `buffer_bytes` sleeps once it has emptied
+/// the ring, before it waits for more: 100 ms with the default 64 MiB, 400 ms with 256 MiB,
+/// at most [`NAP_CEILING`]. Without a nap a busy link woke the capture thread for each block
+/// the kernel filled (about 120 times a second at 200 Mbit/s), and the workers and the output
+/// after it. The same work in fewer, bigger bursts costs less cpu: on the VM that measured it
+/// each burst cost some 0.5 to 1.3 ms more than the same work done in one go.
+/// benches/live.sh, the mail workload, live / replay cpu at 200 Mbit/s: 2.0 without a nap,
+/// 1.3 with 50 ms, 1.2 to 1.4 with 100 ms; with 256 MiB and 400 ms, 1.09 and 1.16 (100 Mbit/s:
+/// 1.12 and 1.19, against 1.4 to 2.1 with 100 ms).
+pub fn max_nap(buffer_bytes: i32) -> Duration {
+    let half_ring = u64::try_from(buffer_bytes).unwrap_or(0) / 2;
+    let nanos = half_ring.saturating_mul(1_000_000_000) / NAP_HEADROOM_RATE;
+    Duration::from_nanos(nanos).min(NAP_CEILING)
+}
 
 /// A nap lasts at most as long as the ring takes to fill this share of itself at the rate
 /// the last drain saw, so the rate may rise this many times over before a nap overflows it:
@@ -488,6 +501,8 @@ const RING_BYTES_PER_PACKET: u64 = 80;
 struct NapPacer {
     /// [`RING_SHARE_PER_NAP`] of the kernel buffer, in bytes.
     budget: u64,
+    /// [`max_nap`] of the kernel buffer.
+    longest: Duration,
     /// Ring bytes read since the last drain ended.
     drained: u64,
     /// When the last drain ended.
@@ -498,6 +513,7 @@ impl NapPacer {
     fn new(buffer_bytes: i32, now: Instant) -> Self {
         NapPacer {
             budget: u64::try_from(buffer_bytes).unwrap_or(0) / RING_SHARE_PER_NAP,
+            longest: max_nap(buffer_bytes),
             drained: 0,
             since: now,
         }
@@ -510,7 +526,7 @@ impl NapPacer {
     /// The ring is empty at `now`: the nap to take, and a new drain counted from here.
     fn nap(&mut self, now: Instant) -> Duration {
         let took = now.saturating_duration_since(self.since);
-        let nap = nap_length(self.drained, took, self.budget);
+        let nap = nap_length(self.drained, took, self.budget, self.longest);
         self.drained = 0;
         self.since = now;
         nap
@@ -518,13 +534,13 @@ impl NapPacer {
 }
 
 /// How long to nap after `drained` ring bytes came in `took`: as long as the ring takes at
-/// that rate to fill `budget` bytes, within [`MIN_NAP`] and [`MAX_NAP`].
-fn nap_length(drained: u64, took: Duration, budget: u64) -> Duration {
+/// that rate to fill `budget` bytes, within [`MIN_NAP`] and `longest`.
+fn nap_length(drained: u64, took: Duration, budget: u64, longest: Duration) -> Duration {
     if drained == 0 {
-        return MAX_NAP;
+        return longest;
     }
     let fill_nanos = took.as_nanos().saturating_mul(u128::from(budget)) / u128::from(drained);
-    let nap = Duration::from_nanos(u64::try_from(fill_nanos).unwrap_or(u64::MAX)).min(MAX_NAP);
+    let nap = Duration::from_nanos(u64::try_from(fill_nanos).unwrap_or(u64::MAX)).min(longest);
     if nap < MIN_NAP { Duration::ZERO } else { nap }
 }
 
@@ -661,32 +677,45 @@ mod tests {
     }
 
     const MIB: u64 = 1 << 20;
+    const LONGEST: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn the_longest_nap_leaves_half_the_ring_for_a_burst() {
+        assert_eq!(max_nap(64 << 20), LONGEST);
+        assert_eq!(max_nap(256 << 20), Duration::from_millis(400));
+        assert_eq!(max_nap(2000 << 20), NAP_CEILING);
+        assert_eq!(max_nap(0), Duration::ZERO);
+        assert_eq!(max_nap(-1), Duration::ZERO);
+    }
 
     #[test]
     fn nap_holds_an_eighth_of_the_ring_at_the_last_rate() {
         let budget = 64 * MIB / RING_SHARE_PER_NAP;
         // 1 Gbit/s: 12.5 MB in 100 ms; an eighth of 64 MiB fills in 67 ms.
-        let nap = nap_length(12_500_000, Duration::from_millis(100), budget);
+        let nap = nap_length(12_500_000, Duration::from_millis(100), budget, LONGEST);
         assert_eq!(nap.as_millis(), 67);
         // 200 Mbit/s would allow 335 ms: the longest nap.
         assert_eq!(
-            nap_length(2_500_000, Duration::from_millis(100), budget),
-            MAX_NAP
+            nap_length(2_500_000, Duration::from_millis(100), budget, LONGEST),
+            LONGEST
         );
         // 10 Gbit/s: 6.7 ms.
-        let nap = nap_length(125_000_000, Duration::from_millis(100), budget);
+        let nap = nap_length(125_000_000, Duration::from_millis(100), budget, LONGEST);
         assert_eq!(nap.as_micros(), 6710);
         // Faster than the ring can take in a millisecond's nap: none.
-        let flood = nap_length(u64::MAX, Duration::from_millis(100), budget);
+        let flood = nap_length(u64::MAX, Duration::from_millis(100), budget, LONGEST);
         assert_eq!(flood, Duration::ZERO);
     }
 
     #[test]
     fn nap_after_a_quiet_ring_or_a_long_drain_is_the_longest() {
         let budget = 8 * MIB;
-        assert_eq!(nap_length(0, Duration::ZERO, budget), MAX_NAP);
-        assert_eq!(nap_length(1, Duration::MAX, budget), MAX_NAP);
-        assert_eq!(nap_length(1_000, Duration::ZERO, budget), Duration::ZERO);
+        assert_eq!(nap_length(0, Duration::ZERO, budget, LONGEST), LONGEST);
+        assert_eq!(nap_length(1, Duration::MAX, budget, LONGEST), LONGEST);
+        assert_eq!(
+            nap_length(1_000, Duration::ZERO, budget, LONGEST),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -700,6 +729,6 @@ mod tests {
         let nap = pacer.nap(start + Duration::from_millis(10));
         assert_eq!(nap.as_millis(), 67);
         // The next drain starts from nothing: a quiet ring naps the longest.
-        assert_eq!(pacer.nap(start + Duration::from_millis(200)), MAX_NAP);
+        assert_eq!(pacer.nap(start + Duration::from_millis(200)), LONGEST);
     }
 }

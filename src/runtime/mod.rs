@@ -14,8 +14,9 @@
 //! writes a `stats` event that counts exactly the packets before its timestamp. When no batch
 //! buffer is free the capture thread waits, in replay and live alike: live, the kernel's ring
 //! holds what arrives meanwhile, and only what overflows it is lost (`capture.kernel_drops`).
-//! The one exception is a stop: a packet that finds no free buffer within 200 ms then is
-//! dropped and counted in `capture.queue_drops`.
+//! The one exception is a stop: a packet that finds no free buffer within 200 ms then (with
+//! the default kernel buffer, see `live_flush_every`) is dropped and counted in
+//! `capture.queue_drops`.
 
 mod clock;
 mod correlate;
@@ -422,6 +423,10 @@ pub fn run(config: RunConfig, control: Control) -> Result<RunSummary, RunError> 
         out: out_tx,
         stop: Arc::clone(&stop),
         last_flush: Instant::now(),
+        flush_every: match &config.input {
+            Input::Live(opts) => live_flush_every(opts.buffer_bytes),
+            Input::Files(_) => Duration::MAX,
+        },
         since_flush_check: 0,
         reloads: control.reloads,
         rules: Arc::clone(&config.rules),
@@ -496,6 +501,8 @@ struct Dispatcher {
     /// Live only: when partial batches were last sent. A trickle of packets must not wait
     /// for a batch to fill; this affects only how soon events appear, never what they say.
     last_flush: Instant,
+    /// Live only: [`live_flush_every`].
+    flush_every: Duration,
     since_flush_check: u32,
     /// Rule reloads waiting for the next tick.
     reloads: Receiver<Result<Arc<Rules>, String>>,
@@ -511,17 +518,17 @@ struct Dispatcher {
 /// batches in flight, event buffers and output queues (about 20 MiB measured on floods).
 const UNACCOUNTED: usize = 24 << 20;
 
-/// Longest a live packet waits in a partial batch.
-const LIVE_FLUSH_EVERY: Duration = Duration::from_millis(200);
-/// How long partial batches wait on a quiet ring (see [`Dispatcher::idle`]). Between two
-/// calls of `idle` the capture sleeps at most its [`capture::MAX_NAP`] and
-/// [`capture::IDLE_WAIT_MS`], so a packet waits at most the three, within
-/// [`LIVE_FLUSH_EVERY`].
+/// How long partial batches wait on a quiet ring (see [`Dispatcher::idle`]).
 const IDLE_FLUSH_AFTER: Duration = Duration::from_millis(50);
-const _: () = assert!(
-    IDLE_FLUSH_AFTER.as_millis() + capture::MAX_NAP.as_millis() + capture::IDLE_WAIT_MS as u128
-        <= LIVE_FLUSH_EVERY.as_millis()
-);
+
+/// Longest a live packet waits in a partial batch, with a kernel buffer of `buffer_bytes`:
+/// between two calls of `idle` the capture naps at most [`capture::max_nap`] and waits at
+/// most [`capture::IDLE_WAIT_MS`], so a packet waits at most the three (200 ms with the
+/// default 64 MiB).
+fn live_flush_every(buffer_bytes: i32) -> Duration {
+    let idle_wait = u64::try_from(capture::IDLE_WAIT_MS).unwrap_or(0);
+    IDLE_FLUSH_AFTER + capture::max_nap(buffer_bytes) + Duration::from_millis(idle_wait)
+}
 
 impl Dispatcher {
     /// Puts a decoded segment (a frame's, or a reassembled datagram's) in its worker's
@@ -556,7 +563,7 @@ impl Dispatcher {
             self.since_flush_check += 1;
             if self.since_flush_check >= 64 {
                 self.since_flush_check = 0;
-                if self.last_flush.elapsed() >= LIVE_FLUSH_EVERY {
+                if self.last_flush.elapsed() >= self.flush_every {
                     self.flush_all();
                 }
             }
@@ -577,7 +584,7 @@ impl Dispatcher {
         // Partial batches of other workers may be what the slow one waits behind.
         self.flush_all();
         loop {
-            match self.free.recv_timeout(LIVE_FLUSH_EVERY) {
+            match self.free.recv_timeout(self.flush_every) {
                 Ok(batch) => return Some(batch),
                 Err(RecvTimeoutError::Timeout) if !self.stop.load(Ordering::Relaxed) => {}
                 Err(_) => return None,
