@@ -177,8 +177,8 @@ if [ -n "${INSTRUCTIONS:-}" ]; then
     [ -f "$slice" ] || ./target/release/spamtap-gen bench --mix mail --size-mb 60 "$slice"
     rm -f "$work/cg-live.json" "$work/cg-replay.json"
     ip netns exec "$b" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" live -i vb \
-        --workers "$workers" --sensor bench --stats-interval 0 -o "$work/cg-live.json" \
-        2>"$work/cg-live.err" &
+        --workers "$workers" --sensor bench --buffer-size "$buffer_mib" --stats-interval 0 \
+        -o "$work/cg-live.json" 2>"$work/cg-live.err" &
     sensor=$!
     for _ in $(seq 120); do
         grep -q 'capturing on' "$work/cg-live.err" && break

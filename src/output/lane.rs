@@ -3,9 +3,10 @@
 //!
 //! The output thread hands [`Outputs::write`] whole event lines; each lane gets the lines of the
 //! types it carries. In replay a full queue is waited for (a replay loses nothing to speed); in
-//! live capture a full queue drops the lines, counted, until capture stops. A lane whose destination fails counts
-//! what it could not deliver, drops (and counts) what arrives while it is down, and reconnects
-//! with backoff; only a file or standard output failing in replay ends the run, with an error.
+//! live capture a full queue drops the lines, counted, until capture stops. A lane whose
+//! destination fails counts what it could not deliver, drops (and counts) what arrives while
+//! it is down, and reconnects with backoff; only a file or standard output failing in replay
+//! ends the run, with an error.
 
 use std::io;
 use std::sync::Arc;
@@ -157,10 +158,8 @@ struct Lane {
 /// thread's chunks of up to 1 MiB, at most 32 MiB held for a slow destination.
 const QUEUE_CHUNKS: usize = 32;
 /// Bytes of lines queued per output in live capture (some 7,000 events), past which lines are
-/// dropped (counted).
-/// Live, a chunk is what a worker wrote for one batch, often a few KB, so a cap on chunks
-/// dropped events whenever a lane thread waited its turn for a core a moment: at tcpreplay's
-/// top speed (3 Gbit/s, 2 workers), some hundreds of the mail workload's 70,000 events.
+/// dropped (counted). Counted in bytes, not chunks: live, a chunk is what a worker wrote for
+/// one batch, often a few KB, so 32 chunks held only some hundred KB.
 const LIVE_QUEUE_BYTES: usize = 4 << 20;
 /// Messages queued per output in live capture, whatever their size.
 const LIVE_QUEUE_MESSAGES: usize = 4096;
@@ -178,7 +177,8 @@ const RETRY_FOR: Duration = Duration::from_secs(120);
 /// Every output of a run.
 pub struct Outputs {
     lanes: Vec<Lane>,
-    live: bool,
+    /// Live capture, until it stops: a full queue drops lines instead of being waited for.
+    drop_when_full: bool,
 }
 
 impl Outputs {
@@ -278,7 +278,10 @@ impl Outputs {
                 filtered: Vec::new(),
             });
         }
-        Ok(Outputs { lanes, live })
+        Ok(Outputs {
+            lanes,
+            drop_when_full: live,
+        })
     }
 
     /// Hands whole event lines to every output.
@@ -288,7 +291,7 @@ impl Outputs {
             return Handed { lines: 0, ok: true };
         }
         let all = Arc::new(bytes);
-        let live = self.live;
+        let drop_when_full = self.drop_when_full;
         let mut ok = true;
         for lane in &mut self.lanes {
             let (bytes, count) = if lane.spec.types.is_empty() {
@@ -308,7 +311,7 @@ impl Outputs {
                 (Arc::new(lane.filtered.clone()), count)
             };
             lane.counters.events.fetch_add(count, Ordering::Relaxed);
-            ok &= lane.send(ToLane::Lines { bytes, count }, count, live);
+            ok &= lane.send(ToLane::Lines { bytes, count }, count, drop_when_full);
         }
         Handed {
             lines: all_count,
@@ -320,14 +323,14 @@ impl Outputs {
     /// the workers report at the end (every flow still open, all at once) is written rather
     /// than dropped for want of room. A stuck destination still fails within its timeout.
     pub fn capture_stopped(&mut self) {
-        self.live = false;
+        self.drop_when_full = false;
     }
 
     /// Packet time has reached `now` (a tick): for rotation by interval.
     pub fn tick(&mut self, now: Timestamp) {
-        let live = self.live;
+        let drop_when_full = self.drop_when_full;
         for lane in &mut self.lanes {
-            lane.send(ToLane::Tick(now), 0, live);
+            lane.send(ToLane::Tick(now), 0, drop_when_full);
         }
     }
 
@@ -393,8 +396,10 @@ impl Outputs {
 }
 
 impl Lane {
-    /// `false` when the lane has ended (after a fatal failure).
-    fn send(&mut self, msg: ToLane, lines: u64, live: bool) -> bool {
+    /// `false` when the lane has ended (after a fatal failure). With `drop_when_full`, lines
+    /// that would queue more than [`LIVE_QUEUE_BYTES`] are dropped, and so is a message that
+    /// finds the queue full; without it, the queue is waited for.
+    fn send(&mut self, msg: ToLane, lines: u64, drop_when_full: bool) -> bool {
         let Some(tx) = &self.tx else {
             return false;
         };
@@ -403,12 +408,12 @@ impl Lane {
             _ => 0,
         };
         let queued = &self.counters.queued_bytes;
-        if live && queued.load(Ordering::Relaxed) + bytes > LIVE_QUEUE_BYTES {
+        if drop_when_full && queued.load(Ordering::Relaxed) + bytes > LIVE_QUEUE_BYTES {
             self.counters.dropped.fetch_add(lines, Ordering::Relaxed);
             return true;
         }
         queued.fetch_add(bytes, Ordering::Relaxed);
-        let sent = if live {
+        let sent = if drop_when_full {
             match tx.try_send(msg) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(_)) => {
@@ -796,7 +801,7 @@ mod tests {
                 thread: None,
                 filtered: Vec::new(),
             }],
-            live: true,
+            drop_when_full: true,
         };
         // Lines of 3 MiB each: the second would queue more than 4 MiB.
         let chunk = || {
