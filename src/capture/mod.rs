@@ -305,7 +305,17 @@ unsafe extern "C" {
     /// libpcap's reader of an already open stream (the pcap crate opens streams itself, so its
     /// buffer cannot be set).
     fn pcap_fopen_offline(file: *mut libc::FILE, errbuf: *mut libc::c_char) -> *mut libc::c_void;
+    /// glibc's and musl's switch of a stream's lock (`<stdio_ext.h>`; not in the libc crate).
+    #[cfg(target_os = "linux")]
+    fn __fsetlocking(file: *mut libc::FILE, kind: libc::c_int) -> libc::c_int;
 }
+
+/// `FSETLOCKING_BYCALLER`: the stream takes no lock of its own. libpcap reads a file with two
+/// `fread`s a packet, and in a process with threads each took and gave back the stream's
+/// lock, two atomic instructions: 2% of the mail workload's replay cpu (median of 12 runs).
+/// Only the thread that holds the capture reads the stream, so the lock guarded nothing.
+#[cfg(target_os = "linux")]
+const FSETLOCKING_BYCALLER: libc::c_int = 2;
 
 fn open_file(path: &Path, bpf: Option<&str>) -> Result<(OfflineFile, LinkType), CaptureError> {
     // libpcap's messages for a missing or unreadable file are terse; ask the OS first.
@@ -327,7 +337,8 @@ fn open_file(path: &Path, bpf: Option<&str>) -> Result<(OfflineFile, LinkType), 
     let mut errbuf = [0 as libc::c_char; 256];
     // SAFETY: the descriptor is ours (`into_raw_fd`) and becomes the stream's; the buffer lives
     // as long as the stream (see `OfflineFile`) and is set before the first read; libpcap takes
-    // the stream and closes it with the capture. On failure the stream is closed here.
+    // the stream and closes it with the capture. On failure the stream is closed here. The
+    // stream needs no lock: a `Capture` is `Send` but not `Sync`, so one thread at a time uses it.
     let handle = unsafe {
         let fd = file.into_raw_fd();
         let stream = libc::fdopen(fd, c"r".as_ptr());
@@ -341,6 +352,8 @@ fn open_file(path: &Path, bpf: Option<&str>) -> Result<(OfflineFile, LinkType), 
             libc::_IOFBF,
             buffer.len(),
         );
+        #[cfg(target_os = "linux")]
+        __fsetlocking(stream, FSETLOCKING_BYCALLER);
         let handle = pcap_fopen_offline(stream, errbuf.as_mut_ptr());
         if handle.is_null() {
             libc::fclose(stream);
