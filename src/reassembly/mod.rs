@@ -214,6 +214,10 @@ pub struct Segment<'a> {
     pub payload: &'a [u8],
     /// Bytes after `payload` that the segment carried but the capture did not keep.
     pub missing: u32,
+    /// [`piece_hash`] of `payload`, when the caller has it: the capture thread hashes the
+    /// bytes while they are in its cache, where the worker fetched them from memory to hash
+    /// them (3% of the mail workload's replay cpu). `None` has the stream hash them.
+    pub payload_hash: Option<u64>,
 }
 
 /// Segments a stream remembers the bytes of, to check retransmissions of them.
@@ -222,6 +226,11 @@ pub const RECENT_PIECES: usize = 8;
 /// The hash of delivered pieces: keyed per process, so a peer cannot craft a rewritten
 /// retransmission with the hash of the first copy.
 static PIECE_HASH: LazyLock<foldhash::quality::RandomState> = LazyLock::new(Default::default);
+
+/// The hash a stream remembers delivered bytes by ([`Segment::payload_hash`]).
+pub fn piece_hash(bytes: &[u8]) -> u64 {
+    PIECE_HASH.hash_one(bytes)
+}
 
 /// The bytes of one segment a stream took: where they started, how many, their hash.
 #[derive(Clone, Copy, Default)]
@@ -239,12 +248,13 @@ struct Recent {
 }
 
 impl Recent {
-    fn push(&mut self, seq: u32, data: &[u8]) {
+    /// `hash` is the [`piece_hash`] of `data`, if known.
+    fn push(&mut self, seq: u32, data: &[u8], hash: Option<u64>) {
         if let Some(slot) = self.pieces.get_mut(self.next) {
             *slot = Piece {
                 seq,
                 len: data.len() as u32,
-                hash: PIECE_HASH.hash_one(data),
+                hash: hash.unwrap_or_else(|| piece_hash(data)),
             };
         }
         self.next = (self.next + 1) % RECENT_PIECES;
@@ -259,7 +269,7 @@ impl Recent {
             piece.len > 0
                 && data
                     .get(start..start + piece.len as usize)
-                    .is_some_and(|copy| PIECE_HASH.hash_one(copy) != piece.hash)
+                    .is_some_and(|copy| piece_hash(copy) != piece.hash)
         })
     }
 }
@@ -410,6 +420,7 @@ impl Stream {
             self.synced = true;
         }
         let len = seg.payload.len() as u64 + u64::from(seg.missing);
+        let seg = Segment { seq, ..seg };
         if self.finished {
             if len > 0 {
                 stats.retransmissions += 1;
@@ -420,7 +431,7 @@ impl Stream {
             self.fin_at = Some(seq.wrapping_add(len as u32));
         }
         if len > 0 {
-            self.accept(seq, seg.payload, seg.missing, memory, stats, sink);
+            self.accept(seg, memory, stats, sink);
         }
         self.check_fin();
     }
@@ -462,15 +473,21 @@ impl Stream {
         self.check_fin();
     }
 
+    /// Takes the bytes of `seg`, whose `seq` is that of its first byte (after any SYN).
     fn accept(
         &mut self,
-        seq: u32,
-        mut payload: &[u8],
-        mut missing: u32,
+        seg: Segment<'_>,
         memory: &MemoryBudget,
         stats: &mut ReassemblyStats,
         sink: &mut impl FnMut(Chunk<'_>),
     ) {
+        let Segment {
+            mut seq,
+            mut payload,
+            mut missing,
+            mut payload_hash,
+            ..
+        } = seg;
         let total = payload.len() as u64 + u64::from(missing);
         let mut rel = seq_delta(seq, self.next_seq);
         if rel < 0 {
@@ -495,12 +512,14 @@ impl Stream {
                 missing -= (cut - payload.len()) as u32;
                 payload = &[];
             }
+            payload_hash = None;
+            seq = self.next_seq;
             rel = 0;
         }
         let rel = rel as u64;
 
         if rel == 0 && self.held.is_none() {
-            self.deliver(payload, sink);
+            self.deliver(payload, payload_hash, sink);
             if missing > 0 {
                 self.gap(u64::from(missing), stats, sink);
             }
@@ -519,9 +538,16 @@ impl Stream {
                 }
                 let rel = seq_delta(seq, self.next_seq);
                 if rel > 0 && rel as u64 + payload.len() as u64 > u64::from(self.window) {
-                    return self.resync(rel as u64, payload, missing, stats, sink);
+                    return self.resync(rel as u64, payload, payload_hash, missing, stats, sink);
                 }
-                return self.accept(seq, payload, missing, memory, stats, sink);
+                let rest = Segment {
+                    seq,
+                    payload,
+                    missing,
+                    payload_hash,
+                    ..seg
+                };
+                return self.accept(rest, memory, stats, sink);
             }
             self.stalled = self
                 .stalled
@@ -529,7 +555,7 @@ impl Stream {
             if self.stalled > self.window {
                 // Far more data beyond the window than it could hold: the capture lost a
                 // stretch larger than the window.
-                self.resync(rel, payload, missing, stats, sink);
+                self.resync(rel, payload, payload_hash, missing, stats, sink);
             } else {
                 stats.segments_over_cap += 1;
                 stats.bytes_over_cap += payload.len() as u64;
@@ -590,7 +616,9 @@ impl Stream {
             // Held whole, so these are the bytes that will be delivered: remembered as the
             // segment they came in, which is what a retransmission repeats.
             let seq = self.next_seq.wrapping_add(rel as u32);
-            self.recent.get_or_insert_default().push(seq, payload);
+            self.recent
+                .get_or_insert_default()
+                .push(seq, payload, payload_hash);
         }
         if conflict {
             self.conflict(stats);
@@ -603,12 +631,13 @@ impl Stream {
         &mut self,
         rel: u64,
         payload: &[u8],
+        payload_hash: Option<u64>,
         missing: u32,
         stats: &mut ReassemblyStats,
         sink: &mut impl FnMut(Chunk<'_>),
     ) {
         self.gap(rel, stats, sink);
-        self.deliver(payload, sink);
+        self.deliver(payload, payload_hash, sink);
         if missing > 0 {
             self.gap(u64::from(missing), stats, sink);
         }
@@ -619,13 +648,14 @@ impl Stream {
         self.conflicted = true;
     }
 
-    fn deliver(&mut self, data: &[u8], sink: &mut impl FnMut(Chunk<'_>)) {
+    /// `hash` is the [`piece_hash`] of `data`, if known.
+    fn deliver(&mut self, data: &[u8], hash: Option<u64>, sink: &mut impl FnMut(Chunk<'_>)) {
         if data.is_empty() {
             return;
         }
         self.recent
             .get_or_insert_default()
-            .push(self.next_seq, data);
+            .push(self.next_seq, data, hash);
         sink(Chunk::Data(data));
         self.next_seq = self.next_seq.wrapping_add(data.len() as u32);
         self.delivered += data.len() as u64;

@@ -44,9 +44,11 @@ impl Harness {
             fin: false,
             payload: b"",
             missing: 0,
+            payload_hash: None,
         })
     }
 
+    /// A segment hashed by the capture, as the tracker hands them on.
     fn data(&mut self, seq: u32, payload: &[u8]) -> &mut Self {
         self.seg(Segment {
             seq,
@@ -54,6 +56,19 @@ impl Harness {
             fin: false,
             payload,
             missing: 0,
+            payload_hash: Some(piece_hash(payload)),
+        })
+    }
+
+    /// A segment that the stream hashes itself.
+    fn unhashed(&mut self, seq: u32, payload: &[u8]) -> &mut Self {
+        self.seg(Segment {
+            seq,
+            syn: false,
+            fin: false,
+            payload,
+            missing: 0,
+            payload_hash: None,
         })
     }
 
@@ -64,6 +79,7 @@ impl Harness {
             fin: true,
             payload: b"",
             missing: 0,
+            payload_hash: None,
         })
     }
 
@@ -192,6 +208,39 @@ fn repacketised_or_overlapping_rewrite_is_a_conflict() {
 }
 
 #[test]
+fn a_payload_hashed_by_the_capture_or_by_the_stream_is_checked_alike() {
+    for capture_hashed in [false, true] {
+        let mut h = Harness::new(1024);
+        h.syn(0);
+        let send = |h: &mut Harness, seq, payload: &[u8]| {
+            if capture_hashed {
+                h.data(seq, payload);
+            } else {
+                h.unhashed(seq, payload);
+            }
+        };
+        send(&mut h, 1, b"MAIL FROM:<a@b>\r\n");
+        send(&mut h, 1, b"MAIL FROM:<a@b>\r\n");
+        assert_eq!(h.stats.conflicts, 0, "capture hashed: {capture_hashed}");
+        send(&mut h, 1, b"MAIL FROM:<x@y>\r\n");
+        assert_eq!(h.stats.conflicts, 1, "capture hashed: {capture_hashed}");
+    }
+}
+
+#[test]
+fn a_trimmed_segment_is_remembered_by_the_bytes_it_delivered() {
+    let mut h = Harness::new(1024);
+    h.syn(0).data(1, b"MAIL ").data(1, b"MAIL FROM");
+    assert_eq!(h.text(), "MAIL FROM");
+    // What was delivered of the second segment is "FROM", at 6: its capture hash, of all nine
+    // bytes, is not that piece's.
+    h.data(6, b"FROM");
+    assert_eq!(h.stats.conflicts, 0);
+    h.data(6, b"FROG");
+    assert_eq!(h.stats.conflicts, 1);
+}
+
+#[test]
 fn bytes_delivered_from_the_held_buffer_are_remembered_too() {
     let mut h = Harness::new(1024);
     h.syn(0).data(4, b"DEF").data(1, b"ABC");
@@ -278,6 +327,7 @@ fn fin_carried_on_data_segment() {
         fin: true,
         payload: b"QUIT\r\n",
         missing: 0,
+        payload_hash: None,
     });
     assert_eq!(h.text(), "QUIT\r\n");
     assert!(h.stream.is_finished());
@@ -310,6 +360,7 @@ fn snaplen_truncated_segment_yields_data_then_gap() {
         fin: false,
         payload: b"MAIL",
         missing: 96,
+        payload_hash: None,
     });
     h.data(101, b"next");
     assert_eq!(h.text(), "MAIL[gap 96]next");
@@ -334,6 +385,20 @@ fn held_data_is_flushed_when_the_window_overflows() {
     let mut h = Harness::new(16);
     h.syn(0).data(5, b"held").data(15, b"overflowing");
     assert_eq!(h.text(), "[gap 4]held[gap 6]overflowing");
+}
+
+#[test]
+fn a_trimmed_segment_wider_than_the_window_goes_on_from_its_own_bytes() {
+    // Byte n of the stream is the n-th letter. A hole at 5..=8, "ij" held after it, then a
+    // segment from 3 that resends "cd" and is wider than the window: the hole becomes a gap,
+    // and the segment goes on from 11 ("k"), without a conflict with the "ij" it repeats.
+    let mut h = Harness::new(16);
+    h.syn(0)
+        .data(1, b"abcd")
+        .data(9, b"ij")
+        .data(3, b"cdefghijklmnopqrstuv");
+    assert_eq!(h.text(), "abcd[gap 4]ijklmnopqrstuv");
+    assert_eq!(h.stats.conflicts, 0);
 }
 
 #[test]

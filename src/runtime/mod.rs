@@ -46,7 +46,7 @@ use crate::capture::{
 };
 use crate::decode::{DecodeStats, Decoded, Defragmenter, TcpSegment, decode, reassembled_tcp};
 use crate::enrich::Enricher;
-use crate::flow::{FlowKey, FlowStats, KeyHash, KeyHasher};
+use crate::flow::{FlowStats, KeyHasher};
 use crate::output::{
     Event, EventBody, EventCounts, EventSink, EventWriter, Origin, OutputError, OutputSpec,
     OutputSummary, Outputs, StatsRecord,
@@ -55,7 +55,7 @@ use crate::reassembly::ReassemblyStats;
 use crate::rules::{ReloadStats, Rules};
 use crate::text::note;
 use crate::timestamp::Timestamp;
-use crate::tracker::{EventContext, Tracker, TrackerConfig};
+use crate::tracker::{EventContext, SegmentHashes, Tracker, TrackerConfig};
 
 /// Where packets come from.
 pub enum Input {
@@ -206,8 +206,8 @@ const FINAL_TICK: u64 = u64::MAX;
 /// A TCP segment in a batch: its payload lives in the batch's byte buffer.
 struct Queued {
     seg: TcpSegment<'static>,
-    /// Its flow key's hash, which the worker's table shares.
-    hash: KeyHash,
+    /// Hashed where its bytes were in the cache; the worker's table shares the key's hasher.
+    hashes: SegmentHashes,
     payload: (u32, u32),
     ts: Timestamp,
     wire_len: u32,
@@ -534,8 +534,8 @@ impl Dispatcher {
     /// Puts a decoded segment (a frame's, or a reassembled datagram's) in its worker's
     /// batch; `false` when it had to be dropped.
     fn queue(&mut self, seg: TcpSegment<'_>, ts: Timestamp, wire_len: u32, input: usize) -> bool {
-        let hash = self.hasher.hash(&FlowKey::of(&seg).0);
-        let worker = hash.shard(self.workers.len());
+        let hashes = SegmentHashes::of(&seg, &self.hasher);
+        let worker = hashes.key.shard(self.workers.len());
         if self.current[worker].is_none() {
             self.current[worker] = self.free_batch();
         }
@@ -550,7 +550,7 @@ impl Dispatcher {
                 payload: &[],
                 ..seg
             },
-            hash,
+            hashes,
             payload: (start, seg.payload.len() as u32),
             ts,
             wire_len,
@@ -762,7 +762,7 @@ fn worker_thread(
                         sink.now = q.ts;
                         tracker.on_hashed_segment(
                             &seg,
-                            q.hash,
+                            q.hashes,
                             q.ts,
                             q.wire_len,
                             usize::from(q.input),

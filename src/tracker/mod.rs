@@ -22,7 +22,9 @@ use crate::flow::{
 use crate::memory::allocation;
 use crate::output::{Event, EventBody, EventSink, Origin};
 use crate::protocols::{AppLayer, AppOutput, StreamOrigin};
-use crate::reassembly::{Chunk, MemoryBudget, ReassemblyStats, Segment, Stream, StreamStart};
+use crate::reassembly::{
+    Chunk, MemoryBudget, ReassemblyStats, Segment, Stream, StreamStart, piece_hash,
+};
 use crate::timestamp::Timestamp;
 
 /// Caps and timeouts of one worker's tracker.
@@ -68,6 +70,25 @@ const FLOW_BYTES: usize = FlowTable::<Flow>::BYTES_PER_FLOW;
 
 /// Stream bytes after which a flow's parser memory is measured again.
 const REMEASURE_BYTES: u64 = 2048;
+
+/// What is hashed of a segment before it reaches its worker: the capture thread hashes it
+/// while its bytes are in that core's cache, and shards by the key's hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHashes {
+    /// Of its flow key, by the tracker's `key_hasher`.
+    pub key: KeyHash,
+    /// [`piece_hash`] of its payload, which its stream remembers delivered bytes by.
+    pub payload: u64,
+}
+
+impl SegmentHashes {
+    pub fn of(seg: &TcpSegment<'_>, key_hasher: &KeyHasher) -> Self {
+        Self {
+            key: key_hasher.hash(&FlowKey::of(seg).0),
+            payload: piece_hash(seg.payload),
+        }
+    }
+}
 
 /// Names that events carry but the tracker does not own, and the rules it applies.
 pub struct EventContext<'a> {
@@ -213,17 +234,17 @@ impl Tracker {
         ctx: &EventContext<'_>,
         out: &mut impl EventSink,
     ) {
-        let hash = self.table.hash(&FlowKey::of(seg).0);
-        self.on_hashed_segment(seg, hash, ts, wire_len, origin, ctx, out);
+        let hashes = SegmentHashes::of(seg, &self.config.key_hasher);
+        self.on_hashed_segment(seg, hashes, ts, wire_len, origin, ctx, out);
     }
 
-    /// [`Tracker::on_segment`] for a segment whose flow key was hashed already, by the
-    /// config's `key_hasher`.
+    /// [`Tracker::on_segment`] for a segment hashed already ([`SegmentHashes::of`], with the
+    /// config's `key_hasher`).
     #[allow(clippy::too_many_arguments)]
     pub fn on_hashed_segment(
         &mut self,
         seg: &TcpSegment<'_>,
-        hash: KeyHash,
+        hashes: SegmentHashes,
         ts: Timestamp,
         wire_len: u32,
         origin: usize,
@@ -232,6 +253,7 @@ impl Tracker {
     ) {
         self.now = self.now.max(ts);
         let (key, sender) = FlowKey::of(seg);
+        let hash = hashes.key;
         debug_assert_eq!(hash, self.table.hash(&key), "hashed by another hasher");
 
         // A flow past its deadline ends before this packet is looked at, whether or not the
@@ -278,6 +300,7 @@ impl Tracker {
                         fin: seg.flags.fin(),
                         payload: seg.payload,
                         missing: seg.missing,
+                        payload_hash: Some(hashes.payload),
                     },
                     memory,
                     reassembly,
