@@ -195,11 +195,15 @@ impl EventSink for WorkerSink<'_> {
     }
 }
 
-/// Segments per batch, and payload bytes per batch, before it is sent.
-const BATCH_SEGMENTS: usize = 1024;
-const BATCH_BYTES: usize = 512 * 1024;
+/// Segments per batch, and payload bytes per batch, before it is sent. Each batch costs its
+/// worker a wake-up, a timer sweep and an output flush, and the capture thread a wake-up when
+/// it waited for it: four times as many segments in twice the bytes, in half as many batches
+/// (the same bytes in flight), took 5% off the mail workload's replay cpu and 7% off the bulk
+/// one's (0.95 to 0.90 and 0.42 to 0.39 cpu-s, 1 worker, medians of 5), at the same peak.
+const BATCH_SEGMENTS: usize = 4096;
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Batches in circulation per worker.
-const BATCHES_PER_WORKER: usize = 8;
+const BATCHES_PER_WORKER: usize = 4;
 /// Tick id of the final stats event.
 const FINAL_TICK: u64 = u64::MAX;
 
