@@ -15,8 +15,8 @@ use crate::capture::LinkType;
 use std::net::IpAddr;
 
 use etherparse::{
-    EtherType, IpNumber, LaxIpPayloadSlice, LaxIpSlice, LaxIpv4Slice, LaxIpv6Slice, LaxNetSlice,
-    LaxSlicedPacket, TcpSlice, TransportSlice, err::Layer,
+    EtherType, IpNumber, Ipv4HeaderSlice, LaxIpPayloadSlice, LaxIpSlice, LaxIpv4Slice,
+    LaxIpv6Slice, LaxNetSlice, LaxSlicedPacket, TcpSlice, TransportSlice, err::Layer,
 };
 use serde::Serialize;
 
@@ -250,7 +250,8 @@ pub fn decode<'a>(link: LinkType, frame: &'a [u8], stats: &mut DecodeStats) -> D
 
 /// The frame nearly every packet is, decoded without building etherparse's whole sliced
 /// packet (which costs more than the rest of decoding): Ethernet with at most two VLAN tags,
-/// then IPv4 or IPv6 whose headers parse whole, then a whole TCP header. For anything else it
+/// then IPv4 that is whole within the frame or IPv6 whose headers parse whole, not a fragment,
+/// then a whole TCP header. For anything else it
 /// counts nothing and says `None`, and the general path decodes the frame as it always did;
 /// on these frames both give the same segment and the same counts.
 fn ethernet_tcp<'a>(frame: &'a [u8], stats: &mut DecodeStats) -> Option<Decoded<'a>> {
@@ -273,25 +274,26 @@ fn ethernet_tcp<'a>(frame: &'a [u8], stats: &mut DecodeStats) -> Option<Decoded<
         ether_type = be16(at + 2)?;
         at += 4;
     }
-    if !matches!(EtherType(ether_type), EtherType::IPV4 | EtherType::IPV6) {
-        return None;
-    }
-    let (ip, None) = LaxIpSlice::from_slice(frame.get(at..)?).ok()? else {
-        return None;
-    };
-    if ip.payload().fragmented || ip.payload().ip_number != IpNumber::TCP {
-        return None;
-    }
-    let tcp = TcpSlice::from_slice(ip.payload().payload).ok()?;
-    let parts = match &ip {
-        LaxIpSlice::Ipv4(ip) => {
+    let ip = frame.get(at..)?;
+    let (parts, tcp) = match EtherType(ether_type) {
+        EtherType::IPV4 => {
+            let (parts, payload) = whole_ipv4_tcp(ip)?;
+            let tcp = TcpSlice::from_slice(payload).ok()?;
             stats.ipv4 += 1;
-            ipv4_parts(ip)
+            (parts, tcp)
         }
-        LaxIpSlice::Ipv6(ip) => {
+        EtherType::IPV6 => {
+            let (LaxIpSlice::Ipv6(ip), None) = LaxIpSlice::from_slice(ip).ok()? else {
+                return None;
+            };
+            if ip.payload().fragmented || ip.payload().ip_number != IpNumber::TCP {
+                return None;
+            }
+            let tcp = TcpSlice::from_slice(ip.payload().payload).ok()?;
             stats.ipv6 += 1;
-            ipv6_parts(ip)
+            (ipv6_parts(&ip), tcp)
         }
+        _ => return None,
     };
     if !vlan.is_empty() {
         stats.vlan += 1;
@@ -299,45 +301,65 @@ fn ethernet_tcp<'a>(frame: &'a [u8], stats: &mut DecodeStats) -> Option<Decoded<
     Some(Decoded::Tcp(tcp_segment(parts, vlan, &tcp, stats)))
 }
 
-/// Addresses, payload and the payload length the header declares, of an IP packet.
-type IpParts<'a, 'p> = (IpAddr, IpAddr, &'p LaxIpPayloadSlice<'a>, usize);
+/// An IPv4 packet that is whole (its total length within the frame) and carries an
+/// unfragmented TCP segment: its parts and the TCP bytes. Only its header is parsed, without
+/// the lax slice's bookkeeping, which the frames of the fast path do not need.
+fn whole_ipv4_tcp(ip: &[u8]) -> Option<(IpParts, &[u8])> {
+    let header = Ipv4HeaderSlice::from_slice(ip).ok()?;
+    if header.protocol() != IpNumber::TCP || header.is_fragmenting_payload() {
+        return None;
+    }
+    let payload = ip.get(header.slice().len()..usize::from(header.total_len()))?;
+    let parts = (
+        IpAddr::V4(header.source_addr()),
+        IpAddr::V4(header.destination_addr()),
+        0,
+    );
+    Some((parts, payload))
+}
 
-fn ipv4_parts<'a, 'p>(ip: &'p LaxIpv4Slice<'a>) -> IpParts<'a, 'p> {
+/// Source and destination address of an IP packet, and how many bytes of its payload the
+/// header declares but the capture did not keep.
+type IpParts = (IpAddr, IpAddr, usize);
+
+/// What the header declares of the payload beyond what `payload` holds, if it was cut.
+fn missing_bytes(payload: &LaxIpPayloadSlice<'_>, declared: usize) -> usize {
+    if payload.incomplete {
+        declared.saturating_sub(payload.payload.len())
+    } else {
+        0
+    }
+}
+
+fn ipv4_parts(ip: &LaxIpv4Slice<'_>) -> IpParts {
     let header = ip.header();
     let declared = usize::from(header.total_len()).saturating_sub(header.slice().len());
     (
         IpAddr::V4(header.source_addr()),
         IpAddr::V4(header.destination_addr()),
-        ip.payload(),
-        declared,
+        missing_bytes(ip.payload(), declared),
     )
 }
 
-fn ipv6_parts<'a, 'p>(ip: &'p LaxIpv6Slice<'a>) -> IpParts<'a, 'p> {
+fn ipv6_parts(ip: &LaxIpv6Slice<'_>) -> IpParts {
     let header = ip.header();
     let declared =
         usize::from(header.payload_length()).saturating_sub(ip.extensions().slice().len());
     (
         IpAddr::V6(header.source_addr()),
         IpAddr::V6(header.destination_addr()),
-        ip.payload(),
-        declared,
+        missing_bytes(ip.payload(), declared),
     )
 }
 
 /// The segment of a TCP header in an IP packet, counted.
 fn tcp_segment<'a>(
-    (src, dst, ip_payload, declared_len): IpParts<'a, '_>,
+    (src, dst, missing): IpParts,
     vlan: VlanTags,
     tcp: &TcpSlice<'a>,
     stats: &mut DecodeStats,
 ) -> TcpSegment<'a> {
     stats.tcp += 1;
-    let missing = if ip_payload.incomplete {
-        declared_len.saturating_sub(ip_payload.payload.len())
-    } else {
-        0
-    };
     if missing > 0 {
         stats.truncated_tcp += 1;
     }
@@ -735,6 +757,37 @@ mod tests {
             .write(&mut udp, b"q")
             .unwrap();
         frames.push(udp);
+        // Ethernet padding after the IP packet; IPv4 options; a fragment; a total length
+        // shorter than the header, and longer than the frame.
+        let mut padded = whole.clone();
+        padded.extend_from_slice(&[0; 6]);
+        frames.push(padded);
+        let mut options = Vec::new();
+        let mut ip =
+            etherparse::Ipv4Header::new(0, 64, IpNumber::TCP, [10, 0, 0, 1], [10, 0, 0, 2])
+                .unwrap();
+        ip.options = [1, 1, 1, 1].as_slice().try_into().unwrap();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+            .tcp(40000, 25, 7, 1000)
+            .write(&mut options, payload)
+            .unwrap();
+        let mut stats = DecodeStats::default();
+        for whole in [&options, &frames[frames.len() - 1]] {
+            assert_eq!(
+                tcp(decode(LinkType::Ethernet, whole, &mut stats)).payload,
+                payload
+            );
+        }
+        frames.push(options);
+        let mut fragment = whole.clone();
+        fragment[20] |= 0x20; // more fragments
+        frames.push(fragment);
+        for total_len in [10u16, 1500] {
+            let mut odd = whole.clone();
+            odd[16..18].copy_from_slice(&total_len.to_be_bytes());
+            frames.push(odd);
+        }
         let mut arp = whole[..14].to_vec();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         arp.extend_from_slice(&[0; 28]);
