@@ -271,17 +271,24 @@ impl Tracker {
             let was_closed = flow.conn.is_closed();
             // A RST or FIN far outside the sender's stream is injected (or stale): counted,
             // and it does not end the connection.
-            let mut seg = *seg;
+            // Copied only then: most segments carry neither.
             let dir = flow.conn.direction(sender);
-            if seg.flags.rst() && !flow.in_window(dir, seg.seq, window) {
-                reassembly.rst_out_of_window += 1;
-                seg.flags.0 &= !TcpFlags::RST;
-            }
-            if seg.flags.fin() && !flow.in_window(dir, seg.seq, window) {
-                reassembly.fin_out_of_window += 1;
-                seg.flags.0 &= !TcpFlags::FIN;
-            }
-            let seg = &seg;
+            let masked;
+            let seg = if seg.flags.0 & (TcpFlags::RST | TcpFlags::FIN) != 0 {
+                let mut flags = seg.flags;
+                if flags.rst() && !flow.in_window(dir, seg.seq, window) {
+                    reassembly.rst_out_of_window += 1;
+                    flags.0 &= !TcpFlags::RST;
+                }
+                if flags.fin() && !flow.in_window(dir, seg.seq, window) {
+                    reassembly.fin_out_of_window += 1;
+                    flags.0 &= !TcpFlags::FIN;
+                }
+                masked = TcpSegment { flags, ..*seg };
+                &masked
+            } else {
+                seg
+            };
             flow.conn.observe(seg, sender, ts, wire_len);
             let carries_data = !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin();
             if seg.flags.rst() {
