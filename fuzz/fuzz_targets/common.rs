@@ -150,7 +150,7 @@ impl Harness {
         let mut findings = Vec::new();
         self.analyzer.finish(self.now, &mut findings);
         self.write(findings);
-        let bytes = self.sink.writer.take();
+        let bytes = self.sink.writer.take().bytes;
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let value: serde_json::Value =
                 serde_json::from_slice(line).expect("every event is valid JSON");

@@ -43,9 +43,14 @@ pub fn fuzz_parser<P: StreamParser>(data: &[u8]) {
             },
         });
     }
-    let bytes = writer.take();
-    let lines: Vec<_> = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let written = writer.take();
+    let lines: Vec<_> = written
+        .bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     assert_eq!(lines.len(), run.events.len(), "every event serialises");
+    assert_eq!(written.count, lines.len() as u64, "the writer counts its lines");
     for line in lines {
         assert!(line.len() < MAX_EVENT, "capped: {} bytes", line.len());
         let value: serde_json::Value = serde_json::from_slice(line).expect("valid JSON");

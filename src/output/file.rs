@@ -19,10 +19,10 @@ impl Target for StdoutTarget {
         Ok(())
     }
 
-    fn deliver(&mut self, lines: &[u8]) -> Delivered {
+    fn deliver(&mut self, lines: &[u8], count: u64) -> Delivered {
         let mut out = io::stdout().lock();
         match write_counting(&mut out, lines) {
-            Ok(()) => Delivered::all(lines),
+            Ok(()) => Delivered::all(count),
             Err((done, error)) => Delivered {
                 lines: count_lines(&lines[..done]),
                 failure: Some(error),
@@ -83,7 +83,7 @@ impl Target for FileTarget {
         Ok(())
     }
 
-    fn deliver(&mut self, lines: &[u8]) -> Delivered {
+    fn deliver(&mut self, lines: &[u8], count: u64) -> Delivered {
         let Some(file) = self.file.as_mut() else {
             return Delivered::not_connected();
         };
@@ -105,7 +105,7 @@ impl Target for FileTarget {
             };
         }
         self.size += lines.len() as u64;
-        let delivered = Delivered::all(lines);
+        let delivered = Delivered::all(count);
         if self.rotation.max_bytes.is_some_and(|max| self.size >= max)
             && let Err(error) = self.rotate(self.now)
         {
@@ -181,11 +181,11 @@ mod tests {
         std::fs::write(&path, "old\n").unwrap();
         let mut t = FileTarget::new(path.clone(), Rotation::default());
         t.connect().unwrap();
-        assert_eq!(t.deliver(b"a\nb\n").lines, 2);
+        assert_eq!(t.deliver(b"a\nb\n", count_lines(b"a\nb\n")).lines, 2);
         std::fs::rename(&path, d.join("eve.json.1")).unwrap();
-        assert_eq!(t.deliver(b"c\n").lines, 1); // still the moved file
+        assert_eq!(t.deliver(b"c\n", count_lines(b"c\n")).lines, 1); // still the moved file
         t.reopen().unwrap();
-        assert_eq!(t.deliver(b"d\n").lines, 1);
+        assert_eq!(t.deliver(b"d\n", count_lines(b"d\n")).lines, 1);
         assert_eq!(
             std::fs::read(d.join("eve.json.1")).unwrap(),
             b"old\na\nb\nc\n"
@@ -208,10 +208,10 @@ mod tests {
         t.connect().unwrap();
         let hour = |h: u64| Timestamp::from_secs(1_767_225_600 + h * 3600); // 2026-01-01
         t.tick(hour(0)).unwrap();
-        t.deliver(b"first hour\n");
+        t.deliver(b"first hour\n", count_lines(b"first hour\n"));
         t.tick(hour(0).saturating_add_secs(10)).unwrap();
         t.tick(hour(1)).unwrap();
-        t.deliver(b"second hour\n");
+        t.deliver(b"second hour\n", count_lines(b"second hour\n"));
         assert_eq!(
             std::fs::read(d.join("eve.json.20260101T000000")).unwrap(),
             b"first hour\n"
@@ -228,10 +228,10 @@ mod tests {
         );
         s.connect().unwrap();
         s.tick(hour(0)).unwrap();
-        s.deliver(b"ab\n");
-        s.deliver(b"cd\n"); // 6 bytes: rotated
-        s.deliver(b"ef\n"); // 3 bytes
-        s.deliver(b"gh\n"); // rotated again, to a name with a counter
+        s.deliver(b"ab\n", count_lines(b"ab\n"));
+        s.deliver(b"cd\n", count_lines(b"cd\n")); // 6 bytes: rotated
+        s.deliver(b"ef\n", count_lines(b"ef\n")); // 3 bytes
+        s.deliver(b"gh\n", count_lines(b"gh\n")); // rotated again, to a name with a counter
         assert_eq!(
             std::fs::read(d.join("sized.json.20260101T000000")).unwrap(),
             b"ab\ncd\n"
@@ -249,7 +249,7 @@ mod tests {
         // /dev/full fails every write with ENOSPC.
         let mut t = FileTarget::new(PathBuf::from("/dev/full"), Rotation::default());
         t.connect().unwrap();
-        let d = t.deliver(b"one\ntwo\n");
+        let d = t.deliver(b"one\ntwo\n", count_lines(b"one\ntwo\n"));
         assert_eq!(d.lines, 0);
         assert_eq!(
             d.failure.map(|e| e.raw_os_error()),

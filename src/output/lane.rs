@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounde
 use serde::Serialize;
 
 use super::spec::{Destination, OutputSpec};
-use super::{file, redis, syslog, unix};
+use super::{Lines, file, redis, syslog, unix};
 use crate::text::note;
 use crate::timestamp::Timestamp;
 
@@ -26,8 +26,8 @@ use crate::timestamp::Timestamp;
 pub(super) trait Target: Send {
     /// Opens the file or connects; at start and after a failure.
     fn connect(&mut self) -> io::Result<()>;
-    /// Writes whole lines, each ending in `\n`, and says how many arrived.
-    fn deliver(&mut self, lines: &[u8]) -> Delivered;
+    /// Writes whole lines, each ending in `\n`, `count` of them, and says how many arrived.
+    fn deliver(&mut self, lines: &[u8], count: u64) -> Delivered;
     /// SIGHUP: files are reopened under their name (after logrotate moved them).
     fn reopen(&mut self) -> io::Result<()> {
         Ok(())
@@ -67,9 +67,10 @@ impl Delivered {
         }
     }
 
-    pub fn all(lines: &[u8]) -> Self {
+    /// All `count` lines arrived.
+    pub fn all(count: u64) -> Self {
         Delivered {
-            lines: count_lines(lines),
+            lines: count,
             failure: None,
             refused: None,
             unconfirmed: 0,
@@ -285,8 +286,11 @@ impl Outputs {
     }
 
     /// Hands whole event lines to every output.
-    pub fn write(&mut self, bytes: Vec<u8>) -> Handed {
-        let all_count = count_lines(&bytes);
+    pub fn write(&mut self, lines: Lines) -> Handed {
+        let Lines {
+            bytes,
+            count: all_count,
+        } = lines;
         if bytes.is_empty() {
             return Handed { lines: 0, ok: true };
         }
@@ -546,7 +550,7 @@ impl LaneState {
         let lines = self.pending_lines;
         self.reconnect_when_due();
         let delivered = if self.connected {
-            let result = self.target.deliver(&self.pending);
+            let result = self.target.deliver(&self.pending, lines);
             if let Some(why) = &result.refused {
                 self.refused(lines.saturating_sub(result.lines), why);
             }
@@ -584,7 +588,7 @@ impl LaneState {
         loop {
             self.reconnect_when_due();
             if self.connected {
-                let result = self.target.deliver(&self.pending);
+                let result = self.target.deliver(&self.pending, lines);
                 match (result.failure, &result.refused) {
                     (None, refused) => {
                         // Taken, or refused for good: written again it would be refused again.
@@ -735,7 +739,7 @@ mod tests {
             }
             Ok(())
         }
-        fn deliver(&mut self, lines: &[u8]) -> Delivered {
+        fn deliver(&mut self, lines: &[u8], count: u64) -> Delivered {
             self.writes += 1;
             if self.writes == 1 {
                 return Delivered {
@@ -746,7 +750,7 @@ mod tests {
                 };
             }
             self.got.extend_from_slice(lines);
-            Delivered::all(lines)
+            Delivered::all(count)
         }
     }
 
@@ -809,13 +813,13 @@ mod tests {
             lines.push(b'\n');
             lines
         };
-        outputs.write(chunk());
-        outputs.write(chunk());
+        outputs.write(Lines::counted(chunk()));
+        outputs.write(Lines::counted(chunk()));
         assert_eq!(rx.len(), 1);
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 1);
         // Stopped: the queue is waited for by its message count alone, which has room.
         outputs.capture_stopped();
-        outputs.write(chunk());
+        outputs.write(Lines::counted(chunk()));
         assert_eq!(rx.len(), 2);
         assert_eq!(counters.dropped.load(Ordering::Relaxed), 1);
         assert_eq!(

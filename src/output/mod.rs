@@ -18,11 +18,29 @@ pub trait EventSink {
     fn emit(&mut self, event: &Event<'_>);
 }
 
+/// Event lines, each ending in `\n`, and how many: whoever wrote them knows, and the outputs
+/// need not count them again.
+#[derive(Debug, Default)]
+pub struct Lines {
+    pub bytes: Vec<u8>,
+    pub count: u64,
+}
+
+impl Lines {
+    /// Lines from elsewhere (a stream of events), counted.
+    pub fn counted(bytes: Vec<u8>) -> Self {
+        let count = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        Lines { bytes, count }
+    }
+}
+
 /// Serialises events into a reusable byte buffer, one JSON object per line, and counts them by
 /// type. Workers serialise in parallel; the output thread only writes the bytes.
 #[derive(Default)]
 pub struct EventWriter {
     buf: Vec<u8>,
+    /// Lines in `buf`.
+    lines: u64,
     counts: EventCounts,
 }
 
@@ -37,13 +55,16 @@ impl EventWriter {
 
     /// Hands over the serialised lines for `spare`, emptied, to write the next ones into: a
     /// worker and the output thread pass the same few buffers back and forth.
-    pub fn swap(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+    pub fn swap(&mut self, mut spare: Vec<u8>) -> Lines {
         spare.clear();
-        std::mem::replace(&mut self.buf, spare)
+        Lines {
+            bytes: std::mem::replace(&mut self.buf, spare),
+            count: std::mem::take(&mut self.lines),
+        }
     }
 
     /// Hands over the serialised lines, leaving an empty buffer of the same capacity behind.
-    pub fn take(&mut self) -> Vec<u8> {
+    pub fn take(&mut self) -> Lines {
         self.swap(Vec::with_capacity(self.buf.capacity()))
     }
 }
@@ -57,6 +78,7 @@ impl EventSink for EventWriter {
         let start = self.buf.len();
         if sonic_rs::to_writer(&mut self.buf, event).is_ok() {
             self.buf.push(b'\n');
+            self.lines += 1;
             *self.counts.entry(event.body.event_type()).or_default() += 1;
         } else {
             self.buf.truncate(start);

@@ -69,7 +69,7 @@ impl Target for RedisTarget {
         Ok(())
     }
 
-    fn deliver(&mut self, lines: &[u8]) -> Delivered {
+    fn deliver(&mut self, lines: &[u8], _count: u64) -> Delivered {
         let Some(connection) = self.connection.as_mut() else {
             return Delivered::not_connected();
         };

@@ -103,7 +103,7 @@ impl Target for SyslogTarget {
         Ok(())
     }
 
-    fn deliver(&mut self, lines: &[u8]) -> Delivered {
+    fn deliver(&mut self, lines: &[u8], _count: u64) -> Delivered {
         let mut delivered = 0;
         let Some(socket) = self.socket.as_mut() else {
             return Delivered::not_connected();
@@ -283,7 +283,7 @@ mod tests {
         );
         t.connect().unwrap();
         let (mut peer, _) = listener.accept().unwrap();
-        let d = t.deliver(&[ALERT, ALERT].concat());
+        let d = t.deliver(&[ALERT, ALERT].concat(), 2);
         assert_eq!((d.lines, d.failure.is_none()), (2, true));
         drop(t);
         let mut got = Vec::new();

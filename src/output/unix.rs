@@ -34,7 +34,7 @@ impl Target for DgramTarget {
         Ok(())
     }
 
-    fn deliver(&mut self, lines: &[u8]) -> Delivered {
+    fn deliver(&mut self, lines: &[u8], _count: u64) -> Delivered {
         let Some(socket) = &self.socket else {
             return Delivered::not_connected();
         };
@@ -79,12 +79,12 @@ impl Target for StreamTarget {
         Ok(())
     }
 
-    fn deliver(&mut self, lines: &[u8]) -> Delivered {
+    fn deliver(&mut self, lines: &[u8], count: u64) -> Delivered {
         let Some(socket) = self.socket.as_mut() else {
             return Delivered::not_connected();
         };
         match write_counting(socket, lines) {
-            Ok(()) => Delivered::all(lines),
+            Ok(()) => Delivered::all(count),
             Err((done, error)) => {
                 self.socket = None;
                 Delivered {
@@ -111,7 +111,7 @@ mod tests {
         let server = UnixDatagram::bind(&dgram_path).unwrap();
         let mut d = DgramTarget::new(dgram_path);
         d.connect().unwrap();
-        assert_eq!(d.deliver(b"{\"a\":1}\n{\"b\":2}\n").lines, 2);
+        assert_eq!(d.deliver(b"{\"a\":1}\n{\"b\":2}\n", 2).lines, 2);
         let mut buf = [0u8; 64];
         let n = server.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"{\"a\":1}");
@@ -121,7 +121,7 @@ mod tests {
         let mut s = StreamTarget::new(stream_path.clone());
         s.connect().unwrap();
         let (mut peer, _) = listener.accept().unwrap();
-        assert_eq!(s.deliver(b"x\ny\n").lines, 2);
+        assert_eq!(s.deliver(b"x\ny\n", count_lines(b"x\ny\n")).lines, 2);
         drop(s);
         let mut got = String::new();
         io::Read::read_to_string(&mut peer, &mut got).unwrap();

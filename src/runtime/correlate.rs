@@ -22,7 +22,7 @@ use super::{Control, RunError};
 use crate::analysis::{Analyzer, Finding};
 use crate::fleet::{Accepted, Body, Entry, Merger, Step};
 use crate::output::{
-    Event, EventBody, EventSink, EventWriter, OutputSpec, OutputSummary, Outputs, RedisSpec,
+    Event, EventBody, EventSink, EventWriter, Lines, OutputSpec, OutputSummary, Outputs, RedisSpec,
     StatsRecord,
 };
 use crate::rules::{ReloadStats, Rules};
@@ -282,7 +282,7 @@ impl Correlator {
             Accepted::Taken(Some(line)) if !acked => {
                 let mut bytes = line.into_bytes();
                 bytes.push(b'\n');
-                self.outputs.write(bytes);
+                self.outputs.write(Lines::counted(bytes));
             }
             _ => {}
         }

@@ -48,7 +48,7 @@ use crate::decode::{DecodeStats, Decoded, Defragmenter, TcpSegment, decode, reas
 use crate::enrich::Enricher;
 use crate::flow::{FlowStats, KeyHasher};
 use crate::output::{
-    Event, EventBody, EventCounts, EventSink, EventWriter, Origin, OutputError, OutputSpec,
+    Event, EventBody, EventCounts, EventSink, EventWriter, Lines, Origin, OutputError, OutputSpec,
     OutputSummary, Outputs, StatsRecord,
 };
 use crate::reassembly::ReassemblyStats;
@@ -163,12 +163,12 @@ impl WorkerSink<'_> {
         if self.writer.pending_bytes() > 0 || !self.observations.is_empty() {
             // When no buffer came back yet, the new one is as large as this one: grown by
             // doubling from nothing, it was copied a dozen times for each batch.
-            let bytes = match self.spare.try_recv() {
+            let lines = match self.spare.try_recv() {
                 Ok(spare) => self.writer.swap(spare),
                 Err(_) => self.writer.take(),
             };
             let _ = self.out.send(ToOutput::Events {
-                bytes,
+                lines,
                 observations: std::mem::take(&mut self.observations),
                 epoch: self.epoch,
             });
@@ -259,7 +259,7 @@ struct WorkerSnapshot {
 
 enum ToOutput {
     Events {
-        bytes: Vec<u8>,
+        lines: Lines,
         observations: Vec<Observation>,
         epoch: u64,
     },
@@ -862,7 +862,7 @@ fn output_thread(
         p.hello();
     }
     let mut stopped = false;
-    let mut write = |bytes: Vec<u8>, outputs: &mut Outputs, publisher: &mut Option<Publisher>| {
+    let mut write = |lines: Lines, outputs: &mut Outputs, publisher: &mut Option<Publisher>| {
         if !stopped && stop.load(Ordering::Relaxed) {
             stopped = true;
             outputs.capture_stopped();
@@ -871,9 +871,9 @@ fn output_thread(
             }
         }
         if let Some(p) = publisher {
-            p.events(&bytes);
+            p.events(&lines.bytes);
         }
-        let handed = outputs.write(bytes);
+        let handed = outputs.write(lines);
         written.fetch_add(handed.lines, Ordering::Relaxed);
         if !handed.ok {
             // An output that must not fail did: stop capturing, but keep draining so no
@@ -895,12 +895,12 @@ fn output_thread(
     for msg in rx {
         let tick = match msg {
             ToOutput::Events {
-                bytes,
+                lines,
                 observations,
                 epoch,
             } => {
                 // The buffer goes back to a worker through the outputs, once they wrote it.
-                write(bytes, &mut outputs, &mut publisher);
+                write(lines, &mut outputs, &mut publisher);
                 analyzer.receive(observations, epoch);
                 continue;
             }

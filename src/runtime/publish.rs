@@ -7,7 +7,9 @@
 
 use crate::analysis::Observation;
 use crate::fleet::{Body, Entry, OBSERVATIONS_PER_ENTRY, shard_of, shard_stream};
-use crate::output::{Destination, OutputError, OutputSpec, OutputStats, OutputSummary, Outputs};
+use crate::output::{
+    Destination, Lines, OutputError, OutputSpec, OutputStats, OutputSummary, Outputs,
+};
 use crate::timestamp::Timestamp;
 
 /// What `--publish` and `--publish-events` asked for.
@@ -34,7 +36,7 @@ struct Shard {
     lane: Outputs,
     seq: u64,
     /// Serialised entries for one write.
-    lines: Vec<u8>,
+    lines: Lines,
 }
 
 impl Publisher {
@@ -52,7 +54,7 @@ impl Publisher {
             shards.push(Shard {
                 lane: Outputs::open_publish(&spec, live)?,
                 seq: 0,
-                lines: Vec::new(),
+                lines: Lines::default(),
             });
         }
         Ok(Publisher {
@@ -75,14 +77,15 @@ impl Publisher {
             body,
         };
         // An entry holds only strings, numbers and addresses: serialising cannot fail.
-        if serde_json::to_writer(&mut s.lines, &entry).is_ok() {
-            s.lines.push(b'\n');
+        if serde_json::to_writer(&mut s.lines.bytes, &entry).is_ok() {
+            s.lines.bytes.push(b'\n');
+            s.lines.count += 1;
         }
     }
 
     fn flush(&mut self) {
         for s in &mut self.shards {
-            if !s.lines.is_empty() {
+            if !s.lines.bytes.is_empty() {
                 s.lane.write(std::mem::take(&mut s.lines));
             }
         }
