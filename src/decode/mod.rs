@@ -254,6 +254,7 @@ pub fn decode<'a>(link: LinkType, frame: &'a [u8], stats: &mut DecodeStats) -> D
 /// then a whole TCP header. For anything else it
 /// counts nothing and says `None`, and the general path decodes the frame as it always did;
 /// on these frames both give the same segment and the same counts.
+#[inline(always)]
 fn ethernet_tcp<'a>(frame: &'a [u8], stats: &mut DecodeStats) -> Option<Decoded<'a>> {
     let be16 = |at: usize| -> Option<u16> {
         Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]))
@@ -304,6 +305,7 @@ fn ethernet_tcp<'a>(frame: &'a [u8], stats: &mut DecodeStats) -> Option<Decoded<
 /// An IPv4 packet that is whole (its total length within the frame) and carries an
 /// unfragmented TCP segment: its parts and the TCP bytes. Only its header is parsed, without
 /// the lax slice's bookkeeping, which the frames of the fast path do not need.
+#[inline(always)]
 fn whole_ipv4_tcp(ip: &[u8]) -> Option<(IpParts, &[u8])> {
     let header = Ipv4HeaderSlice::from_slice(ip).ok()?;
     if header.protocol() != IpNumber::TCP || header.is_fragmenting_payload() {
@@ -353,6 +355,7 @@ fn ipv6_parts(ip: &LaxIpv6Slice<'_>) -> IpParts {
 }
 
 /// The segment of a TCP header in an IP packet, counted.
+#[inline(always)]
 fn tcp_segment<'a>(
     (src, dst, missing): IpParts,
     vlan: VlanTags,
