@@ -537,6 +537,7 @@ fn live_flush_every(buffer_bytes: i32) -> Duration {
 impl Dispatcher {
     /// Puts a decoded segment (a frame's, or a reassembled datagram's) in its worker's
     /// batch; `false` when it had to be dropped.
+    #[inline(always)]
     fn queue(&mut self, seg: TcpSegment<'_>, ts: Timestamp, wire_len: u32, input: usize) -> bool {
         let hashes = SegmentHashes::of(&seg, &self.hasher);
         let worker = hashes.key.shard(self.workers.len());
