@@ -174,11 +174,12 @@ impl Detectors {
         if count == 0 {
             return;
         }
-        let client = obs.client().to_string();
+        // Written out only where it is the key: most keys are the envelope sender.
+        let client = || obs.client().to_string();
         let (sender, sender_type) = match settings.sender {
             // An encrypted envelope names no sender: the client stands for it.
             _ if smtp.mail_from.is_none() && estimated > 0 && smtp.auth_user.is_none() => {
-                (client, "client_ip")
+                (client(), "client_ip")
             }
             SenderKey::MailFrom => (
                 smtp.mail_from
@@ -188,9 +189,9 @@ impl Detectors {
             ),
             SenderKey::AuthUser => match &smtp.auth_user {
                 Some(user) => (user.clone(), "auth_user"),
-                None => (client, "client_ip"),
+                None => (client(), "client_ip"),
             },
-            SenderKey::ClientIp => (client, "client_ip"),
+            SenderKey::ClientIp => (client(), "client_ip"),
         };
         let Some(window) =
             self.excessive
