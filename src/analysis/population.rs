@@ -155,9 +155,14 @@ impl Population {
             let seen = &mut host.roles[role as usize];
             *seen = Some((seen.map_or(self.period, |s| s.0), self.period));
             for (name, display) in software {
-                let entry = (role, name.clone(), display.clone());
-                if host.software.len() < MAX_SOFTWARE && !host.software.contains(&entry) {
-                    host.software.push(entry);
+                // Copied only when new: a host is seen with the same software session after
+                // session.
+                let known = host
+                    .software
+                    .iter()
+                    .any(|(r, n, d)| *r == role && n == name && d == display);
+                if !known && host.software.len() < MAX_SOFTWARE {
+                    host.software.push((role, name.clone(), display.clone()));
                 }
             }
         }
