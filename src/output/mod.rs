@@ -29,7 +29,7 @@ pub struct Lines {
 impl Lines {
     /// Lines from elsewhere (a stream of events), counted.
     pub fn counted(bytes: Vec<u8>) -> Self {
-        let count = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        let count = lane::count_lines(&bytes);
         Lines { bytes, count }
     }
 }
