@@ -50,25 +50,22 @@ impl Harness {
 
     /// A segment hashed by the capture, as the tracker hands them on.
     fn data(&mut self, seq: u32, payload: &[u8]) -> &mut Self {
-        self.seg(Segment {
-            seq,
-            syn: false,
-            fin: false,
-            payload,
-            missing: 0,
-            payload_hash: Some(piece_hash(payload)),
-        })
+        self.payload(seq, payload, Some(piece_hash(payload)))
     }
 
     /// A segment that the stream hashes itself.
     fn unhashed(&mut self, seq: u32, payload: &[u8]) -> &mut Self {
+        self.payload(seq, payload, None)
+    }
+
+    fn payload(&mut self, seq: u32, payload: &[u8], payload_hash: Option<u64>) -> &mut Self {
         self.seg(Segment {
             seq,
             syn: false,
             fin: false,
             payload,
             missing: 0,
-            payload_hash: None,
+            payload_hash,
         })
     }
 
